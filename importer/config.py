@@ -1,0 +1,141 @@
+"""Settings: built-in defaults < config file (TOML) < environment < command-line flags, merged in one place.
+
+Nothing else in the importer reads `os.environ` or the config file. Every setting has an environment
+variable `MEETING_IMPORTER_<NAME>` (upper case); `HUBSPOT_BASE_URL` also sets `base_url`. The access token
+is read from the variable named by `token_env` and kept as a secret that never prints.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from importer.errors import ConfigError
+from importer.models import FIELDS, parse_reminders
+
+ENV_PREFIX = "MEETING_IMPORTER_"
+
+
+class Settings(BaseModel):
+    """Every knob of a run; frozen once merged. `config/importer.toml` documents each one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # reading
+    encoding: str | None = None
+    sheet: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    default_timezone: str = "UTC"
+    default_outcome: str = "SCHEDULED"
+    default_reminders: str = "30m"
+    include_invite_description: bool = False
+    # HubSpot
+    base_url: str = "https://api.hubapi.com"
+    token_env: str = "HUBSPOT_ACCESS_TOKEN"
+    token: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    on_missing_association: Literal["fail", "skip"] = "fail"
+    ambiguous_company_domain: Literal["fail", "all"] = "fail"
+    # sending
+    requests_per_10s: int = Field(default=100, ge=1, le=10_000)
+    search_per_second: float = Field(default=4.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    row_deadline_s: float = Field(default=300.0, gt=0)
+    search_lag_s: float = Field(default=30.0, ge=0)
+    # files
+    results: Path | None = None
+    state_path: Path | None = None
+    dry_run: bool = False
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)")
+        return value
+
+    @field_validator("default_reminders")
+    @classmethod
+    def _reminders(cls, value: str) -> str:
+        parse_reminders(value)
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value.values()) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"maps to unknown fields {unknown}; known: {', '.join(FIELDS)}")
+        return value
+
+    @field_validator("sheet", mode="before")
+    @classmethod
+    def _sheet(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+def load_settings(
+    config_path: Path | None,
+    environ: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> Settings:
+    """Merge the layers, later winning: defaults, `config_path`, `environ`, then the flags that were given."""
+    merged: dict[str, Any] = {}
+    if config_path is not None:
+        merged.update(_read_toml(config_path))
+    merged.update(_from_environ(environ))
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    token_env = str(merged.get("token_env", Settings.model_fields["token_env"].default))
+    if environ.get(token_env):
+        merged["token"] = environ[token_env]
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        source = f" in {config_path}" if config_path else ""
+        raise ConfigError(f"bad setting{source}: {_describe(exc)}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if "token" in data:
+        raise ConfigError(
+            f"{path}: put the access token in an environment variable (token_env), not the file"
+        )
+    return data
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if environ.get("HUBSPOT_BASE_URL"):
+        values["base_url"] = environ["HUBSPOT_BASE_URL"]
+    for name in Settings.model_fields:
+        if name in ("columns", "token"):
+            continue
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    return values
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)

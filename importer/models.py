@@ -1,0 +1,259 @@
+"""The meeting model: one validated spreadsheet row, and the parts of HubSpot's create body it determines.
+
+The reader turns cell text into typed values (vectorised, in polars); this model checks them. It knows
+nothing about HTTP or HubSpot ids: the mapper adds the owner id, organizer user id and associations later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+FIELDS = (
+    "title",
+    "start",
+    "end",
+    "duration_minutes",
+    "timezone",
+    "owner_email",
+    "attendee_emails",
+    "contact_emails",
+    "company_domains",
+    "deal_ids",
+    "ticket_ids",
+    "location",
+    "location_type",
+    "body",
+    "internal_notes",
+    "outcome",
+    "reminders",
+)
+"""Every column the importer understands, in the order the README documents them."""
+
+REQUIRED_FIELDS = ("title", "start", "owner_email")
+"""Columns a sheet must have; it also needs `end` or `duration_minutes`."""
+
+_LIST_SPLIT = re.compile(r"[;,\n\r]+")
+_REMINDER = re.compile(r"^(\d{1,4})\s*(\D+)$")
+EMAIL_PATTERN = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+DOMAIN_PATTERN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+OBJECT_ID_PATTERN = r"^[1-9][0-9]{0,19}$"
+MAX_TITLE = 1000
+MAX_MINUTES = 60 * 24 * 31
+
+# Checked by pydantic-core in Rust: no Python runs per value, which keeps a million rows inside seconds.
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
+Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253)]
+ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN)]
+
+
+class TimeUnit(StrEnum):
+    MINUTES = "MINUTES"
+    HOURS = "HOURS"
+    DAYS = "DAYS"
+    WEEKS = "WEEKS"
+
+
+_UNIT_WORDS = {
+    TimeUnit.MINUTES: ("m", "min", "mins", "minute", "minutes", "分"),
+    TimeUnit.HOURS: ("h", "hr", "hrs", "hour", "hours", "時間"),
+    TimeUnit.DAYS: ("d", "day", "days", "日"),
+    TimeUnit.WEEKS: ("w", "wk", "wks", "week", "weeks", "週間"),
+}
+_UNITS = {word: unit for unit, words in _UNIT_WORDS.items() for word in words}
+_NO_REMINDERS = ("none", "no", "-", "なし")
+
+Outcome = Literal["SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"]
+LocationType = Literal["ADDRESS", "CUSTOM", "PHONE"]
+ENUM_ALIASES = {
+    "NO SHOW": "NO_SHOW",
+    "NO-SHOW": "NO_SHOW",
+    "NOSHOW": "NO_SHOW",
+    "CANCELLED": "CANCELED",
+    # What Japanese sheets write for HubSpot's outcome and location type values.
+    "予定": "SCHEDULED",
+    "完了": "COMPLETED",
+    "日程変更": "RESCHEDULED",
+    "無断欠席": "NO_SHOW",
+    "キャンセル": "CANCELED",
+    "住所": "ADDRESS",
+    "電話": "PHONE",
+    "その他": "CUSTOM",
+}
+"""Other spellings of the HubSpot enum values `outcome` and `location_type` take (after upper-casing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """One e-mail reminder, in HubSpot's `emailReminderSchedule.reminders[]` terms."""
+
+    number: int
+    unit: TimeUnit
+
+    def to_hubspot(self) -> dict[str, Any]:
+        return {"numberOfTimeUnits": self.number, "timeUnit": str(self.unit)}
+
+
+class ReminderError(ValueError):
+    """A reminders cell that does not read as a schedule."""
+
+
+def parse_reminders(text: str) -> tuple[Reminder, ...]:
+    """`1d; 2h; 30m` (also `2 hours, 1 week`, `1日`) -> reminders; `none` -> no reminders."""
+    if text.strip().lower() in _NO_REMINDERS:
+        return ()
+    reminders: dict[Reminder, None] = {}
+    for part in split_list(text):
+        match = _REMINDER.match(part.lower())
+        unit = _UNITS.get(match.group(2)) if match else None
+        if match is None or unit is None or int(match.group(1)) == 0:
+            raise ReminderError(f"'{part}' is not a reminder like 30m, 2h, 1d or 1w")
+        reminders.setdefault(Reminder(int(match.group(1)), unit), None)
+    return tuple(reminders)
+
+
+def split_list(text: str) -> list[str]:
+    """Split a cell on `;`, `,` or newlines; trim, drop empties, keep first occurrences in order."""
+    seen: dict[str, None] = {}
+    for part in _LIST_SPLIT.split(text):
+        part = part.strip()
+        if part:
+            seen.setdefault(part, None)
+    return list(seen)
+
+
+class Meeting(BaseModel):
+    """A validated meeting, times in UTC. `row_key` identifies it across runs and re-sorted sheets.
+
+    Fields arrive normalised (trimmed, lists split, e-mails and domains lower-cased): turning cell text
+    into these values is the reader's job, done for whole columns at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ignored_types=(cached_property,))
+
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    start: AwareDatetime
+    end: AwareDatetime
+    timezone: str
+    owner_email: Email
+    attendee_emails: tuple[Email, ...] = ()
+    contact_emails: tuple[Email, ...] = ()
+    company_domains: tuple[Domain, ...] = ()
+    deal_ids: tuple[ObjectId, ...] = ()
+    ticket_ids: tuple[ObjectId, ...] = ()
+    location: str | None = None
+    location_type: LocationType | None = None
+    body: str | None = None
+    internal_notes: str | None = None
+    outcome: Outcome = "SCHEDULED"
+    reminders: tuple[Reminder, ...] = ()
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Meeting:
+        if self.end <= self.start:
+            raise PydanticCustomError("end", "must be after start")
+        return self
+
+    @cached_property
+    def row_key(self) -> str:
+        """Fingerprint of what makes this meeting itself: not its row position, so reruns recognise it."""
+        identity = "\x1f".join(
+            [
+                self.title,
+                str(_epoch_ms(self.start)),
+                str(_epoch_ms(self.end)),
+                self.owner_email,
+                ";".join(sorted(self.contact_emails)),
+                ";".join(sorted(self.company_domains)),
+                ";".join(sorted(self.deal_ids)),
+                ";".join(sorted(self.ticket_ids)),
+            ]
+        )
+        return hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+    def body_without_ids(self, include_invite_description: bool = False) -> dict[str, Any]:
+        """HubSpot's create body, minus what the mapper resolves: owner ids and associations."""
+        properties = {
+            "hs_meeting_title": self.title,
+            "hs_meeting_start_time": _iso_z(self.start),
+            "hs_meeting_end_time": _iso_z(self.end),
+            "hs_timestamp": _iso_z(self.start),
+            "hs_meeting_outcome": self.outcome,
+        }
+        optional = {
+            "hs_meeting_body": self.body,
+            "hs_meeting_location": self.location,
+            "hs_meeting_location_type": self.location_type,
+            "hs_internal_meeting_notes": self.internal_notes,
+        }
+        properties.update({k: v for k, v in optional.items() if v is not None})
+        return {
+            "properties": properties,
+            "timezone": self.timezone,
+            "emailReminderSchedule": {
+                "reminders": [r.to_hubspot() for r in self.reminders],
+                "shouldIncludeInviteDescription": include_invite_description,
+            },
+            "associations": [],
+        }
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def _iso_z(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, milliseconds only when present: what HubSpot itself returns."""
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+class RowStatus(StrEnum):
+    """A row's outcome in the results file."""
+
+    VALID = "valid"  # dry run: would be sent
+    INVALID = "invalid"  # the sheet's data is wrong; fix the row
+    CREATED = "created"  # HubSpot created the meeting in this run
+    SKIPPED = "skipped"  # created by an earlier run; not sent again
+    FAILED = "failed"  # HubSpot refused it, or it could not be mapped or sent
+    NOT_SENT = "not_sent"  # the run stopped before sending it; the next run will
+
+
+@dataclass(slots=True)
+class RowResult:
+    """One input row's outcome: what the results file says about it."""
+
+    row: int
+    status: RowStatus
+    row_key: str | None = None
+    meeting_id: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    correlation_id: str | None = None
+    attempts: int = 0
+    warning: str | None = None
+
+
+RESULT_COLUMNS = (
+    "row",
+    "status",
+    "meeting_id",
+    "error",
+    "http_status",
+    "correlation_id",
+    "attempts",
+    "row_key",
+    "warning",
+)
+"""Columns the results file appends to the input's own; ignored when a results file is read as input."""
