@@ -18,11 +18,11 @@ import polars as pl
 from importer.models import (
     DOMAIN_PATTERN,
     EMAIL_PATTERN,
+    ENUM_ALIASES,
     FIELDS,
     MAX_MINUTES,
     MAX_TITLE,
     OBJECT_ID_PATTERN,
-    ENUM_ALIASES,
     LocationType,
     Outcome,
     Reminder,

@@ -1,0 +1,491 @@
+"""HubSpot client: owners, batch reads, search and the calendar-meeting create, over one httpx.AsyncClient.
+
+It knows HTTP and HubSpot's answers, nothing about spreadsheets, rows or the ledger. Every answer's
+`X-HubSpot-RateLimit-*` headers go to the gate; every failure becomes one of these types, translated in
+one place (`_send`):
+
+    HubSpotError
+    ├── ApiError                HubSpot answered with an error status (status, category, correlation id)
+    │   ├── RateLimited         429 for the rolling window or the search limit: wait, then retry
+    │   ├── DailyLimitReached   429 for the daily cap: stop sending until it resets
+    │   ├── Unavailable         5xx, 423, 477: HubSpot is struggling; retry with backoff
+    │   ├── AuthFailed          401 or 403: the token or its scopes are wrong; stop the run
+    │   └── Rejected            any other 4xx: this request is wrong; retrying cannot help
+    └── NoAnswer                no complete answer came back
+        ├── NotSent             the connection never carried the request: safe to send again
+        └── OutcomeUnknown      sent, answer lost: a create may or may not have happened
+
+Reads (owners, batch read, search) change nothing, so the client retries them on every transient error,
+dropped connections included. A create is tried exactly once: whether to try it again is the sender's
+decision, because HubSpot has no idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+import httpx
+
+CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
+BATCH_LIMIT = 100  # HubSpot's maximum inputs per batch read
+SEARCH_PAGE_LIMIT = 200  # HubSpot's maximum search page size
+OWNERS_PAGE_LIMIT = 500
+ObjectType = Literal["contacts", "companies", "deals", "tickets", "meetings"]
+Kind = Literal["api", "search"]
+T = TypeVar("T")
+
+
+class HubSpotError(Exception):
+    """Base of everything the client raises."""
+
+
+class ApiError(HubSpotError):
+    """HubSpot answered with an error status; its JSON (every field optional) is kept."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        category: str | None = None,
+        correlation_id: str | None = None,
+        policy_name: str | None = None,
+        retry_after: float | None = None,
+        details: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.category = category
+        self.correlation_id = correlation_id
+        self.policy_name = policy_name
+        self.retry_after = retry_after
+        self.details = details
+
+    def __str__(self) -> str:
+        parts = [f"HubSpot {self.status}"]
+        if self.category:
+            parts.append(self.category)
+        text = " ".join(parts) + f": {self.message}"
+        if self.details:
+            text += " (" + "; ".join(self.details) + ")"
+        return text
+
+
+class RateLimited(ApiError):
+    """429 for the rolling 10-second window (TEN_SECONDLY_ROLLING) or the search limit (SECONDLY)."""
+
+
+class DailyLimitReached(ApiError):
+    """429 with policyName DAILY: nothing more can be sent until the account's day resets."""
+
+
+class Unavailable(ApiError):
+    """5xx, 423 (locked, wait at least 2 s) or 477 (migration, honour Retry-After): retry later."""
+
+
+class AuthFailed(ApiError):
+    """401 or 403: the token is wrong, expired, or lacks a scope. No request can succeed."""
+
+
+class Rejected(ApiError):
+    """Any other 4xx (400 validation, 404, 409): this request is wrong and will stay wrong."""
+
+
+class NoAnswer(HubSpotError):
+    """No complete answer: the request may or may not have reached HubSpot (see the subclasses)."""
+
+
+class NotSent(NoAnswer):
+    """The connection failed before the request went out (refused, connect timeout, pool full)."""
+
+
+class OutcomeUnknown(NoAnswer):
+    """The request went out but its answer was lost (read timeout, reset, dropped connection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """HubSpot's `X-HubSpot-RateLimit-*` headers of one answer; None where a header was absent."""
+
+    max: int | None = None
+    remaining: int | None = None
+    interval_ms: int | None = None
+    daily: int | None = None
+    daily_remaining: int | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo:
+        def number(name: str) -> int | None:
+            value = headers.get(f"x-hubspot-ratelimit-{name}")
+            try:
+                return int(value) if value is not None else None
+            except ValueError:
+                return None
+
+        return cls(
+            number("max"),
+            number("remaining"),
+            number("interval-milliseconds"),
+            number("daily"),
+            number("daily-remaining"),
+        )
+
+
+class Gate(Protocol):
+    """Paces requests: entered around every request, told every answer's rate-limit headers."""
+
+    def slot(self, kind: Kind) -> Any:
+        """An async context manager held while one request of `kind` is in flight."""
+
+    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
+        """Learn from an answer's headers."""
+
+    def back_off(self, kind: Kind, seconds: float) -> None:
+        """Hold every request of `kind` for `seconds` (after a 429 for a window)."""
+
+
+class OpenGate:
+    """A gate that never waits: for tests of the client alone."""
+
+    @asynccontextmanager
+    async def slot(self, kind: Kind) -> AsyncIterator[None]:
+        yield
+
+    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
+        pass
+
+    def back_off(self, kind: Kind, seconds: float) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. Delay before attempt n+1 (full jitter):
+    uniform(0, min(cap_s, base_s * 2**(n-1))), or the wait HubSpot asked for when it said so."""
+
+    max_attempts: int = 5
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    deadline_s: float = 300.0
+    locked_min_s: float = 2.0  # HubSpot asks for at least 2 s after a 423
+
+    def delay(self, attempt: int, error: HubSpotError) -> float:
+        backoff = random.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+        if isinstance(error, ApiError) and error.retry_after is not None:
+            return max(error.retry_after, backoff)
+        if isinstance(error, Unavailable) and error.status == 423:
+            return max(self.locked_min_s, backoff)
+        return backoff
+
+
+RETRIABLE_READ_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NoAnswer)
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A HubSpot owner: `id` goes in hubspot_owner_id, `user_id` in organizerUserId. Never swap them."""
+
+    id: str
+    user_id: int | None
+    email: str
+    archived: bool = False
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A CRM object as HubSpot returns it."""
+
+    id: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRead:
+    """A batch read: the records found and the inputs HubSpot reported missing."""
+
+    found: list[Record] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A created meeting: its id and the answer's correlation id."""
+
+    id: str
+    correlation_id: str | None
+    status: int
+
+
+class HubSpotClient:
+    """One connection pool for a run. Use as `async with HubSpotClient(...) as client:`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        gate: Gate | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 10,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._gate: Gate = gate or OpenGate()
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s, pool=None),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient(base_url={self._base_url!r}, token=<hidden>)"
+
+    async def __aenter__(self) -> HubSpotClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+
+    # --- reads: retried on every transient error ---
+
+    async def list_owners(self, *, archived: bool = False) -> list[Owner]:
+        """Every owner, following the paging cursor (`archived=True`: the archived ones)."""
+        owners: list[Owner] = []
+        after: str | None = None
+        while True:
+            params = {"limit": str(OWNERS_PAGE_LIMIT), "archived": str(archived).lower()}
+            if after:
+                params["after"] = after
+            page = await self._read("GET", "/crm/v3/owners", params=params)
+            owners.extend(_owner(item, archived) for item in page.get("results", []))
+            after = _next_after(page)
+            if after is None:
+                return owners
+
+    async def batch_read(
+        self,
+        object_type: ObjectType,
+        ids: Iterable[str],
+        *,
+        id_property: str | None = None,
+        properties: Iterable[str] = (),
+    ) -> BatchRead:
+        """Read records by id (or by a unique property), BATCH_LIMIT per call, calls run concurrently."""
+        unique = list(dict.fromkeys(ids))
+        chunks = [unique[i : i + BATCH_LIMIT] for i in range(0, len(unique), BATCH_LIMIT)]
+        answers = await asyncio.gather(
+            *(self._batch_read_chunk(object_type, chunk, id_property, list(properties)) for chunk in chunks)
+        )
+        result = BatchRead()
+        for answer in answers:
+            result.found.extend(answer.found)
+            result.missing.extend(answer.missing)
+        return result
+
+    async def _batch_read_chunk(
+        self, object_type: ObjectType, ids: list[str], id_property: str | None, properties: list[str]
+    ) -> BatchRead:
+        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": properties}
+        if id_property:
+            body["idProperty"] = id_property
+        answer = await self._read("POST", f"/crm/v3/objects/{object_type}/batch/read", json_body=body)
+        found = [Record(str(r["id"]), dict(r.get("properties") or {})) for r in answer.get("results", [])]
+        missing = [str(i) for e in answer.get("errors", []) for i in (e.get("context") or {}).get("ids", [])]
+        return BatchRead(found, missing)
+
+    async def search(
+        self,
+        object_type: ObjectType,
+        filter_groups: list[dict[str, Any]],
+        *,
+        properties: Iterable[str] = (),
+        limit: int = SEARCH_PAGE_LIMIT,
+    ) -> list[Record]:
+        """Every record matching `filter_groups` (groups OR, filters in a group AND), all pages."""
+        records: list[Record] = []
+        after: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": filter_groups,
+                "properties": list(properties),
+                "limit": min(limit, SEARCH_PAGE_LIMIT),
+            }
+            if after:
+                body["after"] = after
+            page = await self._read(
+                "POST", f"/crm/v3/objects/{object_type}/search", json_body=body, kind="search"
+            )
+            records.extend(
+                Record(str(r["id"]), dict(r.get("properties") or {})) for r in page.get("results", [])
+            )
+            after = _next_after(page)
+            if after is None:
+                return records
+
+    # --- the create: one attempt; the sender decides about another ---
+
+    async def create_meeting(self, organizer_user_id: int, body: Mapping[str, Any]) -> Created:
+        """`POST /scheduler/2026-03/meetings/calendar?organizerUserId=...`; the spec says 200, CRM 201."""
+        params = {"organizerUserId": str(organizer_user_id)}
+        response = await self._send("POST", CREATE_MEETING_PATH, params=params, json_body=body, kind="api")
+        data = _json(response)
+        return Created(
+            str(data["id"]), response.headers.get("x-hubspot-correlation-id"), response.status_code
+        )
+
+    # --- plumbing ---
+
+    async def _read(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        kind: Kind = "api",
+    ) -> dict[str, Any]:
+        async def once() -> dict[str, Any]:
+            return _json(await self._send(method, path, params=params, json_body=json_body, kind=kind))
+
+        return await self.retrying(once, RETRIABLE_READ_ERRORS, kind=kind)
+
+    async def retrying(
+        self,
+        call: Callable[[], Awaitable[T]],
+        retriable: tuple[type[HubSpotError], ...],
+        *,
+        kind: Kind = "api",
+        on_retry: Callable[[int, HubSpotError], None] | None = None,
+    ) -> T:
+        """Run `call` until it succeeds, a non-`retriable` error, or the policy's attempts or deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry.deadline_s
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except retriable as error:
+                delay = self._retry.delay(attempt, error)
+                if attempt >= self._retry.max_attempts or loop.time() + delay > deadline:
+                    raise
+                if on_retry is not None:
+                    on_retry(attempt, error)
+                attempt += 1
+                await self._sleep(delay)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        kind: Kind,
+    ) -> httpx.Response:
+        async with self._gate.slot(kind):
+            self.requests_sent += 1
+            try:
+                response = await self._http.request(method, path, params=params, json=json_body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise NotSent(f"{method} {path}: could not connect ({type(exc).__name__})") from None
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise OutcomeUnknown(f"{method} {path}: no answer ({type(exc).__name__})") from None
+        info = RateLimitInfo.from_headers(response.headers)
+        self._gate.observe(kind, info)
+        if response.status_code >= 400:
+            error = _api_error(response)
+            if isinstance(error, RateLimited):
+                self._gate.back_off(kind, _window_wait(error, info))
+            raise error
+        return response
+
+
+def _window_wait(error: RateLimited, info: RateLimitInfo) -> float:
+    """After a 429 for a window: Retry-After if given, else the window's length (search: 1 s)."""
+    if error.retry_after is not None:
+        return error.retry_after
+    if error.policy_name == "SECONDLY":
+        return 1.0
+    return (info.interval_ms or 10_000) / 1000
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    status = response.status_code
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    message = str(data.get("message") or response.reason_phrase or "error")
+    details = tuple(
+        str(e.get("message")) for e in data.get("errors") or [] if isinstance(e, dict) and e.get("message")
+    )
+    kwargs: dict[str, Any] = {
+        "category": data.get("category") or data.get("errorType"),
+        "correlation_id": data.get("correlationId") or response.headers.get("x-hubspot-correlation-id"),
+        "policy_name": data.get("policyName"),
+        "retry_after": _retry_after(response.headers.get("retry-after")),
+        "details": details,
+    }
+    if status == 429:
+        cls: type[ApiError] = DailyLimitReached if kwargs["policy_name"] == "DAILY" else RateLimited
+    elif status in (401, 403):
+        cls = AuthFailed
+    elif status >= 500 or status in (423, 477):
+        cls = Unavailable
+    else:
+        cls = Rejected
+    return cls(status, message, **kwargs)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: HubSpot sends seconds; fall back to our own backoff
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except (ValueError, json.JSONDecodeError):
+        raise Unavailable(response.status_code, "HubSpot answered with something that is not JSON") from None
+    if not isinstance(data, dict):
+        raise Unavailable(response.status_code, "HubSpot answered with unexpected JSON")
+    return data
+
+
+def _next_after(page: Mapping[str, Any]) -> str | None:
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after else None
+
+
+def _owner(item: Mapping[str, Any], archived: bool) -> Owner:
+    user_id = item.get("userId")
+    return Owner(
+        id=str(item["id"]),
+        user_id=int(user_id) if user_id is not None else None,
+        email=str(item.get("email") or "").lower(),
+        archived=bool(item.get("archived", archived)),
+        first_name=item.get("firstName"),
+        last_name=item.get("lastName"),
+    )

@@ -1,0 +1,220 @@
+"""Mapper: owners and association ids for every meeting, with as few calls as HubSpot allows.
+
+Each distinct value is looked up once per run: owners in one paged pass, contacts by e-mail and deals and
+tickets by id in batch reads of 100, companies by domain through search (HubSpot's `domain` is not a
+unique property, so batch read cannot take it, and one domain may name several companies). The result,
+per meeting, is the complete create request or the reasons it cannot be made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from importer.hubspot import HubSpotClient, Owner
+from importer.models import Meeting
+
+# HUBSPOT_DEFINED association type ids, meeting -> object (HubSpot's AssociationTypes enum).
+ASSOCIATION_TYPE_IDS = {"contacts": 200, "companies": 188, "deals": 212, "tickets": 226}
+_IN_VALUES = 100  # values per IN filter of a company search
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """Everything `POST /scheduler/2026-03/meetings/calendar` needs for one meeting."""
+
+    organizer_user_id: int
+    body: dict[str, Any]
+    owner_id: str  # with start_ms and title: how a lost create is found again by search
+    start_ms: int
+    title: str
+    notes: tuple[str, ...] = ()  # associations left out under on_missing_association = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """A meeting's create request, or why there is none."""
+
+    request: CreateRequest | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What HubSpot has for the run's values: owners by e-mail, object ids by e-mail, domain or id."""
+
+    owners: dict[str, Owner]
+    contacts: dict[str, str]
+    companies: dict[str, list[str]]
+    deals: set[str]
+    tickets: set[str]
+
+
+async def build_directory(client: HubSpotClient, meetings: Sequence[Meeting]) -> Directory:
+    """Look up every distinct owner, contact, company, deal and ticket the meetings name, concurrently."""
+    emails = _distinct(m.contact_emails for m in meetings)
+    domains = _distinct(m.company_domains for m in meetings)
+    deal_ids = _distinct(m.deal_ids for m in meetings)
+    ticket_ids = _distinct(m.ticket_ids for m in meetings)
+    # Owners first: every run needs them, and a refused token then costs one request, not one per lookup.
+    owners = await _owners(client)
+    contacts, companies, deals, tickets = await asyncio.gather(
+        _contacts(client, emails),
+        _companies(client, domains),
+        _existing(client, "deals", deal_ids),
+        _existing(client, "tickets", ticket_ids),
+    )
+    return Directory(owners, contacts, companies, deals, tickets)
+
+
+def _distinct(groups: Any) -> list[str]:
+    return list(dict.fromkeys(value for group in groups for value in group))
+
+
+async def _owners(client: HubSpotClient) -> dict[str, Owner]:
+    """Owners by lower-case e-mail; archived ones too, so a row can be told why its owner won't do."""
+    active, archived = await asyncio.gather(client.list_owners(), client.list_owners(archived=True))
+    owners = {o.email: o for o in archived if o.email}
+    owners.update({o.email: o for o in active if o.email})
+    return owners
+
+
+async def _contacts(client: HubSpotClient, emails: list[str]) -> dict[str, str]:
+    if not emails:
+        return {}
+    read = await client.batch_read("contacts", emails, id_property="email", properties=["email"])
+    return {str(r.properties.get("email") or "").lower(): r.id for r in read.found}
+
+
+async def _companies(client: HubSpotClient, domains: list[str]) -> dict[str, list[str]]:
+    chunks = [domains[i : i + _IN_VALUES] for i in range(0, len(domains), _IN_VALUES)]
+    pages = await asyncio.gather(
+        *(
+            client.search(
+                "companies",
+                [{"filters": [{"propertyName": "domain", "operator": "IN", "values": chunk}]}],
+                properties=["domain", "name"],
+            )
+            for chunk in chunks
+        )
+    )
+    companies: dict[str, list[str]] = {}
+    for page in pages:
+        for record in page:
+            domain = str(record.properties.get("domain") or "").lower()
+            companies.setdefault(domain, []).append(record.id)
+    return companies
+
+
+async def _existing(
+    client: HubSpotClient, object_type: Literal["deals", "tickets"], ids: list[str]
+) -> set[str]:
+    if not ids:
+        return set()
+    read = await client.batch_read(object_type, ids)
+    return {r.id for r in read.found}
+
+
+def map_meeting(
+    meeting: Meeting,
+    directory: Directory,
+    *,
+    on_missing_association: Literal["fail", "skip"],
+    ambiguous_company_domain: Literal["fail", "all"],
+    include_invite_description: bool,
+) -> Mapped:
+    """The create request for `meeting`, or every reason it cannot be made."""
+    errors: list[str] = []
+    notes: list[str] = []
+    skip = on_missing_association == "skip"
+
+    organizer = _organizer(meeting.owner_email, directory, errors)
+    attendee_ids = []
+    for email in meeting.attendee_emails:
+        owner = directory.owners.get(email)
+        if owner is None or owner.archived:
+            (notes if skip else errors).append(f"attendee is not an active HubSpot owner: {email}")
+        else:
+            attendee_ids.append(owner.id)
+
+    associations: list[tuple[str, str]] = []
+    for email in meeting.contact_emails:
+        _associate(
+            "contacts",
+            email,
+            directory.contacts.get(email),
+            "contact not found",
+            skip,
+            associations,
+            errors,
+            notes,
+        )
+    for domain in meeting.company_domains:
+        ids = directory.companies.get(domain, [])
+        if len(ids) > 1 and ambiguous_company_domain == "fail":
+            errors.append(f"company domain is ambiguous: {domain} belongs to companies {', '.join(ids)}")
+            continue
+        if not ids:
+            _associate(
+                "companies", domain, None, "company not found for domain", skip, associations, errors, notes
+            )
+        associations.extend(("companies", company_id) for company_id in ids)
+    for deal_id in meeting.deal_ids:
+        found = deal_id if deal_id in directory.deals else None
+        _associate("deals", deal_id, found, "deal not found", skip, associations, errors, notes)
+    for ticket_id in meeting.ticket_ids:
+        found = ticket_id if ticket_id in directory.tickets else None
+        _associate("tickets", ticket_id, found, "ticket not found", skip, associations, errors, notes)
+
+    if errors or organizer is None or organizer.user_id is None:
+        return Mapped(None, "; ".join(errors))
+    body = meeting.body_without_ids(include_invite_description)
+    body["properties"]["hubspot_owner_id"] = organizer.id
+    if attendee_ids:
+        body["properties"]["hs_attendee_owner_ids"] = ";".join(dict.fromkeys(attendee_ids))
+    body["associations"] = [_association(kind, object_id) for kind, object_id in associations]
+    start_ms = round(meeting.start.timestamp() * 1000)
+    request = CreateRequest(organizer.user_id, body, organizer.id, start_ms, meeting.title, tuple(notes))
+    return Mapped(request)
+
+
+def _organizer(email: str, directory: Directory, errors: list[str]) -> Owner | None:
+    owner = directory.owners.get(email)
+    if owner is None:
+        errors.append(f"owner not found: no HubSpot owner has the e-mail {email}")
+    elif owner.archived:
+        errors.append(f"owner is archived in HubSpot: {email}")
+    elif owner.user_id is None:
+        errors.append(f"owner has no HubSpot user (deactivated?) and cannot organise meetings: {email}")
+    else:
+        return owner
+    return None
+
+
+def _associate(
+    kind: str,
+    value: str,
+    object_id: str | None,
+    complaint: str,
+    skip: bool,
+    associations: list[tuple[str, str]],
+    errors: list[str],
+    notes: list[str],
+) -> None:
+    if object_id is not None:
+        associations.append((kind, object_id))
+    elif skip:
+        notes.append(f"{complaint} (association skipped): {value}")
+    else:
+        errors.append(f"{complaint}: {value}")
+
+
+def _association(kind: str, object_id: str) -> dict[str, Any]:
+    return {
+        "to": {"id": object_id},
+        "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": ASSOCIATION_TYPE_IDS[kind]}
+        ],
+    }

@@ -1,0 +1,254 @@
+"""Sender: creates the meetings concurrently, as fast as HubSpot allows and never twice.
+
+Workers take rows from a queue; every request waits for its turn at the run's pacer (importer.pacing).
+Around each create the ledger records `sending` before and `created` after. A create that HubSpot refused
+for a passing reason (429, 5xx, a connection that never opened) is retried with backoff. One whose answer
+was lost may have been created, so it is never resent blindly: it is set aside, and once HubSpot's search
+has caught up (`search_lag_s`) the sender searches for it by owner and start time, adopts the meeting it
+finds, or sends it again. Rows a killed run left in doubt get the same check at the start of the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from importer.errors import AuthError
+from importer.hubspot import (
+    ApiError,
+    AuthFailed,
+    DailyLimitReached,
+    HubSpotClient,
+    HubSpotError,
+    NotSent,
+    OutcomeUnknown,
+    RateLimited,
+    Unavailable,
+)
+from importer.ledger import IN_DOUBT, Ledger
+from importer.mapper import CreateRequest
+from importer.models import RowStatus
+
+RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NotSent)
+"""Errors after which HubSpot certainly did not create the meeting, and may on another try."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendJob:
+    """One row to create: its index in the results, its key and its request."""
+
+    index: int
+    row_key: str
+    request: CreateRequest
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one job."""
+
+    status: RowStatus
+    meeting_id: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    correlation_id: str | None = None
+    attempts: int = 0
+    note: str | None = None
+
+
+@dataclass
+class _Doubt:
+    job: SendJob
+    since: float  # wall-clock time of the attempt whose answer was lost
+    earlier_run: bool = False
+
+
+class Sender:
+    """Sends jobs with `client`, recording every move in `ledger`."""
+
+    def __init__(
+        self,
+        client: HubSpotClient,
+        ledger: Ledger,
+        *,
+        run_id: str,
+        concurrency: int,
+        max_attempts: int,
+        search_lag_s: float,
+        on_outcome: Callable[[int, Outcome], None] = lambda index, outcome: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._run_id = run_id
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._search_lag_s = search_lag_s
+        self._on_outcome = on_outcome
+        self._clock = clock
+        self._outcomes: dict[int, Outcome] = {}
+        self._attempts: dict[int, int] = {}
+        self._doubts: list[_Doubt] = []
+        self.stop_reason: str | None = None
+        self.auth_error: AuthFailed | None = None
+
+    def stop(self, reason: str) -> None:
+        """Take no more rows (a signal, the daily cap, a refused token); rows in flight finish."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    async def send_all(self, jobs: Sequence[SendJob]) -> dict[int, Outcome]:
+        """An outcome for every job: created, skipped (an earlier run created it), failed or not_sent."""
+        ledger = self._ledger.entries(job.row_key for job in jobs)
+        fresh: list[SendJob] = []
+        for job in jobs:
+            entry = ledger.get(job.row_key)
+            if entry is not None and entry.state == "created":
+                self._finish(job, Outcome(RowStatus.SKIPPED, entry.meeting_id, attempts=0))
+            elif entry is not None and entry.state in IN_DOUBT:
+                self._doubts.append(_Doubt(job, entry.updated_at, earlier_run=True))
+            else:
+                fresh.append(job)
+        await self._run_queue(fresh)
+        while self._doubts and self.stop_reason is None and await self._reconcile():
+            pass
+        for doubt in self._doubts:
+            self._finish(doubt.job, self._unresolved(doubt.job))
+        for job in jobs:
+            if job.index not in self._outcomes:
+                self._finish(
+                    job, Outcome(RowStatus.NOT_SENT, error=self.stop_reason, attempts=self._tries(job))
+                )
+        if self.auth_error is not None:
+            raise AuthError(f"HubSpot refused the access token: {self.auth_error}")
+        return self._outcomes
+
+    async def _run_queue(self, jobs: Sequence[SendJob]) -> None:
+        queue: asyncio.Queue[SendJob] = asyncio.Queue()
+        for job in jobs:
+            queue.put_nowait(job)
+
+        async def worker() -> None:
+            while self.stop_reason is None:
+                try:
+                    job = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await self._send(job)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, max(1, len(jobs))))))
+
+    async def _send(self, job: SendJob) -> None:
+        request = job.request
+        self._ledger.mark_sending(
+            job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
+        )
+
+        async def attempt() -> Any:
+            self._attempts[job.index] = self._tries(job) + 1
+            return await self._client.create_meeting(request.organizer_user_id, request.body)
+
+        try:
+            created = await self._client.retrying(attempt, RETRIABLE_CREATE_ERRORS)
+        except OutcomeUnknown as error:
+            self._ledger.mark_in_doubt(job.row_key, str(error))
+            self._doubts.append(_Doubt(job, self._clock()))
+            return
+        except HubSpotError as error:
+            self._fail(job, error)
+            return
+        self._ledger.mark_created(job.row_key, created.id)
+        outcome = Outcome(RowStatus.CREATED, created.id, None, created.status, created.correlation_id)
+        outcome.attempts, outcome.note = self._tries(job), _notes(request)
+        self._finish(job, outcome)
+
+    def _fail(self, job: SendJob, error: HubSpotError) -> None:
+        """A create HubSpot certainly did not carry out: record it, and stop the run if nothing can go."""
+        self._ledger.mark_failed(job.row_key, str(error))
+        status = RowStatus.FAILED
+        if isinstance(error, DailyLimitReached):
+            self.stop("HubSpot's daily request limit is reached; the next run sends the rest")
+            status = RowStatus.NOT_SENT
+        elif isinstance(error, AuthFailed):
+            self.auth_error = self.auth_error or error
+            self.stop("HubSpot refused the access token")
+            status = RowStatus.NOT_SENT
+        api = error if isinstance(error, ApiError) else None
+        self._finish(
+            job,
+            Outcome(
+                status,
+                error=str(error),
+                http_status=api.status if api else None,
+                correlation_id=api.correlation_id if api else None,
+                attempts=self._tries(job),
+            ),
+        )
+
+    async def _reconcile(self) -> bool:
+        """Check every row in doubt once HubSpot's search has caught up; adopt it or send it again.
+
+        True when rows were sent again (which may leave new doubts to check), False when nothing more
+        can be settled in this run."""
+        doubts, self._doubts = self._doubts, []
+        wait = max(d.since for d in doubts) + self._search_lag_s - self._clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        found = await asyncio.gather(*(self._find(d.job) for d in doubts), return_exceptions=True)
+        again: list[SendJob] = []
+        for doubt, meeting_id in zip(doubts, found, strict=True):
+            if isinstance(meeting_id, BaseException):
+                if isinstance(meeting_id, AuthFailed):
+                    self.auth_error = self.auth_error or meeting_id
+                    self.stop("HubSpot refused the access token")
+                self._doubts.append(doubt)  # could not check now: stays in doubt for the next run
+                continue
+            if meeting_id is not None:
+                self._ledger.mark_created(doubt.job.row_key, meeting_id)
+                status = RowStatus.SKIPPED if doubt.earlier_run else RowStatus.CREATED
+                note = "found in HubSpot after an earlier attempt lost its answer"
+                outcome = Outcome(status, meeting_id, attempts=self._tries(doubt.job), note=note)
+                self._finish(doubt.job, outcome)
+            elif self._tries(doubt.job) < self._max_attempts:
+                again.append(doubt.job)
+            else:
+                self._doubts.append(doubt)
+        if not again:
+            return False
+        await self._run_queue(again)
+        return True
+
+    async def _find(self, job: SendJob) -> str | None:
+        """The id of the meeting HubSpot has for this job's owner, start and title, if any."""
+        request = job.request
+        filters = [
+            {"propertyName": "hubspot_owner_id", "operator": "EQ", "value": request.owner_id},
+            {"propertyName": "hs_meeting_start_time", "operator": "EQ", "value": str(request.start_ms)},
+        ]
+        records = await self._client.search(
+            "meetings", [{"filters": filters}], properties=["hs_meeting_title", "hs_meeting_start_time"]
+        )
+        # Search matches text loosely; the title must match exactly to count as this row's meeting.
+        matches = sorted(r.id for r in records if r.properties.get("hs_meeting_title") == request.title)
+        return matches[0] if matches else None
+
+    def _unresolved(self, job: SendJob) -> Outcome:
+        return Outcome(
+            RowStatus.FAILED,
+            error="outcome unknown: HubSpot's answer was lost and its search did not settle it; "
+            "the next run checks HubSpot before sending this row again",
+            attempts=self._tries(job),
+        )
+
+    def _tries(self, job: SendJob) -> int:
+        return self._attempts.get(job.index, 0)
+
+    def _finish(self, job: SendJob, outcome: Outcome) -> None:
+        self._outcomes[job.index] = outcome
+        self._on_outcome(job.index, outcome)
+
+
+def _notes(request: CreateRequest) -> str | None:
+    return "; ".join(request.notes) or None
