@@ -20,6 +20,7 @@ from importer import __version__
 from importer.config import load_settings
 from importer.errors import LockHeld, StopRun
 from importer.pipeline import RunSummary, run_import
+from importer.sandbox.cli import sandbox_command
 
 
 class _StopRunExit(click.ClickException):
@@ -71,6 +72,19 @@ def main() -> None:
 @click.option(
     "--dry-run", is_flag=True, default=None, help="Validate every row and write results; send nothing."
 )
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at once. Default: 8.")
+@click.option(
+    "--rate-limit",
+    "requests_per_10s",
+    type=click.IntRange(1, 10_000),
+    help="Requests per rolling 10 s, lookups included (HubSpot: 100 to 250 by tier). Default: 100.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Run ledger (SQLite). Default: .meeting-importer/state.sqlite beside the results file.",
+)
 def run(
     input_path: Path,
     config_path: Path | None,
@@ -78,6 +92,9 @@ def run(
     sheet: str | None,
     encoding: str | None,
     dry_run: bool | None,
+    concurrency: int | None,
+    requests_per_10s: int | None,
+    state_path: Path | None,
 ) -> None:
     """Import the meetings in INPUT (CSV, xlsx, xlsm, xls or ods) and write a results file.
 
@@ -85,7 +102,15 @@ def run(
     Example:
       meeting-importer run samples/meetings_ja.csv --config config/japanese.toml --dry-run
     """
-    flags = {"results": results, "sheet": sheet, "encoding": encoding, "dry_run": dry_run}
+    flags = {
+        "results": results,
+        "sheet": sheet,
+        "encoding": encoding,
+        "dry_run": dry_run,
+        "concurrency": concurrency,
+        "requests_per_10s": requests_per_10s,
+        "state_path": state_path,
+    }
     settings = load_settings(config_path, os.environ, flags)
     summary = run_import(input_path, settings)
     _print_summary(summary)
@@ -96,3 +121,6 @@ def _print_summary(summary: RunSummary) -> None:
     counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items() if count)
     click.echo(f"{summary.input_path}: {counts or 'no rows'} in {summary.duration_s:.1f}s")
     click.echo(f"results: {summary.results_path}")
+
+
+main.add_command(sandbox_command)

@@ -48,6 +48,8 @@ class Settings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=256)
     max_attempts: int = Field(default=5, ge=1, le=50)
     row_deadline_s: float = Field(default=300.0, gt=0)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_cap_s: float = Field(default=30.0, gt=0)
     search_lag_s: float = Field(default=30.0, ge=0)
     # files
     results: Path | None = None

@@ -109,7 +109,12 @@ class _Run:
         for index, _meeting in meetings:
             self.results[index].status = RowStatus.NOT_SENT  # until the sender says otherwise
         pacer = Pacer(settings.requests_per_10s, settings.search_per_second)
-        retry = RetryPolicy(max_attempts=settings.max_attempts, deadline_s=settings.row_deadline_s)
+        retry = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_s=settings.backoff_base_s,
+            cap_s=settings.backoff_cap_s,
+            deadline_s=settings.row_deadline_s,
+        )
         client = HubSpotClient(
             settings.base_url,
             token,

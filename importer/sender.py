@@ -176,11 +176,12 @@ class Sender:
             self.stop("HubSpot refused the access token")
             status = RowStatus.NOT_SENT
         api = error if isinstance(error, ApiError) else None
+        message = str(error) if status is RowStatus.FAILED else f"{self.stop_reason} ({error})"
         self._finish(
             job,
             Outcome(
                 status,
-                error=str(error),
+                error=message,
                 http_status=api.status if api else None,
                 correlation_id=api.correlation_id if api else None,
                 attempts=self._tries(job),

@@ -1,0 +1,83 @@
+"""HubSpot's error answers: the standard error JSON and the rate-limit bodies, keyed to one correlation id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.responses import JSONResponse
+from starlette.types import Scope
+
+from importer.sandbox.limits import Policy
+from importer.sandbox.meetings import Issue
+
+# The gateway puts each request's correlation id here, so the body and X-HubSpot-Correlation-Id agree.
+CORRELATION_KEY = "hubspot.correlation_id"
+
+_RATE_LIMIT_MESSAGES = {
+    Policy.TEN_SECONDLY_ROLLING: "You have reached your ten_secondly_rolling limit.",
+    Policy.DAILY: "You have reached your daily limit.",
+    Policy.SECONDLY: "You have reached your secondly limit.",
+}
+_SERVER_ERRORS = {
+    500: ("INTERNAL_ERROR", "An internal error occurred."),
+    502: ("BAD_GATEWAY", "Bad gateway: the upstream service did not answer."),
+    503: ("SERVICE_UNAVAILABLE", "The service is temporarily unavailable."),
+    504: ("GATEWAY_TIMEOUT", "Gateway timeout: the upstream service took too long."),
+}
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with HubSpot's error JSON."""
+
+    def __init__(
+        self,
+        status: int,
+        category: str,
+        message: str,
+        *,
+        issues: Sequence[Issue] = (),
+        context: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.message = message
+        self.issues = issues
+        self.context = context
+
+    def response(self, scope: Scope) -> JSONResponse:
+        body: dict[str, object] = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": correlation_id(scope),
+            "category": self.category,
+        }
+        if self.issues:
+            body["errors"] = [issue.to_json() for issue in self.issues]
+        if self.context:
+            body["context"] = self.context
+        return JSONResponse(body, status_code=self.status)
+
+
+def validation_error(message: str, issues: Sequence[Issue] = ()) -> ApiError:
+    return ApiError(400, "VALIDATION_ERROR", message, issues=issues)
+
+
+def server_error(status: int) -> ApiError:
+    category, message = _SERVER_ERRORS[status]
+    return ApiError(status, category, message)
+
+
+def rate_limit_response(scope: Scope, policy: Policy) -> JSONResponse:
+    body = {
+        "status": "error",
+        "message": _RATE_LIMIT_MESSAGES[policy],
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id(scope),
+        "policyName": policy.value,
+    }
+    return JSONResponse(body, status_code=429)
+
+
+def correlation_id(scope: Scope) -> str:
+    return str(scope[CORRELATION_KEY])

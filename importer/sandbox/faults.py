@@ -1,0 +1,103 @@
+"""Injected failures: which ones are switched on, and the seeded dice that decide each request's fate."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+FaultScope = Literal["create", "all"]
+FAULT_SCOPES: tuple[FaultScope, ...] = ("create", "all")
+SERVER_ERROR_STATUSES = (500, 502, 503, 504)
+
+
+class FaultKind(StrEnum):
+    """A failure the sandbox can inject instead of (or around) the real answer."""
+
+    DROP_BEFORE = "drop_before"
+    ERROR_5XX = "error_5xx"
+    SPURIOUS_429 = "spurious_429"
+    DROP_AFTER = "drop_after"
+    SLOW = "slow"
+
+
+# Faults that skip the work come first, so with several probabilities at 1 the cheapest outcome wins.
+_ROLL_ORDER = (
+    FaultKind.DROP_BEFORE,
+    FaultKind.ERROR_5XX,
+    FaultKind.SPURIOUS_429,
+    FaultKind.DROP_AFTER,
+    FaultKind.SLOW,
+)
+
+
+class FaultSettingsError(ValueError):
+    """Raised when fault settings sent to the admin API are not valid."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault probabilities (0..1) and timings; `scope` says which routes they hit."""
+
+    error_5xx: float = 0.0
+    drop_before: float = 0.0
+    drop_after: float = 0.0
+    spurious_429: float = 0.0
+    slow: float = 0.0
+    slow_ms: int = 5000
+    latency_ms: int = 0
+    scope: FaultScope = "create"
+    seed: int = 0
+
+    def probability(self, kind: FaultKind) -> float:
+        value: float = getattr(self, kind.value)
+        return value
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def updated(self, changes: dict[str, object]) -> Faults:
+        """Return these settings with `changes` applied, each value checked."""
+        known = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise FaultSettingsError(f"Unknown fault setting(s): {', '.join(unknown)}.")
+        checked: dict[str, Any] = {name: _check_setting(name, value) for name, value in changes.items()}
+        return dataclasses.replace(self, **checked)
+
+
+def _check_setting(name: str, value: object) -> object:
+    if name == "scope":
+        if value not in FAULT_SCOPES:
+            raise FaultSettingsError(f"scope must be one of {', '.join(FAULT_SCOPES)}, got {value!r}.")
+        return value
+    if name in ("slow_ms", "latency_ms", "seed"):
+        if not isinstance(value, int) or isinstance(value, bool) or (name != "seed" and value < 0):
+            raise FaultSettingsError(f"{name} must be a non-negative integer, got {value!r}.")
+        return value
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise FaultSettingsError(f"{name} must be a probability between 0 and 1, got {value!r}.")
+    return float(value)
+
+
+class FaultDice:
+    """Seeded randomness, so a test that sets `seed` sees the same faults on every run."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def roll(self, faults: Faults, on_create_route: bool) -> FaultKind | None:
+        """Pick the fault for one request, or None to answer normally."""
+        if faults.scope == "create" and not on_create_route:
+            return None
+        # One draw per kind on every request keeps the sequence independent of which kinds are on.
+        draws = [(kind, self._rng.random()) for kind in _ROLL_ORDER]
+        for kind, draw in draws:
+            if draw < faults.probability(kind):
+                return kind
+        return None
+
+    def server_error_status(self) -> int:
+        return self._rng.choice(SERVER_ERROR_STATUSES)
