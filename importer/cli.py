@@ -3,24 +3,35 @@
 Exit codes (the only place they are decided):
   0  every row valid (dry run), created or skipped
   1  some rows were not: see the results file
-  2  usage, config, input or authentication problem: nothing (more) was sent
+  2  usage, config, input or authentication problem
   3  another run holds the lock on the state folder
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from importer import __version__
+from importer import __version__, logs
 from importer.config import load_settings
+from importer.console import ProgressLine, summary_lines
 from importer.errors import LockHeld, StopRun
-from importer.pipeline import RunSummary, run_import
+from importer.ledger import read_state
+from importer.pipeline import run_import
 from importer.sandbox.cli import sandbox_command
+
+EXIT_CODES = """\b
+Exit codes:
+  0  every row created, skipped (done before) or, in a dry run, valid
+  1  some rows were not: invalid, failed or not sent (see the results file)
+  2  usage, config, input or authentication error: one line on stderr
+  3  another run holds the lock on the state folder"""
 
 
 class _StopRunExit(click.ClickException):
@@ -43,34 +54,30 @@ class _ImporterGroup(click.Group):
             raise _LockHeldExit(str(exc)) from None
 
 
-@click.group(cls=_ImporterGroup)
+@click.group(cls=_ImporterGroup, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="meeting-importer")
 def main() -> None:
-    """Import meetings from CSV or Excel sheets into HubSpot, exactly once, inside its rate limits.
-
-    \b
-    Exit codes: 0 all rows done, 1 some rows not (see the results file),
-    2 usage, config, input or auth error, 3 another run holds the lock.
-    """
+    """Import meetings from CSV or Excel sheets into HubSpot, exactly once, inside its rate limits."""
 
 
-@main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
+_path = click.Path(path_type=Path, dir_okay=False)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("input_path", metavar="INPUT", type=_path)
+@click.option("--config", "config_path", type=_path, help="TOML settings file (see config/importer.toml).")
 @click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML settings file (see config/importer.toml).",
-)
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Results file (.csv or .xlsx). Default: INPUT's name + .results.csv beside it.",
+    "--results", type=_path, help="Results file (.csv or .xlsx). Default: INPUT.results.csv beside it."
 )
 @click.option("--sheet", help="Excel sheet name, or its 1-based position. Default: the first sheet.")
 @click.option("--encoding", help="CSV encoding (utf-8, cp932, ...). Default: detected.")
 @click.option(
-    "--dry-run", is_flag=True, default=None, help="Validate every row and write results; send nothing."
+    "--dry-run", is_flag=True, default=None, help="Validate every row, write results, send nothing."
+)
+@click.option(
+    "--only-failed",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Earlier results file: rows it marks created or skipped are skipped; the rest are sent.",
 )
 @click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at once. Default: 8.")
 @click.option(
@@ -82,45 +89,75 @@ def main() -> None:
 @click.option(
     "--state",
     "state_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Run ledger (SQLite). Default: .meeting-importer/state.sqlite beside the results file.",
+    type=_path,
+    help="Run ledger (SQLite). Default: .meeting-importer/ beside results.",
 )
+@click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
+@click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--summary-json", type=_path, help="Write counts, durations, request rate and 429s here.")
 def run(
     input_path: Path,
     config_path: Path | None,
-    results: Path | None,
-    sheet: str | None,
-    encoding: str | None,
-    dry_run: bool | None,
-    concurrency: int | None,
-    requests_per_10s: int | None,
-    state_path: Path | None,
+    quiet: bool,
+    log_file: Path | None,
+    log_format: logs.LogFormat,
+    summary_json: Path | None,
+    **flags: Any,
 ) -> None:
     """Import the meetings in INPUT (CSV, xlsx, xlsm, xls or ods) and write a results file.
 
     \b
-    Example:
-      meeting-importer run samples/meetings_ja.csv --config config/japanese.toml --dry-run
+    Examples:
+      meeting-importer run meetings.csv --dry-run
+      meeting-importer run meetings_ja.csv --config config/japanese.toml
+      meeting-importer run meetings.csv --only-failed meetings.results.csv
     """
-    flags = {
-        "results": results,
-        "sheet": sheet,
-        "encoding": encoding,
-        "dry_run": dry_run,
-        "concurrency": concurrency,
-        "requests_per_10s": requests_per_10s,
-        "state_path": state_path,
-    }
+    interactive = sys.stderr.isatty() and not quiet
+    logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
     settings = load_settings(config_path, os.environ, flags)
-    summary = run_import(input_path, settings)
-    _print_summary(summary)
+    progress = ProgressLine(sys.stderr) if interactive else None
+    try:
+        summary = run_import(input_path, settings, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if summary_json is not None:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_json.write_text(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if not quiet:
+        click.echo("\n".join(summary_lines(summary, table=sys.stdout.isatty())))
     sys.exit(0 if summary.complete else 1)
 
 
-def _print_summary(summary: RunSummary) -> None:
-    counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items() if count)
-    click.echo(f"{summary.input_path}: {counts or 'no rows'} in {summary.duration_s:.1f}s")
-    click.echo(f"results: {summary.results_path}")
+@main.command(epilog=EXIT_CODES)
+@click.option(
+    "--state",
+    "state_path",
+    type=_path,
+    default=Path(".meeting-importer/state.sqlite"),
+    show_default=True,
+    help="The run ledger to read.",
+)
+def status(state_path: Path) -> None:
+    """Print what the ledger knows: rows by state, the last run, and rows in doubt."""
+    state = read_state(state_path)
+    for target in state:
+        click.echo(f"{target.target}")
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or "no rows"
+        click.echo(f"  rows: {counts}")
+        if target.last_run is not None:
+            run = target.last_run
+            finished = _when(run.finished_at) if run.finished_at else "did not finish"
+            click.echo(
+                f"  last run: {run.input} started {_when(run.started_at)}, {finished}: {run.summary or '-'}"
+            )
+        for entry in target.in_doubt:
+            click.echo(f"  in doubt: {entry.row_key} '{entry.title}' since {_when(entry.updated_at)}")
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 main.add_command(sandbox_command)

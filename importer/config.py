@@ -54,6 +54,7 @@ class Settings(BaseModel):
     # files
     results: Path | None = None
     state_path: Path | None = None
+    only_failed: Path | None = None
     dry_run: bool = False
 
     @field_validator("default_timezone")

@@ -254,6 +254,7 @@ class HubSpotClient:
             follow_redirects=False,
         )
         self.requests_sent = 0
+        self.rate_limited = 0  # 429 answers seen, of any policy
 
     def __repr__(self) -> str:
         return f"HubSpotClient(base_url={self._base_url!r}, token=<hidden>)"
@@ -412,6 +413,8 @@ class HubSpotClient:
         self._gate.observe(kind, info)
         if response.status_code >= 400:
             error = _api_error(response)
+            if response.status_code == 429:
+                self.rate_limited += 1
             if isinstance(error, RateLimited):
                 self._gate.back_off(kind, _window_wait(error, info))
             raise error

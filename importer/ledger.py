@@ -13,13 +13,16 @@ Keys are scoped by target (the API base URL), so a sandbox run never hides a row
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from importer.errors import InputError, LockHeld
 
 State = Literal["sending", "created", "in_doubt", "failed"]
 IN_DOUBT: tuple[State, ...] = ("sending", "in_doubt")
@@ -65,13 +68,27 @@ class Entry:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run's record."""
+
+    run_id: str
+    input: str
+    started_at: float
+    finished_at: float | None
+    summary: str | None
+
+
 class Ledger:
     """The run ledger at `path` (created with its folder), for one `target`."""
 
-    def __init__(self, path: Path, target: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, target: str, *, read_only: bool = False) -> None:
         self.path = path
         self.target = target
+        if read_only:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: every transition is its own durable transaction, written before the next step.
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -106,10 +123,19 @@ class Ledger:
         query = f"SELECT {_COLUMNS} FROM rows WHERE target = ? AND state IN ('sending', 'in_doubt')"
         return [Entry(*row) for row in self._db.execute(query, [self.target])]
 
-    def last_run(self) -> tuple[str, str, float, float | None, str | None] | None:
-        query = "SELECT run_id, input, started_at, finished_at, summary FROM runs WHERE target = ? ORDER BY started_at DESC LIMIT 1"
+    def last_run(self) -> Run | None:
+        """The latest run against this target."""
+        query = (
+            "SELECT run_id, input, started_at, finished_at, summary FROM runs"
+            " WHERE target = ? ORDER BY started_at DESC LIMIT 1"
+        )
         row = self._db.execute(query, [self.target]).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+        return None if row is None else Run(*row)
+
+    def targets(self) -> list[str]:
+        """Every target this ledger has rows or runs for."""
+        query = "SELECT target FROM rows UNION SELECT target FROM runs ORDER BY 1"
+        return [target for (target,) in self._db.execute(query)]
 
     # --- transitions ---
 
@@ -170,3 +196,45 @@ def open_ledger(path: Path, target: str) -> Iterator[Ledger]:
         yield ledger
     finally:
         ledger.close()
+
+
+@contextmanager
+def state_lock(state_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the state file's folder for the whole run: two overlapping cron runs on
+    the same state would otherwise both send the rows neither has marked yet. Released when the process
+    ends, however it ends."""
+    folder = state_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(
+                f"another run holds the lock on {folder}; try again when it has finished"
+            ) from None
+        yield
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What `meeting-importer status` prints for one target."""
+
+    target: str
+    counts: dict[str, int]
+    last_run: Run | None
+    in_doubt: list[Entry]
+
+
+def read_state(path: Path) -> list[TargetState]:
+    """Every target's counts, last run and rows in doubt, read without changing the ledger."""
+    if not path.is_file():
+        raise InputError(f"no ledger at {path} (pass --state, or run from the folder of an earlier import)")
+    try:
+        with closing(Ledger(path, "", read_only=True)) as ledger:
+            states = []
+            for target in ledger.targets():
+                ledger.target = target
+                states.append(TargetState(target, ledger.counts(), ledger.last_run(), ledger.in_doubt()))
+            return states
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"{path}: not a readable ledger ({exc})") from None

@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import polars as pl
 
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError
 from importer.hubspot import AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
-from importer.ledger import Ledger, open_ledger
+from importer.ledger import Ledger, open_ledger, state_lock
 from importer.mapper import build_directory, map_meeting
 from importer.models import Meeting, RowResult, RowStatus
 from importer.pacing import Pacer
 from importer.reader import ParsedRow, load_sheet, parse_rows
-from importer.reporter import count_statuses, default_results_path, results_frame, write_results
+from importer.reporter import (
+    count_statuses,
+    default_results_path,
+    read_statuses,
+    results_frame,
+    write_results,
+)
 from importer.sender import Outcome, Sender, SendJob
+
+log = logging.getLogger(__name__)
+CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
+_DONE = {RowStatus.CREATED, RowStatus.SKIPPED}
+
+Progress = Callable[[int, int], None]
+"""Told (rows finished, rows to send) as rows finish."""
 
 
 @dataclass(frozen=True)
@@ -30,48 +49,82 @@ class RunSummary:
     results_path: Path
     counts: dict[str, int]
     duration_s: float
+    send_s: float = 0.0
     requests: int = 0
+    rate_limited: int = 0
     stop_reason: str | None = None
+    top_errors: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         """True when no row is left invalid, failed or unsent."""
         return not any(self.counts[s] for s in (RowStatus.INVALID, RowStatus.FAILED, RowStatus.NOT_SENT))
 
+    def to_json(self) -> dict[str, Any]:
+        """For `--summary-json`: what monitoring needs."""
+        return {
+            "input": str(self.input_path),
+            "results": str(self.results_path),
+            "complete": self.complete,
+            "counts": self.counts,
+            "duration_s": round(self.duration_s, 3),
+            "send_s": round(self.send_s, 3),
+            "requests": self.requests,
+            "requests_per_s": round(self.requests / self.send_s, 3) if self.send_s else 0.0,
+            "rate_limited_429s": self.rate_limited,
+            "stop_reason": self.stop_reason,
+            "top_errors": [{"error": error, "rows": rows} for error, rows in self.top_errors],
+        }
 
-def run_import(input_path: Path, settings: Settings) -> RunSummary:
+
+def run_import(input_path: Path, settings: Settings, progress: Progress | None = None) -> RunSummary:
     """Import `input_path` as `settings` say and write the results file; a bad row never raises.
 
-    Raises StopRun subclasses for what stops the whole run (unusable input or settings, a refused token);
-    the results file is written first whenever rows were read.
+    Raises StopRun for what stops the whole run (unusable input or settings, a refused token) and
+    LockHeld when another run holds the state; the results file is written whenever rows were read.
     """
     started = time.monotonic()
-    sheet = load_sheet(input_path, columns=settings.columns, encoding=settings.encoding, sheet=settings.sheet)
-    chunks = parse_rows(
-        sheet,
-        default_timezone=settings.default_timezone,
-        default_outcome=settings.default_outcome,
-        default_reminders=settings.default_reminders,
-        build_meetings=not settings.dry_run,
-    )
-    results, meetings = triage(chunks)
     results_path = settings.results or default_results_path(input_path)
-    token = settings.token.get_secret_value() if settings.token else None
-    if not settings.dry_run and meetings and not token:
-        raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
-    run = _Run(settings, results, results_path)
-    try:
-        if not settings.dry_run and meetings and token:
-            asyncio.run(run.send(meetings, token, input_path))
-    finally:
-        write_results(results_frame(sheet.frame, results), results_path)
+    state_path = settings.state_path or results_path.parent / ".meeting-importer" / "state.sqlite"
+    with ExitStack() as stack:
+        if not settings.dry_run:
+            stack.enter_context(state_lock(state_path))
+        sheet = load_sheet(
+            input_path, columns=settings.columns, encoding=settings.encoding, sheet=settings.sheet
+        )
+        chunks = parse_rows(
+            sheet,
+            default_timezone=settings.default_timezone,
+            default_outcome=settings.default_outcome,
+            default_reminders=settings.default_reminders,
+            build_meetings=not settings.dry_run,
+        )
+        results, meetings = triage(chunks)
+        log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
+        run = _Run(settings, sheet.frame, results, results_path, progress)
+        if not settings.dry_run and meetings:
+            token = settings.token.get_secret_value() if settings.token else None
+            if not token:
+                raise ConfigError(
+                    f"no HubSpot access token: set the environment variable {settings.token_env}"
+                )
+            previous = read_statuses(settings.only_failed) if settings.only_failed else {}
+            try:
+                asyncio.run(run.send(meetings, token, input_path, state_path, previous))
+            finally:
+                run.checkpoint(final=True)
+        else:
+            run.checkpoint(final=True)
     return RunSummary(
         input_path,
         results_path,
         count_statuses(results),
         time.monotonic() - started,
+        send_s=run.send_s,
         requests=run.requests,
+        rate_limited=run.rate_limited,
         stop_reason=run.stop_reason,
+        top_errors=_top_errors(results),
     )
 
 
@@ -94,20 +147,53 @@ def triage(chunks: Iterable[list[ParsedRow]]) -> tuple[list[RowResult], list[tup
     return results, meetings
 
 
+def _top_errors(results: list[RowResult], most: int = 5) -> list[tuple[str, int]]:
+    errors = Counter(r.error for r in results if r.error and r.status not in _DONE)
+    return errors.most_common(most)
+
+
 class _Run:
     """The networked part of one run: map, then send, filling in `results` as rows finish."""
 
-    def __init__(self, settings: Settings, results: list[RowResult], results_path: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        inputs: pl.DataFrame,
+        results: list[RowResult],
+        results_path: Path,
+        progress: Progress | None,
+    ) -> None:
         self.settings = settings
+        self.inputs = inputs
         self.results = results
         self.results_path = results_path
+        self.progress = progress
         self.requests = 0
+        self.rate_limited = 0
+        self.send_s = 0.0
         self.stop_reason: str | None = None
+        self._to_send = 0
+        self._finished = 0
+        self._last_checkpoint = time.monotonic()
 
-    async def send(self, meetings: list[tuple[int, Meeting]], token: str, input_path: Path) -> None:
+    def checkpoint(self, *, final: bool = False) -> None:
+        """Rewrite the results file (atomically): at most every CHECKPOINT_S while sending, and at the end."""
+        if final or time.monotonic() - self._last_checkpoint >= CHECKPOINT_S:
+            write_results(results_frame(self.inputs, self.results), self.results_path)
+            self._last_checkpoint = time.monotonic()
+
+    async def send(
+        self,
+        meetings: list[tuple[int, Meeting]],
+        token: str,
+        input_path: Path,
+        state_path: Path,
+        previous: dict[str, tuple[str, str | None]],
+    ) -> None:
         settings = self.settings
         for index, _meeting in meetings:
             self.results[index].status = RowStatus.NOT_SENT  # until the sender says otherwise
+        self._to_send = len(meetings)
         pacer = Pacer(settings.requests_per_10s, settings.search_per_second)
         retry = RetryPolicy(
             max_attempts=settings.max_attempts,
@@ -124,26 +210,39 @@ class _Run:
             connect_timeout_s=settings.connect_timeout_s,
             max_connections=settings.concurrency,
         )
-        state_path = settings.state_path or self.results_path.parent / ".meeting-importer" / "state.sqlite"
+        started = time.monotonic()
         async with client:
             with open_ledger(state_path, settings.base_url) as ledger:
                 try:
-                    pending = self._skip_created(ledger, meetings)
+                    pending = self._skip_done(ledger, meetings, previous)
                     jobs = await self._map(client, pending)
                     await self._send_jobs(client, ledger, jobs, input_path)
                 except AuthFailed as error:
                     raise AuthError(f"HubSpot refused the access token: {error}") from None
                 finally:
                     self.requests = client.requests_sent
+                    self.rate_limited = client.rate_limited
+                    self.send_s = time.monotonic() - started
 
-    def _skip_created(self, ledger: Ledger, meetings: list[tuple[int, Meeting]]) -> list[tuple[int, Meeting]]:
-        """Rows an earlier run created are skipped before any lookup is spent on them."""
+    def _skip_done(
+        self,
+        ledger: Ledger,
+        meetings: list[tuple[int, Meeting]],
+        previous: dict[str, tuple[str, str | None]],
+    ) -> list[tuple[int, Meeting]]:
+        """Rows already created (by the ledger, or by earlier results under --only-failed) are skipped
+        before any lookup is spent on them."""
         known = ledger.entries(meeting.row_key for _, meeting in meetings)
         pending = []
         for index, meeting in meetings:
             entry = known.get(meeting.row_key)
+            earlier = previous.get(meeting.row_key)
             if entry is not None and entry.state == "created":
                 self._record(index, Outcome(RowStatus.SKIPPED, entry.meeting_id))
+            elif earlier is not None and earlier[0] in _DONE:
+                self._record(
+                    index, Outcome(RowStatus.SKIPPED, earlier[1], note="done in the earlier results")
+                )
             else:
                 pending.append((index, meeting))
         return pending
@@ -158,6 +257,7 @@ class _Run:
             raise
         except HubSpotError as error:
             self.stop_reason = f"looking up owners and associations failed: {error}"
+            log.error(self.stop_reason)
             for index, _meeting in meetings:
                 self.results[index].error = self.stop_reason
             return []
@@ -192,7 +292,7 @@ class _Run:
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, sender.stop, f"stopped by {signal.Signals(signum).name}")
+            loop.add_signal_handler(signum, self._interrupt, sender, signal.Signals(signum).name)
         try:
             await sender.send_all(jobs)
         finally:
@@ -200,6 +300,10 @@ class _Run:
                 loop.remove_signal_handler(signum)
             self.stop_reason = self.stop_reason or sender.stop_reason
             ledger.finish_run(run_id, self.stop_reason or "finished")
+
+    def _interrupt(self, sender: Sender, name: str) -> None:
+        log.warning("%s received: finishing the requests in flight, sending no more", name)
+        sender.stop(f"stopped by {name}")
 
     def _record(self, index: int, outcome: Outcome) -> None:
         result = self.results[index]
@@ -210,3 +314,23 @@ class _Run:
         result.correlation_id = outcome.correlation_id
         result.attempts = outcome.attempts
         result.warning = "; ".join(w for w in (result.warning, outcome.note) if w) or None
+        _log_row(result)
+        self._finished += 1
+        if self.progress is not None:
+            self.progress(self._finished, self._to_send)
+        self.checkpoint()
+
+
+def _log_row(result: RowResult) -> None:
+    level = logging.INFO if result.status in _DONE else logging.WARNING
+    fields = {
+        "row": result.row,
+        "row_key": result.row_key,
+        "status": str(result.status),
+        "meeting_id": result.meeting_id,
+        "http_status": result.http_status,
+        "correlation_id": result.correlation_id,
+        "attempts": result.attempts,
+        "error": result.error,
+    }
+    log.log(level, "row %d %s", result.row, result.status, extra={"fields": fields})

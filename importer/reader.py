@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from importer.cells import LIST_FIELDS, LIST_SEPARATOR, parse_cells
 from importer.errors import InputError
-from importer.models import FIELDS, REQUIRED_FIELDS, Meeting, Reminder
+from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, Meeting, Reminder
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 _DELIMITERS = ",;\t"
@@ -67,6 +67,9 @@ def load_sheet(
         frame, first_row = _read_csv(path, encoding), 2
     if frame.width == 0:
         raise InputError(f"{path}: the file is empty")
+    if set(RESULT_COLUMNS) <= set(frame.columns):
+        # A results file imported again (after fixing rows in it): its outcome columns are not input.
+        frame = frame.drop(RESULT_COLUMNS)
     numbers = pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row")
     frame = frame.with_columns(numbers)
     text_cols = [c for c in frame.columns if c != "_row"]

@@ -14,8 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import fastexcel
 import polars as pl
 
+from importer.errors import InputError
 from importer.models import RESULT_COLUMNS, RowResult, RowStatus
 
 # Excel (and LibreOffice) evaluate a cell starting with one of these as a formula: CSV injection.
@@ -80,6 +82,22 @@ def _neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col(c).str.contains(_FORMULA_START)).then("'" + pl.col(c)).otherwise(pl.col(c)).alias(c)
         for c in text_columns
     )
+
+
+def read_statuses(path: Path) -> dict[str, tuple[str, str | None]]:
+    """Row key -> (status, meeting id) from an earlier results file (CSV or xlsx), for `--only-failed`."""
+    try:
+        if path.suffix.lower() == ".xlsx":
+            frame = pl.read_excel(path, read_options={"dtypes": "string"})
+        else:
+            frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    except (OSError, pl.exceptions.PolarsError, fastexcel.FastExcelError) as exc:
+        raise InputError(f"{path}: cannot read earlier results: {exc}") from None
+    missing = {"row_key", "status", "meeting_id"} - set(frame.columns)
+    if missing:
+        raise InputError(f"{path}: not a results file (no {', '.join(sorted(missing))} column)")
+    keyed = frame.select("row_key", "status", "meeting_id").drop_nulls("row_key")
+    return {key: (status, meeting_id) for key, status, meeting_id in keyed.iter_rows()}
 
 
 def count_statuses(results: Sequence[RowResult]) -> dict[str, int]:

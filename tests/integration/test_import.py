@@ -32,7 +32,7 @@ def test_english_sample_imports_every_valid_row_once(
     )
 
     assert proc.returncode == 1, proc.stderr
-    assert "3 invalid, 7 created, 2 failed" in proc.stdout
+    assert proc.stdout.splitlines()[0].startswith("summary: invalid=3 created=7 failed=2 ")
     frame = read_results(results)
     statuses = dict(zip(frame["row"], frame["status"], strict=True))
     assert statuses == {

@@ -1,0 +1,70 @@
+"""What a person at a terminal sees: a progress line while rows are sent, and a summary table at the end.
+
+Cron (no terminal) gets neither control characters nor colours: only the plain summary lines.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from importer.pipeline import RunSummary
+
+
+class ProgressLine:
+    """`  120/2000 rows  9.7 rows/s  ETA 3m14s`, redrawn in place on a terminal at most 5 times a second."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._started = time.monotonic()
+        self._drawn = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._drawn < 0.2:
+            return
+        self._drawn = now
+        elapsed = max(now - self._started, 1e-6)
+        rate = done / elapsed
+        eta = f"ETA {_duration((total - done) / rate)}" if rate > 0 and done < total else ""
+        self._stream.write(f"\r  {done}/{total} rows  {rate:.1f} rows/s  {eta}".ljust(60))
+        self._stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
+    """The closing summary: a small table for a person, `key=value` lines for a log reader."""
+    counts = {status: count for status, count in summary.counts.items() if count}
+    if not table:
+        parts = " ".join(f"{status}={count}" for status, count in counts.items()) or "rows=0"
+        lines = [f"summary: {parts} duration_s={summary.duration_s:.1f} requests={summary.requests}"]
+        lines += [f"stopped: {summary.stop_reason}"] if summary.stop_reason else []
+        lines.append(f"results: {summary.results_path}")
+        return lines
+    width = max((len(s) for s in counts), default=6)
+    lines = [f"{summary.input_path}: {sum(counts.values())} rows in {_duration(summary.duration_s)}"]
+    lines += [f"  {status.ljust(width)}  {count:>7}" for status, count in counts.items()]
+    if summary.stop_reason:
+        lines.append(f"stopped: {summary.stop_reason}")
+    if summary.top_errors:
+        lines.append("most frequent errors:")
+        lines += [f"  {rows:>5} x {error[:150]}" for error, rows in summary.top_errors]
+    lines.append(f"results: {summary.results_path}")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,0 +1,71 @@
+"""Log output, decided once at start by the CLI: where lines go and in which format.
+
+Stages log through `logging` and never print. A line about a row carries `fields` (row, row_key,
+status, ...) in its `extra`, which both formats write out, so a cron log can be searched by row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-25T03:50:00Z WARNING row 9 failed row=9 row_key=ab12 error="contact not found: ..."`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = f"{stamp} {record.levelname} {record.getMessage()}"
+        fields = _fields(record)
+        if fields:
+            text += " " + " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message and the row's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+            **_fields(record),
+        }
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(*, quiet: bool, interactive: bool, log_file: Path | None, log_format: LogFormat) -> None:
+    """Warnings and errors to stderr (errors only when `quiet`, or in a terminal, where the progress bar
+    and the closing summary say it better); everything from INFO up to `log_file`."""
+    root = logging.getLogger("importer")
+    root.handlers.clear()
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.ERROR if quiet or interactive else logging.WARNING)
+    console.setFormatter(formatter)
+    root.addHandler(console)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = getattr(record, "fields", None)
+    return {k: v for k, v in fields.items() if v is not None} if isinstance(fields, dict) else {}
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ' "=\n') else text

@@ -1,0 +1,212 @@
+"""Unattended runs: reruns of what failed, the lock, quiet structured output, and secrets kept secret."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from tests.integration.conftest import Sandbox, importer_env, read_results, run_cli, write_meetings
+
+SAMPLES = Path(__file__).parents[2] / "samples"
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def test_only_failed_on_a_resorted_sheet_sends_just_the_rest(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(window_ms=1000, max_per_window=100, daily_limit=15)
+    sheet = write_meetings(tmp_path / "m.csv", 20)
+    first = run_cli(["run", str(sheet), "--rate-limit", "100", "--concurrency", "1"], importer_env(sandbox))
+    assert first.returncode == 1
+    previous = tmp_path / "previous.results.csv"
+    (tmp_path / "m.results.csv").rename(previous)
+    done = set(read_results(previous).filter(pl.col("status") == "created")["title"])
+
+    resorted = tmp_path / "resorted.csv"
+    pl.read_csv(sheet, infer_schema=False).reverse().write_csv(resorted)
+    httpx_post(f"{sandbox.url}/__sandbox/reset")
+    state = tmp_path / "elsewhere" / "state.sqlite"  # a fresh ledger: only the results file says what is done
+    args = [
+        "run",
+        str(resorted),
+        "--only-failed",
+        str(previous),
+        "--state",
+        str(state),
+        "--rate-limit",
+        "100",
+    ]
+    second = run_cli(args, importer_env(sandbox))
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    frame = read_results(tmp_path / "resorted.results.csv")
+    assert set(frame.filter(pl.col("status") == "skipped")["title"]) == done
+    sent_now = {m["properties"]["hs_meeting_title"] for m in sandbox.meetings()}
+    assert sent_now == set(frame["title"]) - done
+
+
+def test_results_file_is_an_input_after_fixing_rows(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    results = tmp_path / "en.results.csv"
+    run_cli(["run", str(SAMPLES / "meetings_en.csv"), "--results", str(results)], importer_env(sandbox))
+    fixed = read_results(results).with_columns(
+        pl.when(pl.col("row") == "11").then(pl.lit("emma.wilson@example.com")).otherwise(pl.col("owner_email"))
+        .alias("owner_email")
+    )  # fmt: skip
+    fixed_path = tmp_path / "fixed.csv"
+    fixed.write_csv(fixed_path)
+
+    proc = run_cli(
+        ["run", str(fixed_path), "--state", str(tmp_path / ".meeting-importer/state.sqlite")],
+        importer_env(sandbox),
+    )
+
+    frame = read_results(tmp_path / "fixed.results.csv")
+    assert frame.columns == read_results(results).columns  # the old outcome columns are not doubled
+    statuses = dict(zip(frame["title"], frame["status"], strict=True))
+    assert statuses["Roadmap preview (unknown owner)"] == "created"
+    assert statuses["Quarterly business review"] == "skipped"
+    assert proc.returncode == 1  # the invalid rows are still invalid
+    assert sandbox.stats()["duplicates"] == 0
+
+
+def test_a_second_run_on_the_same_state_exits_3(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    state = tmp_path / "state" / "state.sqlite"
+    state.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(state.parent / "lock")], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    try:
+        proc = run_cli(
+            ["run", str(SAMPLES / "meetings_en.csv"), "--state", str(state)], importer_env(sandbox)
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == (
+        f"Error: another run holds the lock on {state.parent}; try again when it has finished"
+    )
+    assert sandbox.stats()["requests_total"] == 0
+
+
+_HOLD_LOCK = f"""
+import fcntl, sys, time
+handle = open(sys.argv[1], "w")
+fcntl.flock(handle, {fcntl.LOCK_EX})
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_cron_output_is_plain_and_the_summary_json_complete(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    summary = tmp_path / "summary.json"
+    log_file = tmp_path / "import.log"
+    args = ["run", str(SAMPLES / "meetings_en.csv"), "--results", str(tmp_path / "r.csv")]
+    args += ["--summary-json", str(summary), "--log-file", str(log_file), "--log-format", "json"]
+    proc = run_cli(args, importer_env(sandbox))
+
+    assert proc.returncode == 1
+    assert not CONTROL.search(proc.stdout + proc.stderr)
+    assert proc.stdout.splitlines()[-1] == f"results: {tmp_path / 'r.csv'}"
+    data = json.loads(summary.read_text())
+    assert data["counts"] == {
+        "valid": 0,
+        "invalid": 3,
+        "created": 7,
+        "skipped": 0,
+        "failed": 2,
+        "not_sent": 0,
+    }
+    assert data["complete"] is False and data["results"] == str(tmp_path / "r.csv")
+    assert data["requests"] == sandbox.stats()["requests_total"]
+    assert data["rate_limited_429s"] == 0 and data["requests_per_s"] > 0
+    assert {
+        "error": "owner not found: no HubSpot owner has the e-mail nobody@example.com",
+        "rows": 1,
+    } in data["top_errors"]
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    failed = next(line for line in lines if line.get("row") == 11)
+    assert failed["status"] == "failed" and failed["level"] == "warning" and len(failed["row_key"]) == 24
+
+
+def test_quiet_prints_nothing_but_errors(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = start_sandbox()
+    args = ["run", str(SAMPLES / "meetings_en.csv"), "--results", str(tmp_path / "r.csv"), "--quiet"]
+    proc = run_cli(args, importer_env(sandbox))
+    assert proc.returncode == 1
+    assert proc.stdout == "" and proc.stderr == ""
+
+
+def test_the_token_never_appears_anywhere(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    secret = "pat-na1-11111111-2222-3333-4444-555555555555"
+    sandbox = start_sandbox(token=secret)
+    outputs = []
+    for attempt, token in enumerate((secret, "pat-na1-wrong-token-wrong-token")):
+        summary, log_file, results = (
+            tmp_path / f"{attempt}.json",
+            tmp_path / f"{attempt}.log",
+            tmp_path / f"{attempt}.csv",
+        )
+        args = ["run", str(SAMPLES / "meetings_en.csv"), "--results", str(results)]
+        args += ["--summary-json", str(summary), "--log-file", str(log_file)]
+        proc = run_cli(args, importer_env(sandbox, token=token))
+        outputs += [
+            proc.stdout,
+            proc.stderr,
+            summary.read_text() if summary.exists() else "",
+            log_file.read_text(),
+        ]
+        outputs.append(results.read_text(encoding="utf-8-sig"))
+        assert all(token not in text for text in outputs), token
+    assert proc.returncode == 2  # the wrong token stopped the run
+
+
+def test_status_reports_the_ledger(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = start_sandbox()
+    state = tmp_path / "s" / "state.sqlite"
+    run_cli(
+        [
+            "run",
+            str(SAMPLES / "meetings_en.csv"),
+            "--state",
+            str(state),
+            "--results",
+            str(tmp_path / "r.csv"),
+        ],
+        importer_env(sandbox),
+    )
+
+    proc = run_cli(["status", "--state", str(state)], importer_env(sandbox))
+
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0] == sandbox.url
+    assert lines[1] == "  rows: 7 created"
+    assert lines[2].startswith(f"  last run: {SAMPLES / 'meetings_en.csv'} started ")
+    assert lines[2].endswith(": finished")
+    missing = run_cli(["status", "--state", str(tmp_path / "nope.sqlite")], importer_env(sandbox))
+    assert missing.returncode == 2
+
+
+def httpx_post(url: str) -> None:
+    import httpx
+
+    httpx.post(url).raise_for_status()
