@@ -45,6 +45,7 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/read_validate.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

@@ -89,7 +89,7 @@ def _start_sandbox(folder: Path, limit: int, latency_ms: int) -> tuple[subproces
 def _run_importer(sheet: Path, url: str, limit: int, concurrency: int) -> tuple[float, float, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEETING_IMPORTER_", "HUBSPOT_"))}
     env.update({"HUBSPOT_BASE_URL": url, "HUBSPOT_ACCESS_TOKEN": "sandbox-token"})
-    command = [sys.executable, "-m", "importer", "run", str(sheet)]
+    command = [sys.executable, "-m", "importer", "run", str(sheet), "--quiet"]
     command += ["--rate-limit", str(limit), "--concurrency", str(concurrency)]
     started = time.monotonic()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
