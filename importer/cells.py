@@ -10,6 +10,7 @@ the rows that are sent once more; `tests/test_cells.py` keeps both verdicts in s
 from __future__ import annotations
 
 import zoneinfo
+from datetime import datetime
 from functools import cache
 from typing import get_args
 
@@ -38,6 +39,7 @@ _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
 _OFFSET_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")
 _UTC = pl.Datetime("us", "UTC")
+MIN_YEAR, MAX_YEAR = 1900, 2199
 _TIME_EXAMPLE = "2026-12-01 14:00, 2026/12/01 14:00, 2026年12月1日 14:00 or 2026-12-01T14:00:00+09:00"
 _LIST_RULES = {
     "attendee_emails": (EMAIL_PATTERN, "is not an e-mail address"),
@@ -70,7 +72,7 @@ def parse_cells(
     )
     frame = _parse_times(frame, "start")
     frame = _parse_times(frame, "end")
-    frame = _duration(frame)
+    frame = _bound_years(_duration(frame))
     frame = frame.with_columns(
         pl.col("owner_email").str.to_lowercase(),
         *(_split(f).alias(f) for f in LIST_FIELDS),
@@ -143,14 +145,27 @@ def _joined(messages: list[pl.Expr]) -> pl.Expr:
 
 @cache
 def _zone_names() -> dict[str, str]:
-    names = {name.casefold(): name for name in zoneinfo.available_timezones()}
+    """Lower-case name -> IANA name, for the zones both zoneinfo and polars know (zoneinfo also lists
+    `Factory` and `localtime`, which polars refuses: one such cell would fail a whole chunk)."""
+    probe = pl.Series([datetime(2000, 1, 1)])
+    names = {}
+    for name in zoneinfo.available_timezones():
+        try:
+            probe.dt.replace_time_zone(name)
+        except pl.exceptions.PolarsError:
+            continue
+        names[name.casefold()] = name
     names.update(_ZONE_ALIASES)
     return names
 
 
+def zone_name(text: str) -> str | None:
+    """The IANA name for a zone cell or setting (case-insensitive, `JST` allowed), or None if unknown."""
+    return _zone_names().get(text.strip().casefold())
+
+
 def _zone_map(values: list[str | None]) -> dict[str | None, str | None]:
-    """Each distinct zone cell -> its IANA name, or None when unknown (case-insensitive, JST allowed)."""
-    return {v: _zone_names().get(v.strip().casefold()) if v else None for v in values}
+    return {v: zone_name(v) if v else None for v in values}
 
 
 def normalised_time_text(text: pl.Expr) -> pl.Expr:
@@ -225,6 +240,17 @@ def _duration(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.coalesce(pl.col("_end"), pl.when(in_range).then(pl.col("_start") + offset)))
 
 
+def _bound_years(frame: pl.DataFrame) -> pl.DataFrame:
+    """Flag (`_<field>_out`) and drop times outside MIN_YEAR..MAX_YEAR: polars holds years that Python's
+    datetime (and HubSpot) cannot, so such a time must make its row invalid, never reach the model."""
+    flags = [
+        (~pl.col(f"_{f}").dt.year().is_between(MIN_YEAR, MAX_YEAR)).fill_null(False).alias(f"_{f}_out")
+        for f in ("start", "end")
+    ]
+    kept = [pl.when(~pl.col(f"_{f}_out")).then(pl.col(f"_{f}")).alias(f"_{f}") for f in ("start", "end")]
+    return frame.with_columns(flags).with_columns(kept)
+
+
 def _title_problems(column: _Columns) -> list[pl.Expr]:
     title = pl.col("title")
     return [
@@ -256,6 +282,15 @@ def _time_problems(column: _Columns) -> list[pl.Expr]:
                     pl.col(field),
                     pl.col("_zone"),
                 )
+            )
+        )
+    for field in ("start", "end"):
+        problems.append(
+            column.problem(
+                field,
+                pl.col(f"_{field}_out"),
+                f"is outside the years {MIN_YEAR} to {MAX_YEAR}",
+                with_value=False,
             )
         )
     times_read = pl.col("_start").is_not_null() & pl.col("_end_status").fill_null("").is_in(["", "ambiguous"])

@@ -8,13 +8,13 @@ is read from the variable named by `token_env` and kept as a secret that never p
 from __future__ import annotations
 
 import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from importer.cells import zone_name
 from importer.errors import ConfigError
 from importer.models import FIELDS, parse_reminders
 
@@ -60,9 +60,10 @@ class Settings(BaseModel):
     @field_validator("default_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        if value not in zoneinfo.available_timezones():
+        name = zone_name(value)
+        if name is None:
             raise ValueError(f"unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)")
-        return value
+        return name
 
     @field_validator("default_reminders")
     @classmethod

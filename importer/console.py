@@ -44,7 +44,7 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
     if not table:
         parts = " ".join(f"{status}={count}" for status, count in counts.items()) or "rows=0"
         lines = [f"summary: {parts} duration_s={summary.duration_s:.1f} requests={summary.requests}"]
-        lines += [f"stopped: {summary.stop_reason}"] if summary.stop_reason else []
+        lines += [f"stopped: {' '.join(summary.stop_reason.split())}"] if summary.stop_reason else []
         lines.append(f"results: {summary.results_path}")
         return lines
     width = max((len(s) for s in counts), default=6)

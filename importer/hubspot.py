@@ -347,10 +347,15 @@ class HubSpotClient:
         """`POST /scheduler/2026-03/meetings/calendar?organizerUserId=...`; the spec says 200, CRM 201."""
         params = {"organizerUserId": str(organizer_user_id)}
         response = await self._send("POST", CREATE_MEETING_PATH, params=params, json_body=body, kind="api")
-        data = _json(response)
-        return Created(
-            str(data["id"]), response.headers.get("x-hubspot-correlation-id"), response.status_code
-        )
+        correlation_id = response.headers.get("x-hubspot-correlation-id")
+        try:
+            meeting_id = str(_json(response)["id"])
+        except (Unavailable, KeyError):
+            # HubSpot said it worked but we cannot tell which meeting: as good as a lost answer.
+            raise OutcomeUnknown(
+                f"POST {CREATE_MEETING_PATH}: {response.status_code} without a meeting id"
+            ) from None
+        return Created(meeting_id, correlation_id, response.status_code)
 
     # --- plumbing ---
 

@@ -168,7 +168,7 @@ class Ledger:
     ) -> None:
         self._db.execute(
             """UPDATE rows SET state = ?, meeting_id = COALESCE(?, meeting_id), error = ?, updated_at = ?
-               WHERE target = ? AND row_key = ?""",
+               WHERE target = ? AND row_key = ? AND state != 'created'""",
             [state, meeting_id, error, time.time(), self.target, row_key],
         )
 

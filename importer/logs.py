@@ -45,7 +45,9 @@ def configure(*, quiet: bool, interactive: bool, log_file: Path | None, log_form
     """Warnings and errors to stderr (errors only when `quiet`, or in a terminal, where the progress bar
     and the closing summary say it better); everything from INFO up to `log_file`."""
     root = logging.getLogger("importer")
-    root.handlers.clear()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+        handler.close()
     root.setLevel(logging.INFO)
     root.propagate = False
     formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
@@ -68,4 +70,6 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 def _quote(value: Any) -> str:
     text = str(value)
-    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ' "=\n') else text
+    # Spaces, quotes and `=` would break key=value parsing; a control character (\n, \r, \t, ESC) the line.
+    plain = text.isprintable() and not any(c in text for c in ' "=')
+    return text if plain else json.dumps(text, ensure_ascii=False)

@@ -173,7 +173,8 @@ def map_meeting(
     body = meeting.body_without_ids(include_invite_description)
     body["properties"]["hubspot_owner_id"] = organizer.id
     if attendee_ids:
-        body["properties"]["hs_attendee_owner_ids"] = ";".join(dict.fromkeys(attendee_ids))
+        # The Scheduler spec types this as an array of owner ids (CRM properties elsewhere use `a;b`).
+        body["properties"]["hs_attendee_owner_ids"] = list(dict.fromkeys(attendee_ids))
     body["associations"] = [_association(kind, object_id) for kind, object_id in associations]
     start_ms = round(meeting.start.timestamp() * 1000)
     request = CreateRequest(organizer.user_id, body, organizer.id, start_ms, meeting.title, tuple(notes))

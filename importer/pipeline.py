@@ -147,6 +147,30 @@ def triage(chunks: Iterable[list[ParsedRow]]) -> tuple[list[RowResult], list[tup
     return results, meetings
 
 
+def _split_twins(
+    meetings: list[tuple[int, Meeting]],
+) -> tuple[list[tuple[int, Meeting]], list[tuple[int, int]]]:
+    """The first row of each row key, and (index, index of its first) for the repeats: a sheet that lists
+    one meeting twice must still create it once."""
+    firsts: dict[str, int] = {}
+    unique: list[tuple[int, Meeting]] = []
+    twins: list[tuple[int, int]] = []
+    for index, meeting in meetings:
+        first = firsts.setdefault(meeting.row_key, index)
+        if first == index:
+            unique.append((index, meeting))
+        else:
+            twins.append((index, first))
+    return unique, twins
+
+
+def _twin_outcome(first: RowResult) -> Outcome:
+    same = f"same meeting as row {first.row}"
+    if first.status in _DONE:
+        return Outcome(RowStatus.SKIPPED, first.meeting_id, note=same)
+    return Outcome(first.status, error=f"{same}: {first.error}")
+
+
 def _top_errors(results: list[RowResult], most: int = 5) -> list[tuple[str, int]]:
     errors = Counter(r.error for r in results if r.error and r.status not in _DONE)
     return errors.most_common(most)
@@ -213,10 +237,13 @@ class _Run:
         started = time.monotonic()
         async with client:
             with open_ledger(state_path, settings.base_url) as ledger:
+                unique, twins = _split_twins(meetings)
                 try:
-                    pending = self._skip_done(ledger, meetings, previous)
+                    pending = self._skip_done(ledger, unique, previous)
                     jobs = await self._map(client, pending)
                     await self._send_jobs(client, ledger, jobs, input_path)
+                    for index, first in twins:
+                        self._record(index, _twin_outcome(self.results[first]))
                 except AuthFailed as error:
                     raise AuthError(f"HubSpot refused the access token: {error}") from None
                 finally:

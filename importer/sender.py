@@ -209,7 +209,9 @@ class Sender:
             if meeting_id is not None:
                 self._ledger.mark_created(doubt.job.row_key, meeting_id)
                 status = RowStatus.SKIPPED if doubt.earlier_run else RowStatus.CREATED
-                note = "found in HubSpot after an earlier attempt lost its answer"
+                note = "; ".join(
+                    [*doubt.job.request.notes, "found in HubSpot after an earlier attempt lost its answer"]
+                )
                 outcome = Outcome(status, meeting_id, attempts=self._tries(doubt.job), note=note)
                 self._finish(doubt.job, outcome)
             elif self._tries(doubt.job) < self._max_attempts:

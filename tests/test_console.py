@@ -1,0 +1,226 @@
+"""The terminal's progress line (a fake stream and a fake monotonic clock) and the closing summary lines."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from importer.console import ProgressLine, summary_lines
+from importer.pipeline import RunSummary
+
+DAILY_STOP = "HubSpot's daily request limit is reached; the next run sends the rest"
+
+
+class FakeStream(io.StringIO):
+    """Remembers each write and counts flushes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+class Clock:
+    """Stands in for time.monotonic; starts at 1000 s, as a machine that has been up a while."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(time, "monotonic", fake)
+    return fake
+
+
+@pytest.fixture
+def stream() -> FakeStream:
+    return FakeStream()
+
+
+# --- progress line ---
+
+
+def test_progress_line_shows_count_rate_and_eta_padded_to_60(clock: Clock, stream: FakeStream) -> None:
+    progress = ProgressLine(stream)
+    clock.now = 1002.0
+    progress(12, 100)
+    assert stream.writes == ["\r  12/100 rows  6.0 rows/s  ETA 15s" + " " * 25]
+    assert stream.flushes == 1
+
+
+@pytest.mark.parametrize(
+    ("done", "elapsed_s", "line"),
+    [
+        (1, 40.0, "1/100 rows  0.0 rows/s  ETA 1h06m"),
+        (1, 10.0, "1/100 rows  0.1 rows/s  ETA 16m30s"),
+        (10, 10.0, "10/100 rows  1.0 rows/s  ETA 1m30s"),
+        (50, 10.0, "50/100 rows  5.0 rows/s  ETA 10s"),
+    ],
+)
+def test_progress_eta_in_seconds_minutes_or_hours(
+    clock: Clock, stream: FakeStream, done: int, elapsed_s: float, line: str
+) -> None:
+    progress = ProgressLine(stream)
+    clock.now += elapsed_s
+    progress(done, 100)
+    assert stream.writes == [f"\r  {line}".ljust(60)]
+
+
+def test_progress_without_rows_done_has_no_eta(clock: Clock, stream: FakeStream) -> None:
+    progress = ProgressLine(stream)
+    clock.now = 1003.0
+    progress(0, 50)
+    assert stream.writes == ["\r  0/50 rows  0.0 rows/s  ".ljust(60)]
+
+
+def test_progress_is_redrawn_at_most_five_times_a_second(clock: Clock, stream: FakeStream) -> None:
+    progress = ProgressLine(stream)
+    for now, done in [(1002.0, 1), (1002.1, 2), (1002.19, 3), (1002.25, 4), (1002.3, 5), (1002.5, 6)]:
+        clock.now = now
+        progress(done, 10)
+    assert [line.split()[0] for line in stream.writes] == ["1/10", "4/10", "6/10"]
+    assert stream.flushes == 3
+
+
+def test_progress_last_row_is_always_drawn_without_eta(clock: Clock, stream: FakeStream) -> None:
+    progress = ProgressLine(stream)
+    clock.now = 1002.0
+    progress(9, 10)
+    clock.now = 1002.05  # 0.05 s after the last draw: only the last row is drawn this soon
+    progress(10, 10)
+    assert stream.writes == [
+        "\r  9/10 rows  4.5 rows/s  ETA 0s".ljust(60),
+        "\r  10/10 rows  4.9 rows/s  ".ljust(60),
+    ]
+
+
+def test_close_ends_the_line_once_drawn(clock: Clock, stream: FakeStream) -> None:
+    progress = ProgressLine(stream)
+    clock.now = 1001.0
+    progress(1, 1)
+    progress.close()
+    assert stream.getvalue() == "\r  1/1 rows  1.0 rows/s  ".ljust(60) + "\n"
+
+
+def test_close_writes_nothing_when_nothing_was_drawn(clock: Clock, stream: FakeStream) -> None:
+    ProgressLine(stream).close()
+    assert stream.writes == []
+
+
+# --- summary ---
+
+
+def make_summary(
+    counts: dict[str, int],
+    *,
+    duration_s: float = 75.4,
+    stop_reason: str | None = None,
+    top_errors: list[tuple[str, int]] | None = None,
+) -> RunSummary:
+    every = {"valid": 0, "invalid": 0, "created": 0, "skipped": 0, "failed": 0, "not_sent": 0} | counts
+    return RunSummary(
+        Path("sheets/meetings.csv"),
+        Path("sheets/meetings.results.csv"),
+        every,
+        duration_s,
+        send_s=70.0,
+        requests=12,
+        rate_limited=1,
+        stop_reason=stop_reason,
+        top_errors=top_errors or [],
+    )
+
+
+STOPPED = make_summary(
+    {"invalid": 2, "created": 5, "skipped": 1, "failed": 3, "not_sent": 4},
+    stop_reason=DAILY_STOP,
+    top_errors=[("contact not found: a@example.com", 3), ("end: must be after start", 2)],
+)
+
+
+def test_table_lists_nonzero_counts_stop_reason_and_top_errors() -> None:
+    assert summary_lines(STOPPED, table=True) == [
+        "sheets/meetings.csv: 15 rows in 1m15s",
+        "  invalid         2",
+        "  created         5",
+        "  skipped         1",
+        "  failed          3",
+        "  not_sent        4",
+        f"stopped: {DAILY_STOP}",
+        "most frequent errors:",
+        "      3 x contact not found: a@example.com",
+        "      2 x end: must be after start",
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+def test_table_of_a_complete_run_has_only_its_counts() -> None:
+    summary = make_summary({"created": 1200, "skipped": 34}, duration_s=3725.0)
+    assert summary_lines(summary, table=True) == [
+        "sheets/meetings.csv: 1234 rows in 1h02m",
+        "  created     1200",
+        "  skipped       34",
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+def test_table_cuts_long_errors_at_150_characters() -> None:
+    summary = make_summary({"failed": 1}, top_errors=[("x" * 200, 1)])
+    assert summary_lines(summary, table=True) == [
+        "sheets/meetings.csv: 1 rows in 1m15s",
+        "  failed        1",
+        "most frequent errors:",
+        "      1 x " + "x" * 150,
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+def test_table_without_rows() -> None:
+    assert summary_lines(make_summary({}, duration_s=0.2), table=True) == [
+        "sheets/meetings.csv: 0 rows in 0s",
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+def test_plain_lines_give_nonzero_counts_and_stop_reason() -> None:
+    assert summary_lines(STOPPED, table=False) == [
+        "summary: invalid=2 created=5 skipped=1 failed=3 not_sent=4 duration_s=75.4 requests=12",
+        f"stopped: {DAILY_STOP}",
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+def test_plain_lines_of_a_complete_run() -> None:
+    summary = make_summary({"created": 3}, duration_s=2.04)
+    assert summary_lines(summary, table=False) == [
+        "summary: created=3 duration_s=2.0 requests=12",
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+def test_plain_lines_without_rows() -> None:
+    assert summary_lines(make_summary({}, duration_s=0.0), table=False) == [
+        "summary: rows=0 duration_s=0.0 requests=12",
+        "results: sheets/meetings.results.csv",
+    ]
+
+
+@pytest.mark.parametrize("summary", [STOPPED, make_summary({"created": 3}), make_summary({})])
+def test_plain_lines_have_no_control_characters(summary: RunSummary) -> None:
+    lines = summary_lines(summary, table=False)
+    assert [line for line in lines if not line.isprintable()] == []
