@@ -21,6 +21,8 @@ from importer.models import (
     EMAIL_PATTERN,
     ENUM_ALIASES,
     FIELDS,
+    MAX_DOMAIN,
+    MAX_EMAIL,
     MAX_MINUTES,
     MAX_TITLE,
     OBJECT_ID_PATTERN,
@@ -42,11 +44,11 @@ _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
 _TIME_EXAMPLE = "2026-12-01 14:00, 2026/12/01 14:00, 2026年12月1日 14:00 or 2026-12-01T14:00:00+09:00"
 _LIST_RULES = {
-    "attendee_emails": (EMAIL_PATTERN, "is not an e-mail address"),
-    "contact_emails": (EMAIL_PATTERN, "is not an e-mail address"),
-    "company_domains": (DOMAIN_PATTERN, "is not a domain name"),
-    "deal_ids": (OBJECT_ID_PATTERN, "is not a HubSpot record id (digits only)"),
-    "ticket_ids": (OBJECT_ID_PATTERN, "is not a HubSpot record id (digits only)"),
+    "attendee_emails": (EMAIL_PATTERN, MAX_EMAIL, "is not an e-mail address"),
+    "contact_emails": (EMAIL_PATTERN, MAX_EMAIL, "is not an e-mail address"),
+    "company_domains": (DOMAIN_PATTERN, MAX_DOMAIN, "is not a domain name"),
+    "deal_ids": (OBJECT_ID_PATTERN, MAX_DOMAIN, "is not a HubSpot record id (digits only)"),
+    "ticket_ids": (OBJECT_ID_PATTERN, MAX_DOMAIN, "is not a HubSpot record id (digits only)"),
 }
 
 
@@ -96,7 +98,9 @@ def parse_cells(
         ),
         column.problem("owner_email", pl.col("owner_email").is_null(), "is required", with_value=False),
         column.problem(
-            "owner_email", ~pl.col("owner_email").str.contains(EMAIL_PATTERN), "'{}' is not an e-mail address"
+            "owner_email",
+            ~_fits(pl.col("owner_email"), EMAIL_PATTERN, MAX_EMAIL),
+            "'{}' is not an e-mail address",
         ),
         *(_list_problem(column, f) for f in LIST_FIELDS),
         _enum_problem(column, "location_type", get_args(LocationType)),
@@ -352,9 +356,16 @@ def _split(field: str) -> pl.Expr:
 
 
 def _list_problem(column: _Columns, field: str) -> pl.Expr:
-    pattern, complaint = _LIST_RULES[field]
-    first_bad = pl.col(field).list.eval(pl.element().filter(~pl.element().str.contains(pattern))).list.first()
+    pattern, longest, complaint = _LIST_RULES[field]
+    first_bad = (
+        pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
+    )
     return pl.when(first_bad.is_not_null()).then(pl.format(f"{column[field]}: '{{}}' {complaint}", first_bad))
+
+
+def _fits(text: pl.Expr, pattern: str, longest: int) -> pl.Expr:
+    # The model's length caps, checked apart: polars' regex engine has no lookahead to put them in the pattern.
+    return text.str.contains(pattern) & (text.str.len_chars() <= longest)
 
 
 def _enum(field: str) -> pl.Expr:

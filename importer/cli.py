@@ -94,7 +94,13 @@ _path = click.Path(path_type=Path, dir_okay=False)
 )
 @click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
 @click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as key=value text or one JSON object each.",
+)
 @click.option("--summary-json", type=_path, help="Write counts, durations, request rate and 429s here.")
 def run(
     input_path: Path,

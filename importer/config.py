@@ -8,15 +8,15 @@ is read from the variable named by `token_env` and kept as a secret that never p
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from importer.cells import zone_name
 from importer.errors import ConfigError
-from importer.models import FIELDS, parse_reminders
+from importer.models import ENUM_ALIASES, FIELDS, Outcome, parse_reminders
 
 ENV_PREFIX = "MEETING_IMPORTER_"
 
@@ -65,6 +65,14 @@ class Settings(BaseModel):
             raise ValueError(f"unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)")
         return name
 
+    @field_validator("default_outcome")
+    @classmethod
+    def _outcome(cls, value: str) -> str:
+        upper = ENUM_ALIASES.get(value.strip().upper(), value.strip().upper())
+        if upper not in get_args(Outcome):
+            raise ValueError(f"'{value}' is not one of {', '.join(get_args(Outcome))}")
+        return upper
+
     @field_validator("default_reminders")
     @classmethod
     def _reminders(cls, value: str) -> str:
@@ -90,20 +98,35 @@ def load_settings(
     environ: Mapping[str, str],
     flags: Mapping[str, Any],
 ) -> Settings:
-    """Merge the layers, later winning: defaults, `config_path`, `environ`, then the flags that were given."""
+    """Merge the layers, later winning: defaults, `config_path`, `environ`, then the flags that were given.
+
+    A bad value is reported with the layer it came from: the file, the environment variable or the flag.
+    """
     merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    layers: list[tuple[dict[str, Any], Callable[[str], str]]] = []
     if config_path is not None:
-        merged.update(_read_toml(config_path))
-    merged.update(_from_environ(environ))
-    merged.update({k: v for k, v in flags.items() if v is not None})
+        layers.append((_read_toml(config_path), lambda name: str(config_path)))
+    layers.append((_from_environ(environ), _environ_name))
+    layers.append(
+        ({k: v for k, v in flags.items() if v is not None}, lambda name: f"option --{name.replace('_', '-')}")
+    )
+    for values, source in layers:
+        merged.update(values)
+        sources.update({name: source(name) for name in values})
     token_env = str(merged.get("token_env", Settings.model_fields["token_env"].default))
     if environ.get(token_env):
         merged["token"] = environ[token_env]
     try:
         return Settings(**merged)
     except ValidationError as exc:
-        source = f" in {config_path}" if config_path else ""
-        raise ConfigError(f"bad setting{source}: {_describe(exc)}") from None
+        raise ConfigError(_describe(exc, sources)) from None
+
+
+def _environ_name(name: str) -> str:
+    if name == "base_url":
+        return "environment variable HUBSPOT_BASE_URL or MEETING_IMPORTER_BASE_URL"
+    return f"environment variable {ENV_PREFIX}{name.upper()}"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -134,12 +157,17 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
+def _describe(exc: ValidationError, sources: dict[str, str]) -> str:
+    """`bad setting in <where it came from>: <setting>: <what is wrong>`, grouped by source."""
+    groups: dict[str | None, list[str]] = {}
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "settings"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
+        source = sources.get(str(error["loc"][0])) if error["loc"] else None
+        groups.setdefault(source, []).append(f"{where}: {message}")
+    return "; ".join(
+        f"bad setting{f' in {source}' if source else ''}: {'; '.join(parts)}"
+        for source, parts in groups.items()
+    )

@@ -47,11 +47,13 @@ EMAIL_PATTERN = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0
 DOMAIN_PATTERN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 OBJECT_ID_PATTERN = r"^[1-9][0-9]{0,19}$"
 MAX_TITLE = 1000
+MAX_EMAIL = 254  # RFC 5321's limit on a path
+MAX_DOMAIN = 253
 MAX_MINUTES = 60 * 24 * 31
 
 # Checked by pydantic-core in Rust: no Python runs per value, which keeps a million rows inside seconds.
-Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
-Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253)]
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=MAX_EMAIL)]
+Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=MAX_DOMAIN)]
 ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN)]
 
 

@@ -9,6 +9,7 @@ one bad row never costs the others.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -64,7 +65,7 @@ def load_sheet(
     if path.suffix.lower() in EXCEL_SUFFIXES:
         frame, first_row = _read_excel(path, sheet)
     else:
-        frame, first_row = _read_csv(path, encoding), 2
+        frame, first_row = _read_csv(path, encoding)
     if frame.width == 0:
         raise InputError(f"{path}: the file is empty")
     if set(RESULT_COLUMNS) <= set(frame.columns):
@@ -81,9 +82,11 @@ def load_sheet(
     return Sheet(path, frame.drop("_row"), frame["_row"].to_list(), headers)
 
 
-def _read_csv(path: Path, encoding: str | None) -> pl.DataFrame:
+def _read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, int]:
+    """The CSV's cells and the row number of its first data row (blank lines above the header count,
+    as in Excel, though polars skips them)."""
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw.removeprefix(codecs.BOM_UTF8).strip():
         raise InputError(f"{path}: the file is empty")
     if b"\x00" in raw[:65536]:
         raise InputError(
@@ -91,9 +94,12 @@ def _read_csv(path: Path, encoding: str | None) -> pl.DataFrame:
         )
     text = _decode(path, raw, encoding)
     separator = _sniff_separator(text)
+    blank_lines_above = len(text) - len(text.lstrip("\r\n"))
+    blank_lines_above = text[:blank_lines_above].count("\n")
     try:
         # Polars parses UTF-8 natively; passing bytes (not a str path) keeps CRLF inside quoted cells.
-        return pl.read_csv(io.BytesIO(text.encode()), separator=separator, infer_schema=False)
+        frame = pl.read_csv(io.BytesIO(text.encode()), separator=separator, infer_schema=False)
+        return frame, 2 + blank_lines_above
     except pl.exceptions.PolarsError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise InputError(f"{path}: not a readable CSV file: {first_line}") from None
@@ -139,10 +145,12 @@ def _read_excel(path: Path, sheet: str | None) -> tuple[pl.DataFrame, int]:
             has_header=False,
             drop_empty_rows=False,
             drop_empty_cols=False,
+            raise_if_empty=False,
             read_options={"header_row": None, "skip_rows": 0, "dtypes": "string"},
         )
     except fastexcel.FastExcelError as exc:
-        raise InputError(f"{path}: not a readable Excel file ({type(exc).__name__}: {exc})") from None
+        first_line = str(exc).strip().splitlines()[0]  # calamine appends a multi-line "Context:" trailer
+        raise InputError(f"{path}: not a readable Excel file ({type(exc).__name__}: {first_line})") from None
     filled = grid.select(pl.any_horizontal(pl.all().is_not_null() & (pl.all().str.strip_chars() != "")))
     hits = filled.to_series().arg_true()
     if hits.len() == 0:

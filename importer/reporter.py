@@ -9,6 +9,7 @@ Every write goes to a temporary file renamed over the target, so a reader never 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -71,6 +72,10 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
             safe.write_excel(temp, worksheet="results", autofit=False)
         else:
             safe.write_csv(temp, include_bom=True)
+        # mkstemp makes the file private (0600); a results file is a shared document like any other.
+        umask = os.umask(0)
+        os.umask(umask)
+        temp.chmod(0o666 & ~umask)
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
@@ -78,10 +83,11 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
 
 def _neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     text_columns = [c for c, t in frame.schema.items() if t == pl.String]
-    return frame.with_columns(
+    cells = frame.with_columns(
         pl.when(pl.col(c).str.contains(_FORMULA_START)).then("'" + pl.col(c)).otherwise(pl.col(c)).alias(c)
         for c in text_columns
     )
+    return cells.rename({c: f"'{c}" for c in cells.columns if re.match(_FORMULA_START, c)})
 
 
 def read_statuses(path: Path) -> dict[str, tuple[str, str | None]]:

@@ -61,7 +61,9 @@ def test_created_meeting_carries_owner_ids_and_typed_associations(
     # organizerUserId is the owner's userId; hubspot_owner_id is the owner's id: never swapped.
     assert review["organizerUserId"] == 52000004
     assert review["properties"]["hubspot_owner_id"] == "8100004"
-    assert review["properties"]["hs_attendee_owner_ids"] == ["8100005"]  # an array, as the Scheduler spec says
+    assert review["properties"]["hs_attendee_owner_ids"] == [
+        "8100005"
+    ]  # an array, as the Scheduler spec says
     assert review["properties"]["hs_meeting_start_time"] == "2026-12-01T15:00:00Z"
     assert review["timezone"] == "America/New_York"
     pairs = sorted((a["types"][0]["associationTypeId"], a["to"]["id"]) for a in review["associations"])

@@ -1,0 +1,269 @@
+"""The command line through click's runner: exact output lines and exit codes; one real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import polars as pl
+import pytest
+from click.testing import CliRunner, Result
+
+from importer.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+HEADER = "title,start,end,owner_email\n"
+GOOD = "Review,2026-12-01 10:00,2026-12-01 11:00,a@example.com\n"
+BAD = "Broken,2026-12-01 10:00,2026-12-01 09:00,a@example.com\n"
+
+WriteCsv = Callable[..., Path]
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def stdout_lines(result: Result) -> list[str]:
+    """stdout with the run's duration, the one figure that varies, written as <s>."""
+    return re.sub(r"duration_s=\d+\.\d", "duration_s=<s>", result.stdout).splitlines()
+
+
+def assert_stopped(result: Result, message: str) -> None:
+    """Exit 2, nothing on stdout, exactly `Error: <message>` on stderr and no traceback."""
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {message}\n")
+    assert isinstance(result.exception, SystemExit)
+
+
+def statuses(results: Path) -> dict[int, str]:
+    frame = pl.read_csv(results, infer_schema=False)
+    return {int(row): status for row, status in zip(frame["row"], frame["status"], strict=True)}
+
+
+# --- exit 0 and 1 ---
+
+
+def test_all_rows_valid_exits_0(write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv(HEADER + GOOD + GOOD.replace("Review", "Demo"))
+    result = invoke("run", path, "--dry-run")
+    assert (result.exit_code, result.stderr) == (0, "")
+    results = tmp_path / "meetings.results.csv"
+    assert stdout_lines(result) == ["summary: valid=2 duration_s=<s> requests=0", f"results: {results}"]
+    assert statuses(results) == {2: "valid", 3: "valid"}
+
+
+def test_some_rows_invalid_exits_1(write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv(HEADER + GOOD + BAD)
+    out = tmp_path / "out" / "r.xlsx"
+    result = invoke("run", path, "--dry-run", "--results", out)
+    assert (result.exit_code, result.stderr) == (1, "")
+    assert stdout_lines(result) == ["summary: valid=1 invalid=1 duration_s=<s> requests=0", f"results: {out}"]
+    back = pl.read_excel(out, read_options={"dtypes": "string"})
+    assert back.select("row", "status", "error").rows() == [
+        ("2", "valid", None),
+        ("3", "invalid", "end: must be after start"),
+    ]
+
+
+def test_sheet_flag_reaches_the_reader(tmp_path: Path) -> None:
+    workbook, results = SAMPLES / "meetings.xlsx", tmp_path / "r.csv"
+    assert invoke("run", workbook, "--dry-run", "--sheet", "Meetings", "--results", results).exit_code == 1
+    assert_stopped(
+        invoke("run", workbook, "--dry-run", "--sheet", "2", "--results", results),
+        f"{workbook}: the file has a header but no data rows",
+    )
+
+
+def test_environment_reaches_the_settings(write_csv: WriteCsv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time in Tokyo's default zone at 2027-03-14 02:30 exists; in New York's it does not."""
+    path = write_csv("title,start,duration_minutes,owner_email\nSpring,2027-03-14 02:30,30,a@example.com\n")
+    assert invoke("run", path, "--dry-run").exit_code == 0
+    monkeypatch.setenv("MEETING_IMPORTER_DEFAULT_TIMEZONE", "America/New_York")
+    assert invoke("run", path, "--dry-run").exit_code == 1
+
+
+# --- exit 2: one line on stderr ---
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.csv"
+    assert_stopped(invoke("run", path, "--dry-run"), f"{path}: no such file")
+
+
+def test_empty_file(write_csv: WriteCsv) -> None:
+    path = write_csv("")
+    assert_stopped(invoke("run", path, "--dry-run"), f"{path}: the file is empty")
+
+
+def test_header_only(write_csv: WriteCsv) -> None:
+    path = write_csv(HEADER)
+    assert_stopped(invoke("run", path, "--dry-run"), f"{path}: the file has a header but no data rows")
+
+
+def test_not_a_spreadsheet(tmp_path: Path) -> None:
+    path = tmp_path / "photo.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert_stopped(
+        invoke("run", path, "--dry-run"),
+        f"{path}: not a CSV or Excel file (binary content); Excel files need an Excel suffix",
+    )
+
+
+def test_corrupt_xlsx(tmp_path: Path) -> None:
+    path = tmp_path / "meetings.xlsx"
+    path.write_bytes((SAMPLES / "meetings.xlsx").read_bytes()[:2000])
+    assert_stopped(
+        invoke("run", path, "--dry-run"),
+        f"{path}: not a readable Excel file (CalamineError: calamine error: Xlsx error: Zip error:"
+        " invalid Zip archive: Could not find EOCD)",
+    )
+
+
+def test_unknown_encoding(write_csv: WriteCsv) -> None:
+    path = write_csv(HEADER + GOOD)
+    assert_stopped(
+        invoke("run", path, "--dry-run", "--encoding", "klingon"),
+        "unknown encoding 'klingon' (try utf-8 or cp932)",
+    )
+
+
+def test_missing_column(write_csv: WriteCsv) -> None:
+    path = write_csv("title,start\nReview,2026-12-01 10:00\n")
+    assert_stopped(
+        invoke("run", path, "--dry-run"),
+        f"{path}: missing column(s) owner_email, end (or duration_minutes); the file has: title, start"
+        " (map headers to fields in the config's [columns] table)",
+    )
+
+
+def test_bad_config(write_csv: WriteCsv, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("concurrency = 0\n")
+    path = write_csv(HEADER + GOOD)
+    assert_stopped(
+        invoke("run", path, "--dry-run", "--config", config),
+        f"bad setting in {config}: concurrency: Input should be greater than or equal to 1",
+    )
+
+
+def test_missing_config(write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv(HEADER + GOOD)
+    config = tmp_path / "nope.toml"
+    assert_stopped(invoke("run", path, "--dry-run", "--config", config), f"config file not found: {config}")
+
+
+def test_usage_error_exits_2() -> None:
+    result = invoke("run")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: Missing argument 'INPUT'."
+
+
+def test_a_zone_polars_lacks_is_a_bad_row_not_a_crash(write_csv: WriteCsv) -> None:
+    """`Factory` is in zoneinfo but not in polars: today the run dies with a ComputeError traceback."""
+    path = write_csv(
+        "title,start,duration_minutes,owner_email,timezone\nx,2026-12-01 10:00,30,a@example.com,Factory\n"
+    )
+    result = invoke("run", path, "--dry-run")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+
+
+# --- help ---
+
+
+def test_every_command_and_option_has_help() -> None:
+    assert main.help
+    for name, command in sorted(main.commands.items()):
+        assert command.help, name
+        undocumented = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
+        assert undocumented == [], name
+
+
+@pytest.mark.parametrize("args", [[], ["run"], ["status"], ["sandbox"]])
+def test_help_prints_usage_and_text(args: list[str]) -> None:
+    result = invoke(*args, "--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: main {' '.join(args)}".rstrip() + " [OPTIONS]")
+    command = main.commands[args[0]] if args else main
+    assert command.help is not None
+    assert command.help.split()[0] in result.stdout
+
+
+# --- the samples, as the README describes them ---
+
+
+@pytest.mark.parametrize(
+    ("sample", "config", "invalid", "valid"),
+    [
+        ("meetings_en.csv", None, [8, 9, 10], [2, 3, 4, 5, 7, 11, 12, 13, 14]),
+        ("meetings_ja.csv", "japanese.toml", [7, 8, 13], [2, 3, 4, 5, 6, 9, 10, 11, 12]),
+        ("meetings.xlsx", None, [7, 8], [2, 3, 5, 6]),
+    ],
+)
+def test_sample_dry_runs_match_the_readme(
+    tmp_path: Path, sample: str, config: str | None, invalid: list[int], valid: list[int]
+) -> None:
+    results = tmp_path / "results.csv"
+    args: list[str | Path] = ["run", SAMPLES / sample, "--dry-run", "--results", results]
+    if config:
+        args += ["--config", REPO / "config" / config]
+    result = invoke(*args)
+    assert (result.exit_code, result.stderr) == (1, "")
+    assert stdout_lines(result)[0] == (
+        f"summary: valid={len(valid)} invalid={len(invalid)} duration_s=<s> requests=0"
+    )
+    assert statuses(results) == {**{r: "valid" for r in valid}, **{r: "invalid" for r in invalid}}
+
+
+def test_english_sample_messages_and_warning(tmp_path: Path) -> None:
+    results = tmp_path / "results.csv"
+    invoke("run", SAMPLES / "meetings_en.csv", "--dry-run", "--results", results)
+    frame = pl.read_csv(results, infer_schema=False)
+    notes = {int(r): (e, w) for r, e, w in frame.select("row", "error", "warning").iter_rows() if e or w}
+    assert notes == {
+        8: ("end: must be after start", None),
+        9: (
+            "start: '2027-03-14 02:30' does not exist in America/New_York"
+            " (the clocks skip it when daylight saving time starts)",
+            None,
+        ),
+        10: ("contact_emails: 'daniel.lee@globex' is not an e-mail address", None),
+        14: (
+            None,
+            "start: '2027-11-07 01:30' occurs twice in America/New_York (daylight saving time ends);"
+            " took the first, 2027-11-07 05:30Z",
+        ),
+    }
+
+
+def test_results_default_beside_the_input(tmp_path: Path) -> None:
+    path = tmp_path / "meetings_en.csv"
+    shutil.copy(SAMPLES / "meetings_en.csv", path)
+    result = invoke("run", path, "--dry-run")
+    assert stdout_lines(result)[-1] == f"results: {tmp_path / 'meetings_en.results.csv'}"
+    assert len(statuses(tmp_path / "meetings_en.results.csv")) == 12
+
+
+# --- a real process ---
+
+
+def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
+    """CliRunner catches SystemExit itself; only a real `python -m importer` shows the status the shell sees."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEETING_IMPORTER_", "HUBSPOT_"))}
+    env["PYTHONPATH"] = str(REPO)
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "importer", "run", *map(str, args)]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    some_invalid = run(SAMPLES / "meetings_en.csv", "--dry-run", "--results", tmp_path / "r.csv")
+    assert (some_invalid.returncode, some_invalid.stderr) == (1, "")
+    missing = run(tmp_path / "nope.csv", "--dry-run")
+    assert (missing.returncode, missing.stderr) == (2, f"Error: {tmp_path / 'nope.csv'}: no such file\n")
+    assert "Traceback" not in some_invalid.stderr + missing.stderr

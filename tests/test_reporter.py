@@ -1,0 +1,219 @@
+"""The results file: input columns untouched, outcome columns after them, safe to open in Excel, atomic."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from importer.errors import InputError
+from importer.models import RESULT_COLUMNS, RowResult, RowStatus
+from importer.reporter import (
+    count_statuses,
+    default_results_path,
+    read_statuses,
+    results_frame,
+    write_results,
+)
+
+INPUTS = pl.DataFrame(
+    {
+        "件名": ["定例（㈱さくら商事）", "Bad row"],
+        "start": ["2026/12/01 14:00", None],
+        "deal_ids": ["0012345", "1"],
+    }
+)
+RESULTS = [
+    RowResult(
+        2, RowStatus.CREATED, "a1b2", meeting_id="8100001", http_status=200, correlation_id="c-1", attempts=1
+    ),
+    RowResult(4, RowStatus.INVALID, error="start: is required", warning="w"),
+]
+
+
+def frame() -> pl.DataFrame:
+    return results_frame(INPUTS, RESULTS)
+
+
+def test_default_results_path_is_beside_the_input() -> None:
+    assert default_results_path(Path("in/meetings_ja.csv")) == Path("in/meetings_ja.results.csv")
+    assert default_results_path(Path("book.xlsx")) == Path("book.results.csv")
+
+
+def test_input_columns_first_untouched_then_the_outcome() -> None:
+    result = frame()
+    assert result.columns == ["件名", "start", "deal_ids", *RESULT_COLUMNS]
+    assert list(RESULT_COLUMNS) == [
+        "row",
+        "status",
+        "meeting_id",
+        "error",
+        "http_status",
+        "correlation_id",
+        "attempts",
+        "row_key",
+        "warning",
+    ]
+    assert result.select(INPUTS.columns).equals(INPUTS)
+    assert result.select(RESULT_COLUMNS).rows() == [
+        (2, "created", "8100001", None, 200, "c-1", 1, "a1b2", None),
+        (4, "invalid", None, "start: is required", None, None, 0, None, "w"),
+    ]
+
+
+def test_result_columns_of_an_earlier_run_are_replaced() -> None:
+    earlier = results_frame(INPUTS, [RowResult(2, RowStatus.FAILED), RowResult(4, RowStatus.FAILED)])
+    again = results_frame(earlier, RESULTS)
+    assert again.columns == frame().columns
+    assert again["status"].to_list() == ["created", "invalid"]
+
+
+def test_csv_has_a_bom_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "out.results.csv"
+    write_results(frame(), path)
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf\xe4\xbb\xb6\xe5\x90\x8d,start,")  # BOM, then 件名
+    back = pl.read_csv(path, infer_schema=False)
+    assert back.columns == frame().columns
+    assert back.row(0) == (
+        "定例（㈱さくら商事）",
+        "2026/12/01 14:00",
+        "0012345",
+        "2",
+        "created",
+        "8100001",
+        None,
+        "200",
+        "c-1",
+        "1",
+        "a1b2",
+        None,
+    )
+
+
+def test_xlsx_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "out.results.xlsx"
+    write_results(frame(), path)
+    back = pl.read_excel(path, read_options={"dtypes": "string"})
+    assert back.columns == frame().columns
+    assert back.rows() == [
+        (
+            "定例（㈱さくら商事）",
+            "2026/12/01 14:00",
+            "0012345",
+            "2",
+            "created",
+            "8100001",
+            None,
+            "200",
+            "c-1",
+            "1",
+            "a1b2",
+            None,
+        ),
+        ("Bad row", None, "1", "4", "invalid", None, "start: is required", None, None, "0", None, "w"),
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.results.xlsx"]
+
+
+@pytest.mark.parametrize(
+    "text", ["=1+1", "+81 3 1234 5678", "-5", "@SUM(A1:A2)", "\tx", "\rx", '=HYPERLINK("x")']
+)
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_formula_starts_are_neutralised(tmp_path: Path, text: str, suffix: str) -> None:
+    inputs = pl.DataFrame({"title": [text], "location": ["safe"]})
+    results = [RowResult(2, RowStatus.INVALID, error=text)]
+    path = tmp_path / f"out{suffix}"
+    write_results(results_frame(inputs, results), path)
+    if suffix == ".csv":
+        back = pl.read_csv(path, infer_schema=False)
+    else:
+        back = pl.read_excel(path, read_options={"dtypes": "string"})
+    assert (back["title"][0], back["error"][0], back["location"][0]) == ("'" + text, "'" + text, "safe")
+
+
+@pytest.mark.parametrize("text", ["a=b", "1-2", "'quoted", " =spaced", "メモ=あり"])
+def test_other_text_is_left_alone(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "out.csv"
+    write_results(results_frame(pl.DataFrame({"title": [text]}), [RowResult(2, RowStatus.VALID)]), path)
+    assert pl.read_csv(path, infer_schema=False)["title"][0] == text
+
+
+def test_formula_headers_are_neutralised_too(tmp_path: Path) -> None:
+    """A header cell is a cell: Excel runs `=...` in row 1 as readily as in row 2."""
+    path = tmp_path / "out.csv"
+    inputs = pl.DataFrame({"=2+5*cmd|x": ["Review"]})
+    write_results(results_frame(inputs, [RowResult(2, RowStatus.VALID)]), path)
+    assert pl.read_csv(path, infer_schema=False).columns[0] == "'=2+5*cmd|x"
+
+
+def test_writing_replaces_the_old_file_whole_and_leaves_no_temp(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    path.write_text("old,content\n" * 1000)
+    write_results(frame(), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    text = path.read_text(encoding="utf-8-sig")
+    assert "old,content" not in text
+    assert text.splitlines()[0] == "件名,start,deal_ids," + ",".join(RESULT_COLUMNS)
+    assert len(text.splitlines()) == 3
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.csv"
+    path.write_text("old results\n")
+
+    def broken(self: pl.DataFrame, file: Path, **_: object) -> None:
+        Path(file).write_text("half a fi")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pl.DataFrame, "write_csv", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_results(frame(), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    assert path.read_text() == "old results\n"
+
+
+def test_results_file_gets_the_usual_permissions(tmp_path: Path) -> None:
+    """The temporary file comes from mkstemp (mode 0600): once renamed, the results file must be as readable
+    as any file the user writes (umask), not private to the account that ran the import."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    path = tmp_path / "out.csv"
+    write_results(frame(), path)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_missing_folders_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "out.csv"
+    write_results(frame(), path)
+    assert path.is_file()
+
+
+def test_count_statuses_lists_every_status_in_order() -> None:
+    assert count_statuses([*RESULTS, RowResult(5, RowStatus.INVALID)]) == {
+        "valid": 0,
+        "invalid": 2,
+        "created": 1,
+        "skipped": 0,
+        "failed": 0,
+        "not_sent": 0,
+    }
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_read_statuses_of_a_written_results_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"out.results{suffix}"
+    write_results(frame(), path)
+    assert read_statuses(path) == {"a1b2": ("created", "8100001")}
+
+
+def test_read_statuses_of_a_file_that_is_not_results(tmp_path: Path) -> None:
+    path = tmp_path / "meetings.csv"
+    path.write_text("title,status\nx,created\n")
+    with pytest.raises(InputError) as caught:
+        read_statuses(path)
+    assert str(caught.value) == f"{path}: not a results file (no meeting_id, row_key column)"
