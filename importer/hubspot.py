@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
+log = logging.getLogger(__name__)
 CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
 BATCH_LIMIT = 100  # HubSpot's maximum inputs per batch read
 SEARCH_PAGE_LIMIT = 200  # HubSpot's maximum search page size
@@ -371,17 +373,17 @@ class HubSpotClient:
         async def once() -> dict[str, Any]:
             return _json(await self._send(method, path, params=params, json_body=json_body, kind=kind))
 
-        return await self.retrying(once, RETRIABLE_READ_ERRORS, kind=kind)
+        return await self.retrying(once, RETRIABLE_READ_ERRORS)
 
     async def retrying(
         self,
         call: Callable[[], Awaitable[T]],
         retriable: tuple[type[HubSpotError], ...],
         *,
-        kind: Kind = "api",
-        on_retry: Callable[[int, HubSpotError], None] | None = None,
+        keep_going: Callable[[], bool] = lambda: True,
     ) -> T:
-        """Run `call` until it succeeds, a non-`retriable` error, or the policy's attempts or deadline."""
+        """Run `call` until it succeeds, raises a non-`retriable` error, or the policy's attempts or
+        deadline run out, or `keep_going()` turns false (the run is stopping): then the last error."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry.deadline_s
         attempt = 1
@@ -390,10 +392,9 @@ class HubSpotClient:
                 return await call()
             except retriable as error:
                 delay = self._retry.delay(attempt, error)
-                if attempt >= self._retry.max_attempts or loop.time() + delay > deadline:
+                if attempt >= self._retry.max_attempts or loop.time() + delay > deadline or not keep_going():
                     raise
-                if on_retry is not None:
-                    on_retry(attempt, error)
+                log.info("attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
                 attempt += 1
                 await self._sleep(delay)
 

@@ -241,7 +241,7 @@ class _Run:
                 try:
                     pending = self._skip_done(ledger, unique, previous)
                     jobs = await self._map(client, pending)
-                    await self._send_jobs(client, ledger, jobs, input_path)
+                    await self._send_jobs(client, pacer, ledger, jobs, input_path)
                     for index, first in twins:
                         self._record(index, _twin_outcome(self.results[first]))
                 except AuthFailed as error:
@@ -304,7 +304,7 @@ class _Run:
         return jobs
 
     async def _send_jobs(
-        self, client: HubSpotClient, ledger: Ledger, jobs: list[SendJob], input_path: Path
+        self, client: HubSpotClient, pacer: Pacer, ledger: Ledger, jobs: list[SendJob], input_path: Path
     ) -> None:
         run_id = uuid.uuid4().hex
         ledger.start_run(run_id, str(input_path))
@@ -316,6 +316,7 @@ class _Run:
             max_attempts=self.settings.max_attempts,
             search_lag_s=self.settings.search_lag_s,
             on_outcome=self._record,
+            daily_remaining=lambda: pacer.daily_remaining,
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

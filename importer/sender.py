@@ -32,6 +32,7 @@ from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import CreateRequest
 from importer.models import RowStatus
 
+DAILY_LIMIT_REACHED = "HubSpot's daily request limit is reached; the next run sends the rest"
 RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NotSent)
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
 
@@ -78,6 +79,7 @@ class Sender:
         max_attempts: int,
         search_lag_s: float,
         on_outcome: Callable[[int, Outcome], None] = lambda index, outcome: None,
+        daily_remaining: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -87,6 +89,7 @@ class Sender:
         self._max_attempts = max_attempts
         self._search_lag_s = search_lag_s
         self._on_outcome = on_outcome
+        self._daily_remaining = daily_remaining  # from HubSpot's X-HubSpot-RateLimit-Daily-Remaining
         self._clock = clock
         self._outcomes: dict[int, Outcome] = {}
         self._attempts: dict[int, int] = {}
@@ -132,6 +135,9 @@ class Sender:
 
         async def worker() -> None:
             while self.stop_reason is None:
+                if self._daily_remaining() == 0:
+                    self.stop(DAILY_LIMIT_REACHED)
+                    return
                 try:
                     job = queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -151,7 +157,9 @@ class Sender:
             return await self._client.create_meeting(request.organizer_user_id, request.body)
 
         try:
-            created = await self._client.retrying(attempt, RETRIABLE_CREATE_ERRORS)
+            created = await self._client.retrying(
+                attempt, RETRIABLE_CREATE_ERRORS, keep_going=lambda: self.stop_reason is None
+            )
         except OutcomeUnknown as error:
             self._ledger.mark_in_doubt(job.row_key, str(error))
             self._doubts.append(_Doubt(job, self._clock()))
@@ -160,8 +168,14 @@ class Sender:
             self._fail(job, error)
             return
         self._ledger.mark_created(job.row_key, created.id)
-        outcome = Outcome(RowStatus.CREATED, created.id, None, created.status, created.correlation_id)
-        outcome.attempts, outcome.note = self._tries(job), _notes(request)
+        outcome = Outcome(
+            RowStatus.CREATED,
+            created.id,
+            http_status=created.status,
+            correlation_id=created.correlation_id,
+            attempts=self._tries(job),
+            note=_notes(request),
+        )
         self._finish(job, outcome)
 
     def _fail(self, job: SendJob, error: HubSpotError) -> None:
@@ -169,8 +183,10 @@ class Sender:
         self._ledger.mark_failed(job.row_key, str(error))
         status = RowStatus.FAILED
         if isinstance(error, DailyLimitReached):
-            self.stop("HubSpot's daily request limit is reached; the next run sends the rest")
+            self.stop(DAILY_LIMIT_REACHED)
             status = RowStatus.NOT_SENT
+        elif isinstance(error, RETRIABLE_CREATE_ERRORS) and self.stop_reason is not None:
+            status = RowStatus.NOT_SENT  # retries cut short by the stop; HubSpot did not create it
         elif isinstance(error, AuthFailed):
             self.auth_error = self.auth_error or error
             self.stop("HubSpot refused the access token")

@@ -253,6 +253,7 @@ class Harness:
         max_attempts: int = 3,
         search_lag_s: float = 0.0,
         clock: Callable[[], float] = time.time,
+        daily_remaining: Callable[[], int | None] = lambda: None,
     ) -> dict[int, Outcome]:
         async def main() -> dict[int, Outcome]:
             client = HubSpotClient(
@@ -271,6 +272,7 @@ class Harness:
                     max_attempts=max_attempts,
                     search_lag_s=search_lag_s,
                     on_outcome=lambda index, outcome: self.reported.append((index, outcome)),
+                    daily_remaining=daily_remaining,
                     clock=clock,
                 )
                 return await self.sender.send_all(jobs)
@@ -641,6 +643,25 @@ def test_stop_lets_the_row_in_flight_finish_and_sends_no_more(harness: Harness) 
     }
     assert harness.hubspot.titles() == ["First", "Second"]
     assert harness.state("key-2") is None
+
+
+def test_stop_cuts_retries_short_and_the_row_is_not_sent(harness: Harness) -> None:
+    """A stop (SIGTERM) while a row waits to retry a 503: it is not retried, and it was not created."""
+    harness.hubspot.script(TITLE, UNAVAILABLE, UNAVAILABLE)
+    harness.stop_on_create(TITLE, "stopped by SIGTERM")
+    outcomes = harness.send([make_job(0)])
+    assert outcomes[0].status is RowStatus.NOT_SENT
+    assert outcomes[0].error == "stopped by SIGTERM (HubSpot 503: Service Unavailable)"
+    assert len(harness.hubspot.creates) == 1
+    assert harness.hubspot.meetings == []
+
+
+def test_daily_remaining_zero_stops_before_the_next_request(harness: Harness) -> None:
+    """X-HubSpot-RateLimit-Daily-Remaining: 0 means the next request would be refused: send no more."""
+    outcomes = harness.send(titled("a", "b"), daily_remaining=lambda: 0)
+    assert harness.hubspot.creates == []
+    assert {o.status for o in outcomes.values()} == {RowStatus.NOT_SENT}
+    assert {o.error for o in outcomes.values()} == {DAILY_STOP}
 
 
 def test_first_stop_reason_wins(harness: Harness) -> None:
