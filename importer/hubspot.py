@@ -23,7 +23,6 @@ decision, because HubSpot has no idempotency key.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -476,7 +475,7 @@ def _retry_after(value: str | None) -> float | None:
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are both ValueErrors
         raise Unavailable(response.status_code, "HubSpot answered with something that is not JSON") from None
     if not isinstance(data, dict):
         raise Unavailable(response.status_code, "HubSpot answered with unexpected JSON")

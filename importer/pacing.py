@@ -3,9 +3,11 @@
 HubSpot counts requests in a rolling 10-second window (and CRM search separately, per second). A leaky
 bucket alone is not enough: `AsyncLimiter(N, 10)` lets N through at once and N more over the next ten
 seconds, 2N in one rolling window (measured: 199 of 100). So each limit is two mechanisms together:
-a small-burst leaky bucket that spreads requests evenly at 97 % of the limit, and a log of send times that
-never lets more than 97 % of the limit into any window, however the bucket behaves. The 3 % is slack for
-the distance between our clock and HubSpot's. Answers' headers then correct us: a lower
+a small-burst leaky bucket that spreads requests evenly, and a log that never lets more than 98 % of the
+limit into any window HubSpot could see. HubSpot counts a request when it arrives, which we cannot see:
+somewhere between letting it through and its answer. So a request counts from the moment it is let
+through until one window after its answer came back; counted so, no pattern of latencies can put more
+requests into one of HubSpot's windows than into ours. Answers' headers then correct us: a lower
 X-HubSpot-RateLimit-Max than configured lowers the cap, a nearly empty Remaining (another integration on
 the same app) slows us, and a 429 holds everything for the window.
 """
@@ -13,9 +15,9 @@ the same app) slows us, and a 429 holds everything for the window.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -23,17 +25,19 @@ from aiolimiter import AsyncLimiter
 
 from importer.hubspot import Kind, RateLimitInfo
 
-SAFETY = 0.97
+SAFETY = 0.98
 _RESERVE = 0.03  # slow down when HubSpot says less than this share of the window remains
+_POLL_S = 0.05  # how often to look again when only requests in flight fill the window
 
 
 class WindowPacer:
-    """At most `cap` acquisitions in any rolling `window_s`, spread evenly, with short holds on demand."""
+    """At most `cap` requests in any rolling `window_s`, spread evenly, with short holds on demand."""
 
     def __init__(self, limit: float, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
         self._clock = clock
-        self._log: deque[float] = deque()
+        self._done: list[float] = []  # sorted: when each finished request stops counting, minus a window
+        self._in_flight = 0
         self._lock = asyncio.Lock()
         self._hold_until = 0.0
         self.set_limit(limit)
@@ -49,22 +53,39 @@ class WindowPacer:
         """Let nothing through for `seconds` from now (a later hold extends, an earlier one doesn't cut)."""
         self._hold_until = max(self._hold_until, self._clock() + seconds)
 
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for a turn, then hold it while the request is in flight, and for a window after."""
+        await self._admit()
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            bisect.insort(self._done, self._clock())
+
     async def acquire(self) -> None:
+        """A turn for a request that is over at once (counted for one window from now)."""
+        async with self.slot():
+            pass
+
+    async def _admit(self) -> None:
         async with self._lock:
             await self._bucket.acquire()
             while (wait := self._wait()) > 0:
                 await asyncio.sleep(wait)
-            self._log.append(self._clock())
 
     def _wait(self) -> float:
         now = self._clock()
-        while self._log and self._log[0] <= now - self.window_s:
-            self._log.popleft()
+        expired = bisect.bisect_right(self._done, now - self.window_s)
+        del self._done[:expired]
         if now < self._hold_until:
             return self._hold_until - now
-        if len(self._log) >= self.cap:
-            return self._log[0] + self.window_s - now
-        return 0.0
+        if len(self._done) + self._in_flight < self.cap:
+            return 0.0
+        if self._done:
+            return self._done[0] + self.window_s - now
+        return _POLL_S  # the window is full of requests still in flight: one of them must finish first
 
 
 class Pacer:
@@ -79,8 +100,8 @@ class Pacer:
 
     @asynccontextmanager
     async def slot(self, kind: Kind) -> AsyncIterator[None]:
-        await (self.search if kind == "search" else self.api).acquire()
-        yield
+        async with (self.search if kind == "search" else self.api).slot():
+            yield
 
     def observe(self, kind: Kind, info: RateLimitInfo) -> None:
         if kind == "search":

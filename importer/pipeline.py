@@ -199,12 +199,16 @@ class _Run:
         self._to_send = 0
         self._finished = 0
         self._last_checkpoint = time.monotonic()
+        self._write_s = 0.0
 
     def checkpoint(self, *, final: bool = False) -> None:
-        """Rewrite the results file (atomically): at most every CHECKPOINT_S while sending, and at the end."""
-        if final or time.monotonic() - self._last_checkpoint >= CHECKPOINT_S:
+        """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
+        most, and never more than a tenth of the time: a large sheet takes a while to write."""
+        if final or time.monotonic() - self._last_checkpoint >= max(CHECKPOINT_S, 10 * self._write_s):
+            started = time.monotonic()
             write_results(results_frame(self.inputs, self.results), self.results_path)
             self._last_checkpoint = time.monotonic()
+            self._write_s = self._last_checkpoint - started
 
     async def send(
         self,
