@@ -31,7 +31,7 @@ def test_only_failed_on_a_resorted_sheet_sends_just_the_rest(
 
     resorted = tmp_path / "resorted.csv"
     pl.read_csv(sheet, infer_schema=False).reverse().write_csv(resorted)
-    httpx_post(f"{sandbox.url}/__sandbox/reset")
+    sandbox.reset()
     state = tmp_path / "elsewhere" / "state.sqlite"  # a fresh ledger: only the results file says what is done
     args = [
         "run",
@@ -204,9 +204,3 @@ def test_status_reports_the_ledger(start_sandbox: Callable[..., Sandbox], tmp_pa
     assert lines[2].endswith(": finished")
     missing = run_cli(["status", "--state", str(tmp_path / "nope.sqlite")], importer_env(sandbox))
     assert missing.returncode == 2
-
-
-def httpx_post(url: str) -> None:
-    import httpx
-
-    httpx.post(url).raise_for_status()

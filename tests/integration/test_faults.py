@@ -99,7 +99,7 @@ def test_daily_cap_stops_sending_and_the_next_run_continues(
     assert "daily request limit" in not_sent["error"][0]
 
     sandbox_titles_before = {m["properties"]["hs_meeting_title"] for m in sandbox.meetings()}
-    httpx_reset(sandbox)  # the account's day resets
+    sandbox.reset()  # the account's day turns
     second = run_cli(["run", str(sheet), "--rate-limit", "100"], importer_env(sandbox))
 
     assert second.returncode == 0, second.stdout + second.stderr
@@ -110,37 +110,37 @@ def test_daily_cap_stops_sending_and_the_next_run_continues(
     assert len(created_second) + len(created_first) == 30
 
 
-def httpx_reset(sandbox: Sandbox) -> None:
-    import httpx
-
-    httpx.post(f"{sandbox.url}/__sandbox/reset").raise_for_status()
-
-
-def _start_cli(sheet: Path, sandbox: Sandbox) -> subprocess.Popen[str]:
+def _interrupted(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path, signum: signal.Signals
+) -> tuple[Sandbox, Path, subprocess.Popen[str]]:
+    """An import of 120 rows, sent `signum` once 20 meetings and a results file exist."""
+    sandbox = start_sandbox(window_ms=1000, max_per_window=200, latency_ms=80)
+    sheet = write_meetings(tmp_path / "m.csv", 120)
     args = [sys.executable, "-m", "importer", "run", str(sheet), "--rate-limit", "200", "--concurrency", "4"]
-    env = importer_env(sandbox)
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_creates(sandbox: Sandbox, count: int) -> None:
+    process = subprocess.Popen(
+        args, env=importer_env(sandbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
-    while sandbox.stats()["meetings_created"] < count:
+    results = tmp_path / "m.results.csv"  # rewritten every 2 s while rows finish: wait for the first
+    while sandbox.stats()["meetings_created"] < 20 or not results.exists():
         assert time.monotonic() < deadline, "the import did not get going"
         time.sleep(0.05)
+    process.send_signal(signum)
+    return sandbox, sheet, process
 
 
 def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
     start_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = start_sandbox(window_ms=1000, max_per_window=200, latency_ms=80)
-    sheet = write_meetings(tmp_path / "m.csv", 120)
-
-    process = _start_cli(sheet, sandbox)
-    _wait_for_creates(sandbox, 20)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    sandbox, sheet, process = _interrupted(start_sandbox, tmp_path, signal.SIGKILL)
+    process.communicate(timeout=10)
     assert process.returncode == -signal.SIGKILL
     assert sandbox.stats()["meetings_created"] < 120
+    # The results file the killed run left is whole: every row, each created one with its meeting id.
+    left = read_results(tmp_path / "m.results.csv")
+    assert left.height == 120
+    assert left.filter(left["status"] == "created")["meeting_id"].null_count() == 0
+    assert set(left["status"]) <= {"created", "not_sent"}
 
     rerun = run_cli(["run", str(sheet), "--rate-limit", "200"], importer_env(sandbox))
 
@@ -152,12 +152,7 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
 def test_sigterm_finishes_in_flight_writes_results_and_exits_1(
     start_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = start_sandbox(window_ms=1000, max_per_window=200, latency_ms=80)
-    sheet = write_meetings(tmp_path / "m.csv", 120)
-
-    process = _start_cli(sheet, sandbox)
-    _wait_for_creates(sandbox, 20)
-    process.send_signal(signal.SIGTERM)
+    sandbox, sheet, process = _interrupted(start_sandbox, tmp_path, signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=30)
 
     assert process.returncode == 1, stdout + stderr
