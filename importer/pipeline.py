@@ -86,6 +86,9 @@ def run_import(input_path: Path, settings: Settings, progress: Progress | None =
     started = time.monotonic()
     results_path = settings.results or default_results_path(input_path)
     state_path = settings.state_path or results_path.parent / ".meeting-importer" / "state.sqlite"
+    token = settings.token.get_secret_value() if settings.token else None
+    if not settings.dry_run and not token:
+        raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
     with ExitStack() as stack:
         if not settings.dry_run:
             stack.enter_context(state_lock(state_path))
@@ -102,12 +105,7 @@ def run_import(input_path: Path, settings: Settings, progress: Progress | None =
         results, meetings = triage(chunks)
         log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
         run = _Run(settings, sheet.frame, results, results_path, progress)
-        if not settings.dry_run and meetings:
-            token = settings.token.get_secret_value() if settings.token else None
-            if not token:
-                raise ConfigError(
-                    f"no HubSpot access token: set the environment variable {settings.token_env}"
-                )
+        if token and not settings.dry_run and meetings:
             previous = read_statuses(settings.only_failed) if settings.only_failed else {}
             try:
                 asyncio.run(run.send(meetings, token, input_path, state_path, previous))

@@ -42,9 +42,6 @@ class Sheet:
     row_numbers: list[int]
     headers: dict[str, str]
 
-    def __len__(self) -> int:
-        return self.frame.height
-
 
 @dataclass(frozen=True, slots=True)
 class ParsedRow:
