@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
 _DONE = {RowStatus.CREATED, RowStatus.SKIPPED}
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 Progress = Callable[[int, int], None]
 """Told (rows finished, rows to send) as rows finish."""
 
@@ -198,6 +199,7 @@ class _Run:
         self._finished = 0
         self._last_checkpoint = time.monotonic()
         self._write_s = 0.0
+        self._sender: Sender | None = None
 
     def checkpoint(self, *, final: bool = False) -> None:
         """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
@@ -237,21 +239,33 @@ class _Run:
             max_connections=settings.concurrency,
         )
         started = time.monotonic()
-        async with client:
-            with open_ledger(state_path, settings.base_url) as ledger:
-                unique, twins = _split_twins(meetings)
-                try:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        for signum in _SIGNALS:
+            loop.add_signal_handler(signum, self._interrupt, signum.name, task)
+        try:
+            async with client:
+                with open_ledger(state_path, settings.base_url) as ledger:
+                    unique, twins = _split_twins(meetings)
                     pending = self._skip_done(ledger, unique, previous)
                     jobs = await self._map(client, pending)
                     await self._send_jobs(client, pacer, ledger, jobs, input_path)
                     for index, first in twins:
                         self._record(index, _twin_outcome(self.results[first]))
-                except AuthFailed as error:
-                    raise AuthError(f"HubSpot refused the access token: {error}") from None
-                finally:
-                    self.requests = client.requests_sent
-                    self.rate_limited = client.rate_limited
-                    self.send_s = time.monotonic() - started
+        except AuthFailed as error:
+            raise AuthError(f"HubSpot refused the access token: {error}") from None
+        except asyncio.CancelledError:
+            if self.stop_reason is None:
+                raise
+            # Stopped during the lookups: nothing was sent, every valid row is left for the next run.
+            for index, _meeting in meetings:
+                if self.results[index].status is RowStatus.NOT_SENT:
+                    self.results[index].error = self.stop_reason
+        finally:
+            for signum in _SIGNALS:
+                loop.remove_signal_handler(signum)
+            self.requests = client.requests_sent
+            self.rate_limited = client.rate_limited
+            self.send_s = time.monotonic() - started
 
     def _skip_done(
         self,
@@ -320,20 +334,23 @@ class _Run:
             on_outcome=self._record,
             daily_remaining=lambda: pacer.daily_remaining,
         )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self._interrupt, sender, signal.Signals(signum).name)
+        self._sender = sender
         try:
             await sender.send_all(jobs)
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
             self.stop_reason = self.stop_reason or sender.stop_reason
             ledger.finish_run(run_id, self.stop_reason or "finished")
 
-    def _interrupt(self, sender: Sender, name: str) -> None:
+    def _interrupt(self, name: str, task: asyncio.Task[Any] | None) -> None:
+        """SIGINT or SIGTERM: while sending, finish the requests in flight and take no more rows;
+        during the lookups, which send nothing, stop at once."""
+        reason = f"stopped by {name}"
         log.warning("%s received: finishing the requests in flight, sending no more", name)
-        sender.stop(f"stopped by {name}")
+        if self._sender is not None:
+            self._sender.stop(reason)
+        elif self.stop_reason is None and task is not None:
+            self.stop_reason = reason
+            task.cancel()
 
     def _record(self, index: int, outcome: Outcome) -> None:
         result = self.results[index]

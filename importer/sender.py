@@ -11,8 +11,9 @@ finds, or sends it again. Rows a killed run left in doubt get the same check at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,7 @@ class Sender:
         on_outcome: Callable[[int, Outcome], None] = lambda index, outcome: None,
         daily_remaining: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -91,6 +93,8 @@ class Sender:
         self._on_outcome = on_outcome
         self._daily_remaining = daily_remaining  # from HubSpot's X-HubSpot-RateLimit-Daily-Remaining
         self._clock = clock
+        self._sleep = sleep or self._pause
+        self._stopped: asyncio.Event | None = None
         self._outcomes: dict[int, Outcome] = {}
         self._attempts: dict[int, int] = {}
         self._doubts: list[_Doubt] = []
@@ -101,6 +105,15 @@ class Sender:
         """Take no more rows (a signal, the daily cap, a refused token); rows in flight finish."""
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the run stops: waiting out the search lag is no work in flight."""
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     async def send_all(self, jobs: Sequence[SendJob]) -> dict[int, Outcome]:
         """An outcome for every job: created, skipped (an earlier run created it), failed or not_sent."""
@@ -212,7 +225,10 @@ class Sender:
         doubts, self._doubts = self._doubts, []
         wait = max(d.since for d in doubts) + self._search_lag_s - self._clock()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
+        if self.stop_reason is not None:
+            self._doubts = doubts  # stopped while waiting: they stay in doubt for the next run
+            return False
         found = await asyncio.gather(*(self._find(d.job) for d in doubts), return_exceptions=True)
         again: list[SendJob] = []
         for doubt, meeting_id in zip(doubts, found, strict=True):
@@ -254,9 +270,12 @@ class Sender:
         return matches[0] if matches else None
 
     def _unresolved(self, job: SendJob) -> Outcome:
+        why = (
+            "its search did not settle it" if self.stop_reason is None else "the run stopped before checking"
+        )
         return Outcome(
             RowStatus.FAILED,
-            error="outcome unknown: HubSpot's answer was lost and its search did not settle it; "
+            error=f"outcome unknown: HubSpot's answer was lost and {why}; "
             "the next run checks HubSpot before sending this row again",
             attempts=self._tries(job),
         )

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ UNKNOWN = (
     "outcome unknown: HubSpot's answer was lost and its search did not settle it; "
     "the next run checks HubSpot before sending this row again"
 )
+UNCHECKED = UNKNOWN.replace("its search did not settle it", "the run stopped before checking")
 TIMED_OUT = f"POST {CREATE_MEETING_PATH}: no answer (ReadTimeout)"  # the ledger's error for a lost answer
 DAILY_STOP = "HubSpot's daily request limit is reached; the next run sends the rest"
 _real_sleep = asyncio.sleep  # one test patches asyncio.sleep; the fakes keep yielding for real
@@ -254,6 +255,7 @@ class Harness:
         search_lag_s: float = 0.0,
         clock: Callable[[], float] = time.time,
         daily_remaining: Callable[[], int | None] = lambda: None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> dict[int, Outcome]:
         async def main() -> dict[int, Outcome]:
             client = HubSpotClient(
@@ -274,6 +276,7 @@ class Harness:
                     on_outcome=lambda index, outcome: self.reported.append((index, outcome)),
                     daily_remaining=daily_remaining,
                     clock=clock,
+                    sleep=sleep,
                 )
                 return await self.sender.send_all(jobs)
 
@@ -504,9 +507,7 @@ def test_success_answer_without_a_readable_id_is_searched_for_not_resent(
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)
 
 
-def test_search_waits_for_the_index_lag_counted_from_the_lost_attempt(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_search_waits_for_the_index_lag_counted_from_the_lost_attempt(harness: Harness) -> None:
     now = [1000.0]
     waits: list[tuple[float, int]] = []  # (seconds, searches made before the wait)
 
@@ -519,10 +520,9 @@ def test_search_waits_for_the_index_lag_counted_from_the_lost_attempt(
         if title == "Second":
             now[0] += 12.0  # the second row's create takes 12 s of the 30 s lag
 
-    monkeypatch.setattr(asyncio, "sleep", sleep)
     harness.hubspot.on_create = advance_on_second_row
     harness.hubspot.script("First", Drop(httpx.ReadTimeout, created=True))
-    outcomes = harness.send(titled("First", "Second"), search_lag_s=30.0, clock=lambda: now[0])
+    outcomes = harness.send(titled("First", "Second"), search_lag_s=30.0, clock=lambda: now[0], sleep=sleep)
     assert waits == [(18.0, 0)]
     assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, note=LOST)
     assert len(harness.hubspot.searches) == 1
@@ -628,7 +628,7 @@ def test_refused_token_during_the_search_raises_auth_error(harness: Harness) -> 
     with pytest.raises(AuthError) as caught:
         harness.send([make_job(0)])
     assert str(caught.value) == f"HubSpot refused the access token: {EXPIRED_MESSAGE}"
-    assert harness.reported == [(0, Outcome(RowStatus.FAILED, error=UNKNOWN, attempts=1))]
+    assert harness.reported == [(0, Outcome(RowStatus.FAILED, error=UNCHECKED, attempts=1))]
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
 
 
@@ -664,6 +664,25 @@ def test_daily_remaining_zero_stops_before_the_next_request(harness: Harness) ->
     assert {o.error for o in outcomes.values()} == {DAILY_STOP}
 
 
+def test_a_stop_during_the_search_lag_wakes_the_sender_at_once(harness: Harness) -> None:
+    """Waiting out HubSpot's search lag is no work in flight: a signal must not wait 30 s for it."""
+    harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
+
+    def stop_soon(title: str) -> None:
+        asyncio.get_running_loop().call_later(0.05, harness.sender.stop, "stopped by SIGTERM")  # type: ignore[union-attr]
+
+    harness.hubspot.on_create = stop_soon
+    started = time.monotonic()
+    outcomes = harness.send([make_job(0)], search_lag_s=30.0)
+    assert time.monotonic() - started < 10
+    assert outcomes[0].status is RowStatus.FAILED
+    assert outcomes[0].error == UNKNOWN.replace(
+        "its search did not settle it", "the run stopped before checking"
+    )
+    assert harness.hubspot.searches == []
+    assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
+
+
 def test_first_stop_reason_wins(harness: Harness) -> None:
     harness.stop_on_create("First", "stopped by SIGINT")
     harness.hubspot.script("First", rate_limited("DAILY"))
@@ -676,7 +695,7 @@ def test_stop_leaves_rows_in_doubt_unsearched_and_failed(harness: Harness) -> No
     harness.hubspot.script("First", Drop(httpx.ReadTimeout, created=True))
     harness.stop_on_create("Second", "stopped by SIGTERM")
     outcomes = harness.send(titled("First", "Second", "Third"))
-    assert outcomes[0] == Outcome(RowStatus.FAILED, error=UNKNOWN, attempts=1)
+    assert outcomes[0] == Outcome(RowStatus.FAILED, error=UNCHECKED, attempts=1)
     assert outcomes[2] == Outcome(RowStatus.NOT_SENT, error="stopped by SIGTERM", attempts=0)
     assert harness.hubspot.searches == []
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)

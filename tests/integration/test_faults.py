@@ -168,3 +168,29 @@ def test_sigterm_finishes_in_flight_writes_results_and_exits_1(
     assert rerun.returncode == 0
     stats = sandbox.stats()
     assert stats["meetings_created"] == 120 and stats["duplicates"] == 0
+
+
+def test_sigterm_during_the_lookups_stops_at_once_and_sends_nothing(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(latency_ms=5000, fault_scope="all")  # every lookup takes 5 s to answer
+    sheet = write_meetings(tmp_path / "m.csv", 10)
+    args = [sys.executable, "-m", "importer", "run", str(sheet)]
+    process = subprocess.Popen(
+        args, env=importer_env(sandbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while sandbox.stats()["requests_total"] == 0:  # the owner lookups are in flight
+        assert time.monotonic() < deadline, "the import did not get going"
+        time.sleep(0.05)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1, stdout + stderr
+    assert time.monotonic() - signalled < 4  # did not wait for the 5 s answers
+    assert "Traceback" not in stderr
+    frame = read_results(tmp_path / "m.results.csv")
+    assert set(frame["status"]) == {"not_sent"}
+    assert set(frame["error"]) == {"stopped by SIGTERM"}
+    assert sandbox.stats()["requests_by_route"].get("create_meeting", 0) == 0
