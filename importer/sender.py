@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from importer.errors import AuthError
@@ -27,12 +28,14 @@ from importer.hubspot import (
     NotSent,
     OutcomeUnknown,
     RateLimited,
+    Record,
     Unavailable,
 )
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import CreateRequest
 from importer.models import RowStatus
 
+SEARCH_GROUPS = 5  # HubSpot ORs at most 5 filter groups in one search
 DAILY_LIMIT_REACHED = "HubSpot's daily request limit is reached; the next run sends the rest"
 RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NotSent)
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
@@ -229,7 +232,7 @@ class Sender:
         if self.stop_reason is not None:
             self._doubts = doubts  # stopped while waiting: they stay in doubt for the next run
             return False
-        found = await asyncio.gather(*(self._find(d.job) for d in doubts), return_exceptions=True)
+        found = await self._find_all([d.job for d in doubts])
         again: list[SendJob] = []
         for doubt, meeting_id in zip(doubts, found, strict=True):
             if isinstance(meeting_id, BaseException):
@@ -255,19 +258,33 @@ class Sender:
         await self._run_queue(again)
         return True
 
-    async def _find(self, job: SendJob) -> str | None:
-        """The id of the meeting HubSpot has for this job's owner, start and title, if any."""
-        request = job.request
-        filters = [
-            {"propertyName": "hubspot_owner_id", "operator": "EQ", "value": request.owner_id},
-            {"propertyName": "hs_meeting_start_time", "operator": "EQ", "value": str(request.start_ms)},
+    async def _find_all(self, jobs: list[SendJob]) -> list[str | BaseException | None]:
+        """For each job, the id of the meeting HubSpot has for its owner, start and title, None if there is
+        none, or the error that kept us from looking. One search covers SEARCH_GROUPS jobs (ORed groups)."""
+        chunks = [jobs[i : i + SEARCH_GROUPS] for i in range(0, len(jobs), SEARCH_GROUPS)]
+        answers = await asyncio.gather(*(self._find_chunk(chunk) for chunk in chunks), return_exceptions=True)
+        found: list[str | BaseException | None] = []
+        for chunk, answer in zip(chunks, answers, strict=True):
+            found.extend(answer if isinstance(answer, list) else [answer] * len(chunk))
+        return found
+
+    async def _find_chunk(self, jobs: list[SendJob]) -> list[str | None]:
+        groups = [
+            {
+                "filters": [
+                    {"propertyName": "hubspot_owner_id", "operator": "EQ", "value": job.request.owner_id},
+                    {
+                        "propertyName": "hs_meeting_start_time",
+                        "operator": "EQ",
+                        "value": str(job.request.start_ms),
+                    },
+                ]
+            }
+            for job in jobs
         ]
-        records = await self._client.search(
-            "meetings", [{"filters": filters}], properties=["hs_meeting_title", "hs_meeting_start_time"]
-        )
-        # Search matches text loosely; the title must match exactly to count as this row's meeting.
-        matches = sorted(r.id for r in records if r.properties.get("hs_meeting_title") == request.title)
-        return matches[0] if matches else None
+        properties = ["hs_meeting_title", "hs_meeting_start_time", "hubspot_owner_id"]
+        records = await self._client.search("meetings", groups, properties=properties)
+        return [_match(job.request, records) for job in jobs]
 
     def _unresolved(self, job: SendJob) -> Outcome:
         why = (
@@ -286,6 +303,30 @@ class Sender:
     def _finish(self, job: SendJob, outcome: Outcome) -> None:
         self._outcomes[job.index] = outcome
         self._on_outcome(job.index, outcome)
+
+
+def _match(request: CreateRequest, records: list[Record]) -> str | None:
+    """The oldest meeting among `records` that is this request's: same owner, start and exact title
+    (search matches text loosely, and one search answers for several rows)."""
+    ids = [
+        record.id
+        for record in records
+        if record.properties.get("hs_meeting_title") == request.title
+        and str(record.properties.get("hubspot_owner_id")) == request.owner_id
+        and _epoch_ms(record.properties.get("hs_meeting_start_time")) == request.start_ms
+    ]
+    return min(ids, key=lambda i: (len(i), i)) if ids else None
+
+
+def _epoch_ms(value: object) -> int | None:
+    """HubSpot returns date-times as ISO 8601 (`...Z`) in search results; epoch milliseconds also occur."""
+    text = str(value or "")
+    if text.isdigit():
+        return int(text)
+    try:
+        return round(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _notes(request: CreateRequest) -> str | None:

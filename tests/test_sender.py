@@ -171,19 +171,23 @@ class FakeHubSpot:
     def _search(self, body: dict[str, Any]) -> httpx.Response:
         if self._search_steps:
             return _answer(self._search_steps.popleft(), None)
-        (group,) = body["filterGroups"]
-        wanted = {f["propertyName"]: f["value"] for f in group["filters"]}
+        assert len(body["filterGroups"]) <= 5  # HubSpot's limit on ORed groups
+        wanted = [{f["propertyName"]: f["value"] for f in group["filters"]} for group in body["filterGroups"]]
         results = [
             {
                 "id": m.id,
                 "properties": {
                     "hs_meeting_title": m.title,
                     "hs_meeting_start_time": _iso_z(m.start_ms),
+                    "hubspot_owner_id": m.owner_id,
                     "hs_object_id": m.id,
                 },
             }
             for m in self.meetings
-            if m.owner_id == wanted["hubspot_owner_id"] and str(m.start_ms) == wanted["hs_meeting_start_time"]
+            if any(
+                m.owner_id == w["hubspot_owner_id"] and str(m.start_ms) == w["hs_meeting_start_time"]
+                for w in wanted
+            )
         ]
         return httpx.Response(200, json={"total": len(results), "results": results})
 
@@ -427,7 +431,7 @@ def test_lost_answer_of_a_created_meeting_is_found_by_search_not_resent(
                     ]
                 }
             ],
-            "properties": ["hs_meeting_title", "hs_meeting_start_time"],
+            "properties": ["hs_meeting_title", "hs_meeting_start_time", "hubspot_owner_id"],
             "limit": 200,
         }
     ]
@@ -662,6 +666,21 @@ def test_daily_remaining_zero_stops_before_the_next_request(harness: Harness) ->
     assert harness.hubspot.creates == []
     assert {o.status for o in outcomes.values()} == {RowStatus.NOT_SENT}
     assert {o.error for o in outcomes.values()} == {DAILY_STOP}
+
+
+def test_rows_in_doubt_are_checked_five_to_a_search(harness: Harness) -> None:
+    """HubSpot ORs up to five filter groups: twelve rows in doubt take three searches, each row still
+    matched to its own meeting (owner, start and title)."""
+    titles = [f"Meeting {i}" for i in range(12)]
+    for title in titles:
+        harness.hubspot.script(title, Drop(httpx.ReadTimeout, created=True))
+    outcomes = harness.send(titled(*titles), concurrency=4)
+    assert [len(search["filterGroups"]) for search in harness.hubspot.searches] == [5, 5, 2]
+    assert len(harness.hubspot.creates) == 12
+    by_title = {m.title: m.id for m in harness.hubspot.meetings}
+    assert {outcomes[i].meeting_id for i in range(12)} == set(by_title.values())
+    assert all(outcomes[i].meeting_id == by_title[title] for i, title in enumerate(titles))
+    assert {outcomes[i].status for i in range(12)} == {RowStatus.CREATED}
 
 
 def test_a_stop_during_the_search_lag_wakes_the_sender_at_once(harness: Harness) -> None:
