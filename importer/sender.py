@@ -115,6 +115,8 @@ class Sender:
         """Sleep, but wake at once when the run stops: waiting out the search lag is no work in flight."""
         if self._stopped is None:
             self._stopped = asyncio.Event()
+        if self.stop_reason is not None:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
 
