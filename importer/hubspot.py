@@ -34,6 +34,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
+ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
 BATCH_LIMIT = 100  # HubSpot's maximum inputs per batch read
 SEARCH_PAGE_LIMIT = 200  # HubSpot's maximum search page size
 OWNERS_PAGE_LIMIT = 500
@@ -267,6 +268,14 @@ class HubSpotClient:
         await self._http.aclose()
 
     # --- reads: retried on every transient error ---
+
+    async def portal_id(self) -> int:
+        """The HubSpot account (portal) the token belongs to: `GET /account-info/v3/details`."""
+        details = await self._read("GET", ACCOUNT_DETAILS_PATH)
+        try:
+            return int(details["portalId"])
+        except (KeyError, TypeError, ValueError):
+            raise Unavailable(200, "HubSpot's account details carry no portalId") from None
 
     async def list_owners(self, *, archived: bool = False) -> list[Owner]:
         """Every owner, following the paging cursor (`archived=True`: the archived ones)."""

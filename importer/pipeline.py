@@ -244,7 +244,10 @@ class _Run:
             loop.add_signal_handler(signum, self._interrupt, signum.name, task)
         try:
             async with client:
-                with open_ledger(state_path, settings.base_url) as ledger:
+                # The ledger is per HubSpot account: one state folder used for two portals must not
+                # report the second portal's rows as done. Asking also checks the token, in one request.
+                target = f"{settings.base_url} portal {await client.portal_id()}"
+                with open_ledger(state_path, target) as ledger:
                     unique, twins = _split_twins(meetings)
                     pending = self._skip_done(ledger, unique, previous)
                     jobs = await self._map(client, pending)
@@ -253,19 +256,27 @@ class _Run:
                         self._record(index, _twin_outcome(self.results[first]))
         except AuthFailed as error:
             raise AuthError(f"HubSpot refused the access token: {error}") from None
+        except HubSpotError as error:
+            # The account or the lookups could not be read, retries spent: nothing was sent.
+            self.stop_reason = f"looking up the account, owners and associations failed: {error}"
+            log.error(self.stop_reason)
+            self._leave_unsent(meetings)
         except asyncio.CancelledError:
             if self.stop_reason is None:
                 raise
-            # Stopped during the lookups: nothing was sent, every valid row is left for the next run.
-            for index, _meeting in meetings:
-                if self.results[index].status is RowStatus.NOT_SENT:
-                    self.results[index].error = self.stop_reason
+            self._leave_unsent(meetings)  # stopped by a signal during the lookups: nothing was sent
         finally:
             for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
             self.requests = client.requests_sent
             self.rate_limited = client.rate_limited
             self.send_s = time.monotonic() - started
+
+    def _leave_unsent(self, meetings: list[tuple[int, Meeting]]) -> None:
+        """Every row not yet settled stays not_sent, with the reason the run stopped."""
+        for index, _meeting in meetings:
+            if self.results[index].status is RowStatus.NOT_SENT:
+                self.results[index].error = self.stop_reason
 
     def _skip_done(
         self,
@@ -294,16 +305,7 @@ class _Run:
         settings = self.settings
         if not meetings:
             return []
-        try:
-            directory = await build_directory(client, [meeting for _, meeting in meetings])
-        except AuthFailed:
-            raise
-        except HubSpotError as error:
-            self.stop_reason = f"looking up owners and associations failed: {error}"
-            log.error(self.stop_reason)
-            for index, _meeting in meetings:
-                self.results[index].error = self.stop_reason
-            return []
+        directory = await build_directory(client, [meeting for _, meeting in meetings])
         jobs = []
         for index, meeting in meetings:
             mapped = map_meeting(

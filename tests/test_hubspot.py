@@ -779,3 +779,23 @@ def test_the_token_travels_only_in_the_authorization_header(hubspot: FakeHubSpot
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
         assert TOKEN not in str(request.url)
         assert TOKEN.encode() not in request.content
+
+
+def test_portal_id_comes_from_the_account_details(hubspot: FakeHubSpot) -> None:
+    hubspot.script(httpx.Response(200, json={"portalId": 12345678, "accountType": "STANDARD"}))
+
+    async def portal(client: HubSpotClient) -> int:
+        return await client.portal_id()
+
+    assert hubspot.run(portal) == 12345678
+    assert [(r.method, r.url.path) for r in hubspot.requests] == [("GET", "/account-info/v3/details")]
+
+
+def test_account_details_without_a_portal_id_are_an_error(hubspot: FakeHubSpot) -> None:
+    hubspot.script(*[httpx.Response(200, json={"accountType": "STANDARD"})] * 5)
+
+    async def portal(client: HubSpotClient) -> int:
+        return await client.portal_id()
+
+    error = raised(hubspot, portal, max_attempts=1)
+    assert str(error) == "HubSpot 200: HubSpot's account details carry no portalId"

@@ -148,6 +148,17 @@ async def test_admin_routes_need_no_auth_and_unknown_routes_get_hubspot_404() ->
 # --- owners ---------------------------------------------------------------------------------------------------
 
 
+async def test_account_details_name_the_portal_and_count_in_the_window() -> None:
+    async with client(portal_id=99) as api:
+        answer = await api.get("/account-info/v3/details")
+        versioned = await api.get("/account-info/2026-03/details")
+        unauthorised = await api.get("/account-info/v3/details", headers={"Authorization": "Bearer nope"})
+    assert answer.status_code == versioned.status_code == 200
+    assert answer.json()["portalId"] == versioned.json()["portalId"] == 99
+    assert answer.headers["x-hubspot-ratelimit-remaining"] == "99"
+    assert unauthorised.status_code == 401
+
+
 async def test_owners_page_through_active_owners() -> None:
     async with client() as api:
         ids: list[str] = []

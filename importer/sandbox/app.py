@@ -38,6 +38,7 @@ TYPE_LABELS = {
 }
 # Unique-value properties that may serve as idProperty; HubSpot refuses any other (company `domain` included).
 UNIQUE_PROPERTIES = {"contacts": ("hs_object_id", "email")}
+ACCOUNT_PATHS = ("/account-info/v3/details", "/account-info/2026-03/details")
 CREATE_PATHS = ("/scheduler/2026-03/meetings/calendar", "/scheduler/v3/meetings/calendar")
 
 
@@ -45,6 +46,10 @@ def create_app(config: SandboxConfig, clock: Clock = time.monotonic) -> Gateway:
     """Build the sandbox ASGI app; `clock` (monotonic seconds) drives rate windows and search lag."""
     handlers = _Handlers(SandboxState(config, clock))
     routes = [
+        *[
+            Route(path, handlers.account_details, methods=["GET"], name="account_details")
+            for path in ACCOUNT_PATHS
+        ],
         Route("/crm/v3/owners", handlers.list_owners, methods=["GET"], name="owners"),
         Route("/crm/v3/owners/", handlers.list_owners, methods=["GET"], name="owners"),
         Route(
@@ -82,6 +87,21 @@ async def _api_error_response(request: Request, exc: Exception) -> Response:
 class _Handlers:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
+
+    async def account_details(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "portalId": self.state.config.portal_id,
+                "accountType": "STANDARD",
+                "timeZone": "Asia/Tokyo",
+                "companyCurrency": "JPY",
+                "additionalCurrencies": [],
+                "utcOffset": "+09:00",
+                "utcOffsetMilliseconds": 32_400_000,
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            }
+        )
 
     async def list_owners(self, request: Request) -> Response:
         params = request.query_params

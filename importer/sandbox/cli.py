@@ -35,6 +35,13 @@ _POSITIVE = click.IntRange(min=1)
 )
 @click.option("--token", default=_DEFAULTS.token, show_default=True, help="The only Bearer token accepted.")
 @click.option(
+    "--portal-id",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.portal_id,
+    show_default=True,
+    help="The account id GET /account-info/v3/details reports.",
+)
+@click.option(
     "--window-ms",
     type=_POSITIVE,
     default=_DEFAULTS.window_ms,
@@ -143,6 +150,7 @@ def sandbox_command(
     port: int,
     port_file: Path | None,
     token: str,
+    portal_id: int,
     window_ms: int,
     max_per_window: int,
     daily_limit: int,
@@ -161,7 +169,7 @@ def sandbox_command(
 ) -> None:
     """Run a local HubSpot stand-in for demos and integration tests.
 
-    It serves owners, batch read, search and Scheduler meeting create with HubSpot's shapes, rate limits
+    It serves account details, owners, batch read, search and Scheduler meeting create with HubSpot's shapes, rate limits
     and validation, and can inject faults. Admin API (no auth): /__sandbox/stats, /__sandbox/meetings,
     /__sandbox/faults, /__sandbox/reset.
 
@@ -185,6 +193,7 @@ def sandbox_command(
         port=port,
         port_file=port_file,
         token=token,
+        portal_id=portal_id,
         window_ms=window_ms,
         max_per_window=max_per_window,
         daily_limit=daily_limit,

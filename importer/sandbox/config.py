@@ -18,6 +18,7 @@ class SandboxConfig:
     port: int = 8787
     port_file: Path | None = None
     token: str = "sandbox-token"
+    portal_id: int = 12345678  # the account's id, as GET /account-info/v3/details reports it
     window_ms: int = 10_000
     max_per_window: int = 100
     daily_limit: int = 250_000

@@ -198,9 +198,38 @@ def test_status_reports_the_ledger(start_sandbox: Callable[..., Sandbox], tmp_pa
 
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[0] == sandbox.url
+    assert lines[0] == f"{sandbox.url} portal 12345678"
     assert lines[1] == "  rows: 7 created"
     assert lines[2].startswith(f"  last run: {SAMPLES / 'meetings_en.csv'} started ")
     assert lines[2].endswith(": finished")
     missing = run_cli(["status", "--state", str(tmp_path / "nope.sqlite")], importer_env(sandbox))
     assert missing.returncode == 2
+
+
+def test_the_ledger_keeps_two_portals_apart(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    """One state folder, one base URL, two HubSpot accounts: what portal A has must not count as done in B."""
+    first = start_sandbox(portal_id=111)
+    state = tmp_path / "state.sqlite"
+    args = [
+        "run",
+        str(SAMPLES / "meetings_en.csv"),
+        "--state",
+        str(state),
+        "--results",
+        str(tmp_path / "r.csv"),
+    ]
+    assert run_cli(args, importer_env(first)).returncode == 1
+    port = first.url.rsplit(":", 1)[1]
+    first.stop()
+
+    second = start_sandbox(portal_id=222, port=port)  # the same address, another account
+    assert second.url == first.url
+    proc = run_cli(args, importer_env(second))
+
+    assert proc.returncode == 1
+    assert second.stats()["meetings_created"] == 7  # created in B too, not skipped as done in A
+    status = run_cli(["status", "--state", str(state)], importer_env(second)).stdout.splitlines()
+    assert [line for line in status if not line.startswith(" ")] == [
+        f"{first.url} portal 111",
+        f"{first.url} portal 222",
+    ]
