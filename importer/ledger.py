@@ -230,11 +230,12 @@ def read_state(path: Path) -> list[TargetState]:
     if not path.is_file():
         raise InputError(f"no ledger at {path} (pass --state, or run from the folder of an earlier import)")
     try:
-        with closing(Ledger(path, "", read_only=True)) as ledger:
-            states = []
-            for target in ledger.targets():
-                ledger.target = target
+        with closing(Ledger(path, "", read_only=True)) as index:
+            targets = index.targets()
+        states = []
+        for target in targets:
+            with closing(Ledger(path, target, read_only=True)) as ledger:
                 states.append(TargetState(target, ledger.counts(), ledger.last_run(), ledger.in_doubt()))
-            return states
+        return states
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path}: not a readable ledger ({exc})") from None

@@ -94,7 +94,6 @@ class Pacer:
     def __init__(self, requests_per_10s: int, search_per_second: float, window_s: float = 10.0) -> None:
         self.api = WindowPacer(requests_per_10s, window_s)
         self.search = WindowPacer(search_per_second, 1.0)
-        self.configured = requests_per_10s
         self.daily_remaining: int | None = None
         self.slowdowns = 0
 

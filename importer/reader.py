@@ -91,8 +91,7 @@ def _read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, int]:
         )
     text = _decode(path, raw, encoding)
     separator = _sniff_separator(text)
-    blank_lines_above = len(text) - len(text.lstrip("\r\n"))
-    blank_lines_above = text[:blank_lines_above].count("\n")
+    blank_lines_above = text[: len(text) - len(text.lstrip("\r\n"))].count("\n")
     try:
         # Polars parses UTF-8 natively; passing bytes (not a str path) keeps CRLF inside quoted cells.
         frame = pl.read_csv(io.BytesIO(text.encode()), separator=separator, infer_schema=False)
