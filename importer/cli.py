@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from importer import __version__, logs
 from importer.config import load_settings
 from importer.console import ProgressLine, summary_lines
 from importer.errors import LockHeld, StopRun
-from importer.ledger import read_state
+from importer.ledger import find_ledgers, read_state
 from importer.pipeline import run_import
 from importer.sandbox.cli import sandbox_command
 
@@ -90,7 +90,12 @@ _path = click.Path(path_type=Path, dir_okay=False)
     "--state",
     "state_path",
     type=_path,
-    help="Run ledger (SQLite). Default: .meeting-importer/ beside results.",
+    help="Run ledger (SQLite). Default: one per HubSpot portal in ~/.local/state/meeting-importer/.",
+)
+@click.option(
+    "--check-existing/--no-check-existing",
+    default=None,
+    help="Look for each row among the portal's meetings before creating it (default: on).",
 )
 @click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
 @click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
@@ -141,29 +146,31 @@ def run(
     "--state",
     "state_path",
     type=_path,
-    default=Path(".meeting-importer/state.sqlite"),
-    show_default=True,
-    help="The run ledger to read.",
+    help="The run ledger to read. Default: every portal's ledger in ~/.local/state/meeting-importer/.",
 )
-def status(state_path: Path) -> None:
+def status(state_path: Path | None) -> None:
     """Print what the ledger knows: rows by state, the last run, and rows in doubt."""
-    state = read_state(state_path)
-    for target in state:
-        click.echo(f"{target.target}")
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or "no rows"
-        click.echo(f"  rows: {counts}")
-        if target.last_run is not None:
-            run = target.last_run
-            finished = _when(run.finished_at) if run.finished_at else "did not finish"
-            click.echo(
-                f"  last run: {run.input} started {_when(run.started_at)}, {finished}: {run.summary or '-'}"
-            )
-        for entry in target.in_doubt:
-            click.echo(f"  in doubt: {entry.row_key} '{entry.title}' since {_when(entry.updated_at)}")
+    ledgers = find_ledgers(state_path)
+    if not ledgers:
+        raise StopRun("no ledger yet: no import has run for this user (or pass --state)")
+    for ledger in ledgers:
+        for target in read_state(ledger):
+            click.echo(f"portal {target.target} ({ledger})")
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or "no rows"
+            click.echo(f"  rows: {counts}")
+            if target.last_run is not None:
+                run = target.last_run
+                finished = _when(run.finished_at) if run.finished_at else "did not finish"
+                click.echo(
+                    f"  last run: {run.input} started {_when(run.started_at)}, {finished}: {run.summary or '-'}"
+                )
+            for entry in target.in_doubt:
+                click.echo(f"  in doubt: {entry.row_key} '{entry.title}' since {_when(entry.updated_at)}")
 
 
 def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    """Local time with its offset: what the person reading `status` lives in."""
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
 
 
 main.add_command(sandbox_command)

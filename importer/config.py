@@ -51,6 +51,7 @@ class Settings(BaseModel):
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_cap_s: float = Field(default=30.0, gt=0)
     search_lag_s: float = Field(default=30.0, ge=0)
+    check_existing: bool = True
     # files
     results: Path | None = None
     state_path: Path | None = None

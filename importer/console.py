@@ -43,7 +43,10 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
     counts = {status: count for status, count in summary.counts.items() if count}
     if not table:
         parts = " ".join(f"{status}={count}" for status, count in counts.items()) or "rows=0"
-        lines = [f"summary: {parts} duration_s={summary.duration_s:.1f} requests={summary.requests}"]
+        lines = [
+            f"summary: {parts} duration_s={summary.duration_s:.1f} requests={summary.requests}"
+            f" searches={summary.searches}"
+        ]
         lines += [f"stopped: {' '.join(summary.stop_reason.split())}"] if summary.stop_reason else []
         lines.append(f"results: {summary.results_path}")
         return lines

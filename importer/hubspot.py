@@ -8,9 +8,12 @@ one place (`_send`):
     ├── ApiError                HubSpot answered with an error status (status, category, correlation id)
     │   ├── RateLimited         429 for the rolling window or the search limit: wait, then retry
     │   ├── DailyLimitReached   429 for the daily cap: stop sending until it resets
-    │   ├── Unavailable         5xx, 423, 477: HubSpot is struggling; retry with backoff
+    │   ├── Unavailable         HubSpot is struggling, or answered what is not JSON; retry with backoff
+    │   │   ├── TryLater        423, 477: HubSpot did not take the request now
+    │   │   └── ServerError     5xx: HubSpot failed, maybe after doing the work (a gateway timed out)
     │   ├── AuthFailed          401 or 403: the token or its scopes are wrong; stop the run
     │   └── Rejected            any other 4xx: this request is wrong; retrying cannot help
+    │       └── TooManyResults  a search matched more than HubSpot pages through (10,000)
     └── NoAnswer                no complete answer came back
         ├── NotSent             the connection never carried the request: safe to send again
         └── OutcomeUnknown      sent, answer lost: a create may or may not have happened
@@ -37,6 +40,7 @@ CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
 BATCH_LIMIT = 100  # HubSpot's maximum inputs per batch read
 SEARCH_PAGE_LIMIT = 200  # HubSpot's maximum search page size
+SEARCH_RESULT_LIMIT = 10_000  # HubSpot pages through at most this many results of one search
 OWNERS_PAGE_LIMIT = 500
 ObjectType = Literal["contacts", "companies", "deals", "tickets", "meetings"]
 Kind = Literal["api", "search"]
@@ -89,7 +93,15 @@ class DailyLimitReached(ApiError):
 
 
 class Unavailable(ApiError):
-    """5xx, 423 (locked, wait at least 2 s) or 477 (migration, honour Retry-After): retry later."""
+    """423 (locked, wait at least 2 s), 477 (migration, honour Retry-After), or a 5xx: retry later."""
+
+
+class TryLater(Unavailable):
+    """423 (locked) or 477 (migration in progress): HubSpot turned the request away without doing it."""
+
+
+class ServerError(Unavailable):
+    """5xx: HubSpot failed, possibly after doing the work (a gateway that timed out after the commit)."""
 
 
 class AuthFailed(ApiError):
@@ -98,6 +110,10 @@ class AuthFailed(ApiError):
 
 class Rejected(ApiError):
     """Any other 4xx (400 validation, 404, 409): this request is wrong and will stay wrong."""
+
+
+class TooManyResults(Rejected):
+    """A search matched more results than HubSpot pages through: narrow it and search again."""
 
 
 class NoAnswer(HubSpotError):
@@ -182,7 +198,7 @@ class RetryPolicy:
         backoff = random.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
         if isinstance(error, ApiError) and error.retry_after is not None:
             return max(error.retry_after, backoff)
-        if isinstance(error, Unavailable) and error.status == 423:
+        if isinstance(error, TryLater) and error.status == 423:
             return max(self.locked_min_s, backoff)
         return backoff
 
@@ -216,6 +232,22 @@ class BatchRead:
 
     found: list[Record] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The HubSpot account (portal) a token belongs to: `GET /account-info/v3/details`."""
+
+    portal_id: int
+    time_zone: str | None = None
+    ui_domain: str | None = None
+    account_type: str | None = None
+
+    def record_url(self, meeting_id: str) -> str | None:
+        """The meeting's page in HubSpot's UI."""
+        if not self.ui_domain:
+            return None
+        return f"https://{self.ui_domain}/contacts/{self.portal_id}/record/0-47/{meeting_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +288,7 @@ class HubSpotClient:
             follow_redirects=False,
         )
         self.requests_sent = 0
+        self.searches_sent = 0  # of requests_sent: searches, which have their own limit
         self.rate_limited = 0  # 429 answers seen, of any policy
 
     def __repr__(self) -> str:
@@ -269,13 +302,23 @@ class HubSpotClient:
 
     # --- reads: retried on every transient error ---
 
-    async def portal_id(self) -> int:
+    async def account(self) -> Account:
         """The HubSpot account (portal) the token belongs to: `GET /account-info/v3/details`."""
         details = await self._read("GET", ACCOUNT_DETAILS_PATH)
         try:
-            return int(details["portalId"])
+            portal_id = int(details["portalId"])
         except (KeyError, TypeError, ValueError):
             raise Unavailable(200, "HubSpot's account details carry no portalId") from None
+
+        def text(name: str) -> str | None:
+            value = details.get(name)
+            return str(value) if value else None
+
+        return Account(portal_id, text("timeZone"), text("uiDomain"), text("accountType"))
+
+    async def portal_id(self) -> int:
+        """The portal id alone (see `account`)."""
+        return (await self.account()).portal_id
 
     async def list_owners(self, *, archived: bool = False) -> list[Owner]:
         """Every owner, following the paging cursor (`archived=True`: the archived ones)."""
@@ -328,9 +371,12 @@ class HubSpotClient:
         filter_groups: list[dict[str, Any]],
         *,
         properties: Iterable[str] = (),
+        sorts: list[dict[str, str]] | None = None,
         limit: int = SEARCH_PAGE_LIMIT,
     ) -> list[Record]:
-        """Every record matching `filter_groups` (groups OR, filters in a group AND), all pages."""
+        """Every record matching `filter_groups` (groups OR, filters in a group AND), all pages.
+
+        Raises TooManyResults when the matches go past what HubSpot pages through (SEARCH_RESULT_LIMIT)."""
         records: list[Record] = []
         after: str | None = None
         while True:
@@ -339,6 +385,8 @@ class HubSpotClient:
                 "properties": list(properties),
                 "limit": min(limit, SEARCH_PAGE_LIMIT),
             }
+            if sorts:
+                body["sorts"] = sorts
             if after:
                 body["after"] = after
             page = await self._read(
@@ -350,6 +398,8 @@ class HubSpotClient:
             after = _next_after(page)
             if after is None:
                 return records
+            if len(records) + body["limit"] > SEARCH_RESULT_LIMIT:
+                raise TooManyResults(400, f"more than {SEARCH_RESULT_LIMIT} {object_type} match one search")
 
     # --- the create: one attempt; the sender decides about another ---
 
@@ -417,6 +467,7 @@ class HubSpotClient:
     ) -> httpx.Response:
         async with self._gate.slot(kind):
             self.requests_sent += 1
+            self.searches_sent += kind == "search"
             try:
                 response = await self._http.request(method, path, params=params, json=json_body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -467,8 +518,10 @@ def _api_error(response: httpx.Response) -> ApiError:
         cls: type[ApiError] = DailyLimitReached if kwargs["policy_name"] == "DAILY" else RateLimited
     elif status in (401, 403):
         cls = AuthFailed
-    elif status >= 500 or status in (423, 477):
-        cls = Unavailable
+    elif status >= 500:
+        cls = ServerError
+    elif status in (423, 477):
+        cls = TryLater
     else:
         cls = Rejected
     return cls(status, message, **kwargs)

@@ -1,19 +1,23 @@
 """Ledger: what HubSpot has been asked to create, kept in SQLite so no meeting is ever created twice.
 
-A row's key moves through named states, one function per move, each committed before the next step:
+A row's key moves through named states, one function per move, each committed (and synced) before the
+next step:
 
     (new) --mark_sending--> sending --mark_created--> created        (final: later runs skip it)
-                               |------mark_in_doubt--> in_doubt      (answer lost: check before resending)
-                               '------mark_failed----> failed        (HubSpot refused it: send again next run)
+      |                        |------mark_in_doubt--> in_doubt      (answer lost: check before resending)
+      |                        '------mark_failed----> failed        (HubSpot refused it: send again next run)
+      '--record_created--> created    (found in HubSpot, or vouched for by a results file)
 
 `sending` is written before the request goes out, so a run killed at any moment leaves either `created`
 or a row that a later run treats as in doubt: it searches HubSpot for the meeting before sending again.
-Keys are scoped by target (the API base URL), so a sandbox run never hides a row from production.
+Rows are scoped by HubSpot portal id, never by how the API's URL was spelt. The ledger is a cache of what
+HubSpot has: losing it costs searches (the existing-meeting check), not duplicates.
 """
 
 from __future__ import annotations
 
 import fcntl
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -22,10 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from importer.errors import InputError, LockHeld
+from importer.errors import InputError, LockHeld, StopRun
 
 State = Literal["sending", "created", "in_doubt", "failed"]
 IN_DOUBT: tuple[State, ...] = ("sending", "in_doubt")
+APP_NAME = "meeting-importer"
+LEGACY_PLACE = Path(".meeting-importer") / "state.sqlite"  # beside the results, before ledgers moved
+# Targets of earlier versions: "<base URL> portal <id>". The portal id alone is what identifies rows.
+_LEGACY_TARGET = re.compile(r"^.* portal (\d+)$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
@@ -42,6 +50,7 @@ CREATE TABLE IF NOT EXISTS rows (
     updated_at  REAL NOT NULL,
     PRIMARY KEY (target, row_key)
 );
+CREATE INDEX IF NOT EXISTS rows_by_meeting ON rows (target, meeting_id);
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
     target      TEXT NOT NULL,
@@ -50,6 +59,22 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     summary     TEXT
 );
+"""
+# Merge rows of `source_target` (in database `source`) into `target`: what is created wins.
+_MERGE = """
+INSERT INTO rows (target, row_key, state, meeting_id, owner_id, start_ms, title, attempts, error, run_id,
+                  updated_at)
+SELECT :target, row_key, state, meeting_id, owner_id, start_ms, title, attempts, error, run_id, updated_at
+FROM {source}.rows WHERE target = :source_target AND true
+ON CONFLICT (target, row_key) DO UPDATE SET
+    state = excluded.state, meeting_id = excluded.meeting_id, error = excluded.error,
+    updated_at = excluded.updated_at
+WHERE rows.state != 'created' AND (excluded.state = 'created' OR excluded.updated_at > rows.updated_at)
+"""
+_MERGE_RUNS = """
+INSERT OR IGNORE INTO runs (run_id, target, input, started_at, finished_at, summary)
+SELECT run_id, :target, input, started_at, finished_at, summary FROM {source}.runs
+WHERE target = :source_target
 """
 
 
@@ -79,21 +104,41 @@ class Run:
     summary: str | None
 
 
+def default_state_dir() -> Path:
+    """The user's state folder: `$XDG_STATE_HOME/meeting-importer`, else `~/.local/state/meeting-importer`."""
+    from platformdirs import user_state_path  # only runs that write a ledger need it
+
+    return user_state_path(APP_NAME)
+
+
+def default_ledger_path(portal_id: int) -> Path:
+    """One ledger per portal in the user's state folder, whatever folders results and exports are in."""
+    return default_state_dir() / f"portal-{portal_id}.sqlite"
+
+
 class Ledger:
-    """The run ledger at `path` (created with its folder), for one `target`."""
+    """The run ledger at `path` (created with its folder), for one `target` (a portal id)."""
 
     def __init__(self, path: Path, target: str, *, read_only: bool = False) -> None:
         self.path = path
         self.target = target
-        if read_only:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every transition is its own durable transaction, written before the next step.
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a killed process
-        self._db.executescript(_SCHEMA)
+        try:
+            if read_only:
+                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+                self._db.execute("SELECT count(*) FROM rows").fetchone()
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: every transition is its own durable transaction, written before the next step.
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: each commit is synced, so a power cut cannot lose a `sending` mark (0.15 ms a commit).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._adopt_legacy_targets()
+        except sqlite3.DatabaseError as exc:
+            raise _unusable(path, exc) from None
+        except OSError as exc:
+            raise StopRun(f"cannot open the ledger {path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -102,15 +147,26 @@ class Ledger:
 
     def entries(self, row_keys: Iterable[str]) -> dict[str, Entry]:
         """The ledger's entries for these keys (absent keys are new)."""
-        keys = list(row_keys)
         found: dict[str, Entry] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
+        for chunk in _chunks(list(row_keys)):
             marks = ",".join("?" * len(chunk))
             query = f"SELECT {_COLUMNS} FROM rows WHERE target = ? AND row_key IN ({marks})"
             for row in self._db.execute(query, [self.target, *chunk]):
                 entry = Entry(*row)
                 found[entry.row_key] = entry
+        return found
+
+    def holders(self, meeting_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Meeting id -> the row keys recorded as created with it."""
+        found: dict[str, set[str]] = {}
+        for chunk in _chunks(list(meeting_ids)):
+            marks = ",".join("?" * len(chunk))
+            query = (
+                "SELECT meeting_id, row_key FROM rows"
+                f" WHERE target = ? AND state = 'created' AND meeting_id IN ({marks})"
+            )
+            for meeting_id, row_key in self._db.execute(query, [self.target, *chunk]):
+                found.setdefault(meeting_id, set()).add(row_key)
         return found
 
     def counts(self) -> dict[str, int]:
@@ -155,6 +211,18 @@ class Ledger:
         """HubSpot has the meeting: no run sends this row again."""
         self._set(row_key, "created", meeting_id=meeting_id)
 
+    def record_created(self, row_key: str, meeting_id: str, run_id: str) -> None:
+        """A meeting HubSpot has for this row without this run sending it: found by the existing-meeting
+        check, or named by a results file. Created is final; a row already created keeps its id."""
+        self._db.execute(
+            """INSERT INTO rows (target, row_key, state, meeting_id, run_id, updated_at)
+               VALUES (?, ?, 'created', ?, ?, ?)
+               ON CONFLICT (target, row_key) DO UPDATE SET state = 'created', meeting_id = excluded.meeting_id,
+                   run_id = excluded.run_id, updated_at = excluded.updated_at, error = NULL
+               WHERE state != 'created'""",
+            [self.target, row_key, meeting_id, run_id, time.time()],
+        )
+
     def mark_in_doubt(self, row_key: str, error: str) -> None:
         """The answer was lost: search HubSpot (after its index lag) before sending again."""
         self._set(row_key, "in_doubt", error=error)
@@ -185,8 +253,77 @@ class Ledger:
             "UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?", [time.time(), summary, run_id]
         )
 
+    # --- earlier versions' ledgers ---
+
+    def merge_from(self, path: Path) -> int:
+        """Take in the rows another ledger file holds for this portal; returns how many it had."""
+        self._db.execute("ATTACH DATABASE ? AS other", [f"file:{path}?mode=ro"])
+        try:
+            targets = [t for (t,) in self._db.execute("SELECT DISTINCT target FROM other.rows")]
+            mine = [t for t in targets if _portal_of(t) == self.target]
+            count = 0
+            with self._transaction():
+                for source_target in mine:
+                    params = {"target": self.target, "source_target": source_target}
+                    count += self._db.execute(
+                        "SELECT COUNT(*) FROM other.rows WHERE target = ?", [source_target]
+                    ).fetchone()[0]
+                    self._db.execute(_MERGE.format(source="other"), params)
+                    self._db.execute(_MERGE_RUNS.format(source="other"), params)
+            return count
+        finally:
+            self._db.execute("DETACH DATABASE other")
+
+    def _adopt_legacy_targets(self) -> None:
+        """Rows an earlier version keyed by base URL and portal are re-keyed by the portal alone, so
+        `https://api.hubapi.com` and `https://api.hubapi.com/` never hide each other's rows."""
+        legacy = [
+            t for (t,) in self._db.execute("SELECT DISTINCT target FROM rows UNION SELECT target FROM runs")
+        ]
+        with self._transaction():
+            for old in legacy:
+                portal = _portal_of(old)
+                if portal is None or portal == old:
+                    continue
+                params = {"target": portal, "source_target": old}
+                self._db.execute(_MERGE.format(source="main"), params)
+                self._db.execute(_MERGE_RUNS.format(source="main"), params)
+                self._db.execute("DELETE FROM rows WHERE target = ?", [old])
+                self._db.execute("DELETE FROM runs WHERE target = ?", [old])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
 
 _COLUMNS = "row_key, state, meeting_id, owner_id, start_ms, title, attempts, error, updated_at"
+
+
+def _chunks(keys: list[str], size: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]
+
+
+def _portal_of(target: str) -> str | None:
+    if target.isdigit():
+        return target
+    match = _LEGACY_TARGET.match(target)
+    return match.group(1) if match else None
+
+
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StopRun:
+    if "readonly" in str(exc) or "read-only" in str(exc):
+        return StopRun(f"the ledger {path} is read-only: make it and its folder writable, or pass --state")
+    return StopRun(
+        f"{path} is not a readable ledger ({exc}): move it aside and run again;"
+        " the existing-meeting check finds in HubSpot what it had recorded"
+    )
 
 
 @contextmanager
@@ -199,18 +336,22 @@ def open_ledger(path: Path, target: str) -> Iterator[Ledger]:
 
 
 @contextmanager
-def state_lock(state_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the state file's folder for the whole run: two overlapping cron runs on
-    the same state would otherwise both send the rows neither has marked yet. Released when the process
-    ends, however it ends."""
-    folder = state_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "lock").open("w") as handle:
+def state_lock(ledger_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the ledger for the whole run: two overlapping cron runs on the same
+    ledger would otherwise both send the rows neither has marked yet. Released when the process ends,
+    however it ends."""
+    lock_path = ledger_path.with_name(ledger_path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("w")
+    except OSError as exc:
+        raise StopRun(f"cannot write the state folder {lock_path.parent}: {exc.strerror or exc}") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeld(
-                f"another run holds the lock on {folder}; try again when it has finished"
+                f"another run holds the lock on {ledger_path}; try again when it has finished"
             ) from None
         yield
 
@@ -225,10 +366,17 @@ class TargetState:
     in_doubt: list[Entry]
 
 
+def find_ledgers(path: Path | None) -> list[Path]:
+    """The ledger `path`, or every portal's ledger in the user's state folder."""
+    if path is not None:
+        return [path]
+    return sorted(default_state_dir().glob("portal-*.sqlite"))
+
+
 def read_state(path: Path) -> list[TargetState]:
     """Every target's counts, last run and rows in doubt, read without changing the ledger."""
     if not path.is_file():
-        raise InputError(f"no ledger at {path} (pass --state, or run from the folder of an earlier import)")
+        raise InputError(f"no ledger at {path} (pass --state, or run an import first)")
     try:
         with closing(Ledger(path, "", read_only=True)) as index:
             targets = index.targets()

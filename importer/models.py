@@ -166,17 +166,26 @@ class Meeting(BaseModel):
 
     @cached_property
     def row_key(self) -> str:
-        """Fingerprint of what makes this meeting itself: not its row position, so reruns recognise it."""
+        """Fingerprint of everything that is sent for this meeting, not of its row position: reruns and
+        re-sorted sheets recognise it, and two rows that differ in anything sent are two meetings."""
         identity = "\x1f".join(
             [
                 self.title,
                 str(_epoch_ms(self.start)),
                 str(_epoch_ms(self.end)),
+                self.timezone,
                 self.owner_email,
+                ";".join(sorted(self.attendee_emails)),
                 ";".join(sorted(self.contact_emails)),
                 ";".join(sorted(self.company_domains)),
                 ";".join(sorted(self.deal_ids)),
                 ";".join(sorted(self.ticket_ids)),
+                self.location or "",
+                self.location_type or "",
+                self.body or "",
+                self.internal_notes or "",
+                self.outcome,
+                ";".join(f"{r.number}{r.unit}" for r in self.reminders),
             ]
         )
         return hashlib.sha256(identity.encode()).hexdigest()[:24]
@@ -227,18 +236,21 @@ class RowStatus(StrEnum):
     VALID = "valid"  # dry run: would be sent
     INVALID = "invalid"  # the sheet's data is wrong; fix the row
     CREATED = "created"  # HubSpot created the meeting in this run
-    SKIPPED = "skipped"  # created by an earlier run; not sent again
-    FAILED = "failed"  # HubSpot refused it, or it could not be mapped or sent
+    SKIPPED = "skipped"  # HubSpot has it already (an earlier run, or made by hand); not sent again
+    FAILED = "failed"  # HubSpot refused it, certainly without creating it, or it could not be mapped
+    IN_DOUBT = "in_doubt"  # sent, answer lost, not found yet: the next run searches before sending it
     NOT_SENT = "not_sent"  # the run stopped before sending it; the next run will
 
 
-@dataclass(slots=True)
-class RowResult:
-    """One input row's outcome: what the results file says about it."""
+DONE_STATUSES = frozenset({RowStatus.CREATED, RowStatus.SKIPPED})
+"""Statuses of rows whose meeting HubSpot has."""
 
-    row: int
+
+@dataclass(slots=True)
+class RowOutcome:
+    """What became of one row: the one type the sender returns and the results columns are made of."""
+
     status: RowStatus
-    row_key: str | None = None
     meeting_id: str | None = None
     error: str | None = None
     http_status: int | None = None
@@ -246,16 +258,38 @@ class RowResult:
     attempts: int = 0
     warning: str | None = None
 
+    def noted(self, *notes: str | None) -> RowOutcome:
+        """This outcome with `notes` added to its warning."""
+        self.warning = "; ".join(n for n in (self.warning, *notes) if n) or None
+        return self
+
+
+@dataclass(slots=True)
+class RowResult:
+    """One input row: its number as Excel shows it, its key when valid, and its outcome."""
+
+    row: int
+    row_key: str | None
+    outcome: RowOutcome
+
+    @property
+    def status(self) -> RowStatus:
+        return self.outcome.status
+
 
 RESULT_COLUMNS = (
     "row",
     "status",
     "meeting_id",
+    "meeting_url",
     "error",
     "http_status",
     "correlation_id",
     "attempts",
     "row_key",
     "warning",
+    "portal_id",
 )
 """Columns the results file appends to the input's own; ignored when a results file is read as input."""
+RESULT_MARKERS = frozenset({"row", "status", "meeting_id", "row_key"})
+"""The columns that tell a results file (of this version or an earlier one) from a plain sheet."""

@@ -1,45 +1,65 @@
-"""The import, stage by stage: read -> validate -> map -> send -> report. Each stage is its own module."""
+"""The import, stage by stage: each stage takes the previous one's values and returns its own.
+
+connect          the portal the token belongs to (checks the token, names the ledger)
+read_rows        the sheet -> a result for every row, the meetings of the valid ones
+settle_known     rows the ledger, or a results file's own evidence, already knows as done
+confirm_vouched  meeting ids a results file names, checked in HubSpot in batch reads
+map_rows         owners and association ids -> create requests
+check_existing   rows HubSpot already has (made earlier, elsewhere, or by hand) are adopted
+send             the creates, paced, retried, never twice
+Board            every outcome into the results file, the log and the progress line
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from importer.config import Settings
-from importer.errors import AuthError, ConfigError
-from importer.hubspot import AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
-from importer.ledger import Ledger, open_ledger, state_lock
-from importer.mapper import build_directory, map_meeting
-from importer.models import Meeting, RowResult, RowStatus
+from importer.errors import AuthError, ConfigError, InputError, StopRun
+from importer.existing import find_in_ranges
+from importer.hubspot import Account, AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
+from importer.ledger import (
+    IN_DOUBT,
+    LEGACY_PLACE,
+    Ledger,
+    default_ledger_path,
+    open_ledger,
+    state_lock,
+)
+from importer.mapper import CreateRequest, build_directory, map_meeting
+from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
 from importer.pacing import Pacer
-from importer.reader import ParsedRow, load_sheet, parse_rows
+from importer.reader import Sheet, load_sheet, parse_rows
 from importer.reporter import (
+    EarlierResult,
     count_statuses,
     default_results_path,
-    read_statuses,
+    read_earlier,
     results_frame,
     write_results,
 )
-from importer.sender import Outcome, Sender, SendJob
+from importer.sender import Sender, SendJob
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
-_DONE = {RowStatus.CREATED, RowStatus.SKIPPED}
-
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 Progress = Callable[[int, int], None]
 """Told (rows finished, rows to send) as rows finish."""
+Pending = list[tuple[int, Meeting]]
+"""Rows still to settle: their index in the results, and their meeting."""
 
 
 @dataclass(frozen=True)
@@ -52,25 +72,29 @@ class RunSummary:
     duration_s: float
     send_s: float = 0.0
     requests: int = 0
+    searches: int = 0
     rate_limited: int = 0
     stop_reason: str | None = None
     top_errors: list[tuple[str, int]] = field(default_factory=list)
+    portal_id: int | None = None
 
     @property
     def complete(self) -> bool:
-        """True when no row is left invalid, failed or unsent."""
-        return not any(self.counts[s] for s in (RowStatus.INVALID, RowStatus.FAILED, RowStatus.NOT_SENT))
+        """True when no row is left invalid, failed, in doubt or unsent."""
+        return all(count == 0 for status, count in self.counts.items() if status in _NOT_DONE)
 
     def to_json(self) -> dict[str, Any]:
         """For `--summary-json`: what monitoring needs."""
         return {
             "input": str(self.input_path),
             "results": str(self.results_path),
+            "portal_id": self.portal_id,
             "complete": self.complete,
             "counts": self.counts,
             "duration_s": round(self.duration_s, 3),
             "send_s": round(self.send_s, 3),
             "requests": self.requests,
+            "searches": self.searches,
             "requests_per_s": round(self.requests / self.send_s, 3) if self.send_s else 0.0,
             "rate_limited_429s": self.rate_limited,
             "stop_reason": self.stop_reason,
@@ -78,81 +102,365 @@ class RunSummary:
         }
 
 
+_NOT_DONE = {str(s) for s in (RowStatus.INVALID, RowStatus.FAILED, RowStatus.IN_DOUBT, RowStatus.NOT_SENT)}
+
+
 def run_import(input_path: Path, settings: Settings, progress: Progress | None = None) -> RunSummary:
     """Import `input_path` as `settings` say and write the results file; a bad row never raises.
 
-    Raises StopRun for what stops the whole run (unusable input or settings, a refused token) and
-    LockHeld when another run holds the state; the results file is written whenever rows were read.
+    Raises StopRun for what stops the whole run before anything is sent (unusable input, settings or
+    ledger, a refused token) and LockHeld when another run holds the ledger; then the results file of an
+    earlier run is left as it was.
     """
     started = time.monotonic()
     results_path = settings.results or default_results_path(input_path)
-    state_path = settings.state_path or results_path.parent / ".meeting-importer" / "state.sqlite"
+    _check_results_path(input_path, results_path)
+    if settings.dry_run:
+        sheet, results, _ = read_rows(input_path, settings, settings.default_timezone or "UTC", build=False)
+        Board(sheet.frame, results, results_path, progress).checkpoint(final=True)
+        return _summary(input_path, results_path, results, started)
     token = settings.token.get_secret_value() if settings.token else None
-    if not settings.dry_run and not token:
+    if not token:
         raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
-    with ExitStack() as stack:
-        if not settings.dry_run:
-            stack.enter_context(state_lock(state_path))
-        sheet = load_sheet(
-            input_path, columns=settings.columns, encoding=settings.encoding, sheet=settings.sheet
-        )
-        chunks = parse_rows(
-            sheet,
-            default_timezone=settings.default_timezone,
-            default_outcome=settings.default_outcome,
-            default_reminders=settings.default_reminders,
-            build_meetings=not settings.dry_run,
-        )
-        results, meetings = triage(chunks)
-        log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
-        run = _Run(settings, sheet.frame, results, results_path, progress)
-        if token and not settings.dry_run and meetings:
-            previous = read_statuses(settings.only_failed) if settings.only_failed else {}
-            try:
-                asyncio.run(run.send(meetings, token, input_path, state_path, previous))
-            finally:
-                run.checkpoint(final=True)
-        else:
-            run.checkpoint(final=True)
-    return RunSummary(
-        input_path,
-        results_path,
-        count_statuses(results),
-        time.monotonic() - started,
-        send_s=run.send_s,
-        requests=run.requests,
-        rate_limited=run.rate_limited,
-        stop_reason=run.stop_reason,
-        top_errors=_top_errors(results),
+    return asyncio.run(_Import(input_path, settings, results_path, progress, started).run(token))
+
+
+def _check_results_path(input_path: Path, results_path: Path) -> None:
+    """Before any request: a results file that could not be written would lose every row's outcome."""
+    if results_path.resolve() == input_path.resolve():
+        raise ConfigError(f"--results names the input file {input_path}: choose another results path")
+    folder = results_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write the results file {results_path}: {folder} is not a folder")
+    if results_path.is_dir():
+        raise ConfigError(f"cannot write the results file {results_path}: it is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+        results_path.exists() and not os.access(results_path, os.W_OK)
+    ):
+        raise ConfigError(f"cannot write the results file {results_path}: permission denied")
+
+
+def read_rows(
+    input_path: Path, settings: Settings, zone: str, *, build: bool = True
+) -> tuple[Sheet, list[RowResult], Pending]:
+    """Stage: the sheet, a result for every row (invalid ones settled), and the valid rows' meetings."""
+    sheet = load_sheet(input_path, columns=settings.columns, encoding=settings.encoding, sheet=settings.sheet)
+    chunks = parse_rows(
+        sheet,
+        default_timezone=zone,
+        default_outcome=settings.default_outcome,
+        default_reminders=settings.default_reminders,
+        build_meetings=build,
     )
-
-
-def triage(chunks: Iterable[list[ParsedRow]]) -> tuple[list[RowResult], list[tuple[int, Meeting]]]:
-    """A result for every row, valid or invalid, and the built meetings with their result's index."""
     results: list[RowResult] = []
-    meetings: list[tuple[int, Meeting]] = []
+    meetings: Pending = []
     for chunk in chunks:
         for parsed in chunk:
             if parsed.error:
-                results.append(
-                    RowResult(parsed.row, RowStatus.INVALID, error=parsed.error, warning=parsed.warning)
-                )
+                outcome = RowOutcome(RowStatus.INVALID, error=parsed.error, warning=parsed.warning)
+                results.append(RowResult(parsed.row, None, outcome))
                 continue
             row_key = None
             if parsed.meeting is not None:
                 meetings.append((len(results), parsed.meeting))
                 row_key = parsed.meeting.row_key
-            results.append(RowResult(parsed.row, RowStatus.VALID, row_key, warning=parsed.warning))
-    return results, meetings
+            results.append(
+                RowResult(parsed.row, row_key, RowOutcome(RowStatus.VALID, warning=parsed.warning))
+            )
+    log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
+    return sheet, results, meetings
 
 
-def _split_twins(
-    meetings: list[tuple[int, Meeting]],
-) -> tuple[list[tuple[int, Meeting]], list[tuple[int, int]]]:
+def _summary(
+    input_path: Path,
+    results_path: Path,
+    results: list[RowResult],
+    started: float,
+    client: HubSpotClient | None = None,
+    **extra: Any,
+) -> RunSummary:
+    errors = Counter(r.outcome.error for r in results if r.outcome.error and r.status not in DONE_STATUSES)
+    return RunSummary(
+        input_path,
+        results_path,
+        count_statuses(results),
+        time.monotonic() - started,
+        requests=client.requests_sent if client else 0,
+        searches=client.searches_sent if client else 0,
+        rate_limited=client.rate_limited if client else 0,
+        top_errors=errors.most_common(5),
+        **extra,
+    )
+
+
+class Board:
+    """Where outcomes go: the results list, the results file (rewritten as rows finish), the log and the
+    progress line."""
+
+    def __init__(
+        self,
+        inputs: pl.DataFrame,
+        results: list[RowResult],
+        results_path: Path,
+        progress: Progress | None,
+        account: Account | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.results = results
+        self.results_path = results_path
+        self.progress = progress
+        self.account = account
+        self.to_send = 0
+        self._finished = 0
+        self._last_checkpoint = time.monotonic()
+        self._write_s = 0.0
+
+    def record(self, index: int, outcome: RowOutcome) -> None:
+        result = self.results[index]
+        read_warning = result.outcome.warning  # what reading the row noticed comes first
+        if read_warning and read_warning != outcome.warning:
+            outcome.warning = "; ".join(w for w in (read_warning, outcome.warning) if w)
+        result.outcome = outcome
+        _log_row(result)
+        self._finished += 1
+        if self.progress is not None:
+            self.progress(self._finished, self.to_send)
+        self.checkpoint()
+
+    def checkpoint(self, *, final: bool = False) -> None:
+        """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
+        most, and never more than a tenth of the time: a large sheet takes a while to write."""
+        if final or time.monotonic() - self._last_checkpoint >= max(CHECKPOINT_S, 10 * self._write_s):
+            started = time.monotonic()
+            account = self.account
+            frame = results_frame(
+                self.inputs,
+                self.results,
+                portal_id=account.portal_id if account else None,
+                ui_domain=account.ui_domain if account else None,
+            )
+            write_results(frame, self.results_path)
+            self._last_checkpoint = time.monotonic()
+            self._write_s = self._last_checkpoint - started
+
+
+class _Import:
+    """One real run: the stages in order, under one client, one ledger and one signal policy."""
+
+    def __init__(
+        self,
+        input_path: Path,
+        settings: Settings,
+        results_path: Path,
+        progress: Progress | None,
+        started: float,
+    ) -> None:
+        self.input_path = input_path
+        self.settings = settings
+        self.results_path = results_path
+        self.progress = progress
+        self.started = started
+        self.run_id = uuid.uuid4().hex
+        self.stop_reason: str | None = None
+        self.sender: Sender | None = None
+        self.send_s = 0.0
+
+    async def run(self, token: str) -> RunSummary:
+        settings = self.settings
+        pacer = Pacer(settings.requests_per_10s, settings.search_per_second)
+        client = HubSpotClient(
+            settings.base_url,
+            token,
+            gate=pacer,
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts,
+                base_s=settings.backoff_base_s,
+                cap_s=settings.backoff_cap_s,
+                deadline_s=settings.row_deadline_s,
+            ),
+            timeout_s=settings.timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.concurrency,
+        )
+        async with client:
+            with self._signals():
+                account = await self._stage(connect(client))
+                ledger_path = settings.state_path or default_ledger_path(account.portal_id)
+                with state_lock(ledger_path), open_ledger(ledger_path, str(account.portal_id)) as ledger:
+                    if settings.state_path is None:
+                        _merge_legacy_ledger(ledger, self.results_path.parent / LEGACY_PLACE)
+                    previous = _earlier_results(settings.only_failed, account)
+                    zone = settings.default_timezone or account.time_zone or "UTC"
+                    sheet, results, meetings = read_rows(self.input_path, settings, zone)
+                    board = Board(sheet.frame, results, self.results_path, self.progress, account)
+                    try:
+                        await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
+                    finally:
+                        board.checkpoint(final=True)
+        return _summary(
+            self.input_path,
+            self.results_path,
+            results,
+            self.started,
+            client,
+            send_s=self.send_s,
+            stop_reason=self.stop_reason,
+            portal_id=account.portal_id,
+        )
+
+    async def _stages(
+        self,
+        client: HubSpotClient,
+        pacer: Pacer,
+        ledger: Ledger,
+        sheet: Sheet,
+        board: Board,
+        meetings: Pending,
+        previous: dict[str, EarlierResult],
+    ) -> None:
+        unique, twins = _split_twins(meetings)
+        for index, _ in unique:
+            board.results[index].outcome.status = RowStatus.NOT_SENT  # until a stage says otherwise
+        board.to_send = len(unique)
+        ledger.start_run(self.run_id, str(self.input_path))
+        started = time.monotonic()
+        try:
+            pending, vouched = settle_known(unique, ledger, sheet.evidence, previous, board)
+            pending += await self._stage(confirm_vouched(client, ledger, vouched, self.run_id, board))
+            jobs = await self._stage(map_rows(client, pending, self.settings, board))
+            if self.settings.check_existing:
+                run_keys = {meeting.row_key for _, meeting in unique}
+                jobs = await self._stage(check_existing(client, ledger, jobs, run_keys, self.run_id, board))
+            await self._send(client, pacer, ledger, jobs, board)
+        except _Stopped:
+            pass  # a signal during the lookups: nothing was sent
+        except HubSpotError as error:
+            # The lookups could not be done, retries spent: nothing was sent.
+            self.stop_reason = f"looking up owners, associations and meetings failed: {error}"
+            log.error(self.stop_reason)
+        finally:
+            self.send_s = time.monotonic() - started
+            for index, _ in unique:
+                if board.results[index].status is RowStatus.NOT_SENT:
+                    board.results[index].outcome.error = self.stop_reason
+            for index, first in twins:
+                board.record(index, _twin_outcome(board.results[first]))
+            ledger.finish_run(self.run_id, self.stop_reason or "finished")
+
+    async def _send(
+        self, client: HubSpotClient, pacer: Pacer, ledger: Ledger, jobs: list[SendJob], board: Board
+    ) -> None:
+        """Stage: send every job; the sender decides about retries and rows in doubt."""
+        self.sender = Sender(
+            client,
+            ledger,
+            run_id=self.run_id,
+            concurrency=self.settings.concurrency,
+            max_attempts=self.settings.max_attempts,
+            search_lag_s=self.settings.search_lag_s,
+            on_outcome=board.record,
+            daily_remaining=lambda: pacer.daily_remaining,
+        )
+        if self.stop_reason is not None:
+            self.sender.stop(self.stop_reason)
+        try:
+            await self.sender.send_all(jobs)
+        finally:
+            self.stop_reason = self.stop_reason or self.sender.stop_reason
+
+    async def _stage(self, work: Any) -> Any:
+        """Run a lookup stage; a signal meanwhile cancels it (lookups send nothing) and raises _Stopped."""
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if self.stop_reason is None:
+                raise
+            raise _Stopped from None
+        except AuthFailed as error:
+            raise AuthError(f"HubSpot refused the access token: {error}") from None
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT or SIGTERM: while sending, finish the requests in flight and take no more rows; during
+        the lookups, which send nothing, stop at once."""
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def interrupt(name: str) -> None:
+            reason = f"stopped by {name}"
+            log.warning("%s received: finishing the requests in flight, sending no more", name)
+            if self.sender is not None:
+                self.sender.stop(reason)
+            elif self.stop_reason is None and task is not None:
+                self.stop_reason = reason
+                task.cancel()
+
+        for signum in _SIGNALS:
+            loop.add_signal_handler(signum, interrupt, signum.name)
+        try:
+            yield
+        except _Stopped:
+            raise StopRun(f"{self.stop_reason} before anything was sent") from None
+        finally:
+            for signum in _SIGNALS:
+                loop.remove_signal_handler(signum)
+
+
+class _Stopped(Exception):
+    """A signal stopped the run during a lookup stage."""
+
+
+async def connect(client: HubSpotClient) -> Account:
+    """Stage: the account the token belongs to. One request, which also checks the token; the ledger is
+    the portal's, however the API's URL is spelt."""
+    account = await client.account()
+    log.info(
+        "writing to HubSpot portal %s (%s, %s)",
+        account.portal_id,
+        account.account_type or "account type unknown",
+        account.ui_domain or "no UI domain",
+    )
+    return account
+
+
+def _merge_legacy_ledger(ledger: Ledger, legacy: Path) -> None:
+    """A ledger at the place earlier versions kept it (beside the results) is merged once, then renamed."""
+    if not legacy.is_file() or legacy.resolve() == ledger.path.resolve():
+        return
+    try:
+        count = ledger.merge_from(legacy)
+        done = legacy.with_name(f"{legacy.name}.merged-into-portal-{ledger.target}")
+        legacy.rename(done)
+    except Exception as exc:  # an unreadable old ledger must not stop the run: HubSpot is asked anyway
+        log.warning(
+            "could not merge the earlier ledger %s (%s); the existing-meeting check covers it", legacy, exc
+        )
+        return
+    log.warning(
+        "merged %d rows of the earlier ledger %s into %s (renamed %s)", count, legacy, ledger.path, done.name
+    )
+
+
+def _earlier_results(path: Path | None, account: Account) -> dict[str, EarlierResult]:
+    """`--only-failed PREVIOUS`, refused when it was written for another portal."""
+    if path is None:
+        return {}
+    earlier = read_earlier(path)
+    portals = {e.portal_id for e in earlier.values() if e.portal_id} - {str(account.portal_id)}
+    if portals:
+        raise InputError(
+            f"{path} was written for HubSpot portal {', '.join(sorted(portals))}, but this run writes to"
+            f" portal {account.portal_id}: use that portal's results file"
+        )
+    return earlier
+
+
+def _split_twins(meetings: Pending) -> tuple[Pending, list[tuple[int, int]]]:
     """The first row of each row key, and (index, index of its first) for the repeats: a sheet that lists
-    one meeting twice must still create it once."""
+    one meeting twice (the same in everything sent) must still create it once."""
     firsts: dict[str, int] = {}
-    unique: list[tuple[int, Meeting]] = []
+    unique: Pending = []
     twins: list[tuple[int, int]] = []
     for index, meeting in meetings:
         first = firsts.setdefault(meeting.row_key, index)
@@ -163,223 +471,175 @@ def _split_twins(
     return unique, twins
 
 
-def _twin_outcome(first: RowResult) -> Outcome:
+def _twin_outcome(first: RowResult) -> RowOutcome:
     same = f"same meeting as row {first.row}"
-    if first.status in _DONE:
-        return Outcome(RowStatus.SKIPPED, first.meeting_id, note=same)
-    return Outcome(first.status, error=f"{same}: {first.error}")
+    if first.status in DONE_STATUSES:
+        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id, warning=same)
+    return RowOutcome(first.status, error=f"{same}: {first.outcome.error}")
 
 
-def _top_errors(results: list[RowResult], most: int = 5) -> list[tuple[str, int]]:
-    errors = Counter(r.error for r in results if r.error and r.status not in _DONE)
-    return errors.most_common(most)
+def settle_known(
+    meetings: Pending,
+    ledger: Ledger,
+    evidence: pl.DataFrame | None,
+    previous: dict[str, EarlierResult],
+    board: Board,
+) -> tuple[Pending, dict[str, list[tuple[int, Meeting]]]]:
+    """Stage: rows the ledger knows as created are skipped before any lookup is spent on them. Rows a
+    results file vouches for (its own columns, or `--only-failed`) are returned by meeting id, to be
+    confirmed in HubSpot; the rest are pending."""
+    known = ledger.entries(meeting.row_key for _, meeting in meetings)
+    own = _own_evidence(evidence, board)
+    pending: Pending = []
+    vouched: dict[str, list[tuple[int, Meeting]]] = {}
+    for index, meeting in meetings:
+        entry = known.get(meeting.row_key)
+        claim = own.get(index) or previous.get(meeting.row_key)
+        if entry is not None and entry.state == "created":
+            board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
+        elif entry is not None and entry.state in IN_DOUBT:
+            pending.append((index, meeting))  # the sender searches for it before anything else
+        elif claim is not None and claim.status in DONE_STATUSES and claim.meeting_id:
+            vouched.setdefault(claim.meeting_id, []).append((index, meeting))
+        else:
+            pending.append((index, meeting))
+    return pending, vouched
 
 
-class _Run:
-    """The networked part of one run: map, then send, filling in `results` as rows finish."""
+def _own_evidence(evidence: pl.DataFrame | None, board: Board) -> dict[int, EarlierResult]:
+    """What a results file imported as input says of its own rows, by result index. A meeting id of
+    another portal proves nothing here."""
+    if evidence is None or "meeting_id" not in evidence.columns:
+        return {}
+    portal = str(board.account.portal_id) if board.account else None
+    found: dict[int, EarlierResult] = {}
+    for index, row in enumerate(evidence.iter_rows(named=True)):
+        claim = EarlierResult(str(row.get("status") or ""), row.get("meeting_id"), row.get("portal_id"))
+        if claim.portal_id and claim.portal_id != portal:
+            continue
+        found[index] = claim
+    return found
 
-    def __init__(
-        self,
-        settings: Settings,
-        inputs: pl.DataFrame,
-        results: list[RowResult],
-        results_path: Path,
-        progress: Progress | None,
-    ) -> None:
-        self.settings = settings
-        self.inputs = inputs
-        self.results = results
-        self.results_path = results_path
-        self.progress = progress
-        self.requests = 0
-        self.rate_limited = 0
-        self.send_s = 0.0
-        self.stop_reason: str | None = None
-        self._to_send = 0
-        self._finished = 0
-        self._last_checkpoint = time.monotonic()
-        self._write_s = 0.0
-        self._sender: Sender | None = None
 
-    def checkpoint(self, *, final: bool = False) -> None:
-        """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
-        most, and never more than a tenth of the time: a large sheet takes a while to write."""
-        if final or time.monotonic() - self._last_checkpoint >= max(CHECKPOINT_S, 10 * self._write_s):
-            started = time.monotonic()
-            write_results(results_frame(self.inputs, self.results), self.results_path)
-            self._last_checkpoint = time.monotonic()
-            self._write_s = self._last_checkpoint - started
-
-    async def send(
-        self,
-        meetings: list[tuple[int, Meeting]],
-        token: str,
-        input_path: Path,
-        state_path: Path,
-        previous: dict[str, tuple[str, str | None]],
-    ) -> None:
-        settings = self.settings
-        for index, _meeting in meetings:
-            self.results[index].status = RowStatus.NOT_SENT  # until the sender says otherwise
-        self._to_send = len(meetings)
-        pacer = Pacer(settings.requests_per_10s, settings.search_per_second)
-        retry = RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_s=settings.backoff_base_s,
-            cap_s=settings.backoff_cap_s,
-            deadline_s=settings.row_deadline_s,
-        )
-        client = HubSpotClient(
-            settings.base_url,
-            token,
-            gate=pacer,
-            retry=retry,
-            timeout_s=settings.timeout_s,
-            connect_timeout_s=settings.connect_timeout_s,
-            max_connections=settings.concurrency,
-        )
-        started = time.monotonic()
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
-        for signum in _SIGNALS:
-            loop.add_signal_handler(signum, self._interrupt, signum.name, task)
-        try:
-            async with client:
-                # The ledger is per HubSpot account: one state folder used for two portals must not
-                # report the second portal's rows as done. Asking also checks the token, in one request.
-                target = f"{settings.base_url} portal {await client.portal_id()}"
-                with open_ledger(state_path, target) as ledger:
-                    unique, twins = _split_twins(meetings)
-                    pending = self._skip_done(ledger, unique, previous)
-                    jobs = await self._map(client, pending)
-                    await self._send_jobs(client, pacer, ledger, jobs, input_path)
-                    for index, first in twins:
-                        self._record(index, _twin_outcome(self.results[first]))
-        except AuthFailed as error:
-            raise AuthError(f"HubSpot refused the access token: {error}") from None
-        except HubSpotError as error:
-            # The account or the lookups could not be read, retries spent: nothing was sent.
-            self.stop_reason = f"looking up the account, owners and associations failed: {error}"
-            log.error(self.stop_reason)
-            self._leave_unsent(meetings)
-        except asyncio.CancelledError:
-            if self.stop_reason is None:
-                raise
-            self._leave_unsent(meetings)  # stopped by a signal during the lookups: nothing was sent
-        finally:
-            for signum in _SIGNALS:
-                loop.remove_signal_handler(signum)
-            self.requests = client.requests_sent
-            self.rate_limited = client.rate_limited
-            self.send_s = time.monotonic() - started
-
-    def _leave_unsent(self, meetings: list[tuple[int, Meeting]]) -> None:
-        """Every row not yet settled stays not_sent, with the reason the run stopped."""
-        for index, _meeting in meetings:
-            if self.results[index].status is RowStatus.NOT_SENT:
-                self.results[index].error = self.stop_reason
-
-    def _skip_done(
-        self,
-        ledger: Ledger,
-        meetings: list[tuple[int, Meeting]],
-        previous: dict[str, tuple[str, str | None]],
-    ) -> list[tuple[int, Meeting]]:
-        """Rows already created (by the ledger, or by earlier results under --only-failed) are skipped
-        before any lookup is spent on them."""
-        known = ledger.entries(meeting.row_key for _, meeting in meetings)
-        pending = []
-        for index, meeting in meetings:
-            entry = known.get(meeting.row_key)
-            earlier = previous.get(meeting.row_key)
-            if entry is not None and entry.state == "created":
-                self._record(index, Outcome(RowStatus.SKIPPED, entry.meeting_id))
-            elif earlier is not None and earlier[0] in _DONE:
-                self._record(
-                    index, Outcome(RowStatus.SKIPPED, earlier[1], note="done in the earlier results")
+async def confirm_vouched(
+    client: HubSpotClient,
+    ledger: Ledger,
+    vouched: dict[str, list[tuple[int, Meeting]]],
+    run_id: str,
+    board: Board,
+) -> Pending:
+    """Stage: meeting ids a results file names are read back from HubSpot (100 a request); those it has
+    are recorded in the ledger and skipped. A deleted one fails its row rather than being made again."""
+    if not vouched:
+        return []
+    read = await client.batch_read("meetings", list(vouched))
+    existing = {record.id for record in read.found}
+    for meeting_id, rows in vouched.items():
+        for index, meeting in rows:
+            if meeting_id in existing:
+                ledger.record_created(meeting.row_key, meeting_id, run_id)
+                board.record(
+                    index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning="created earlier (results file)")
                 )
             else:
-                pending.append((index, meeting))
-        return pending
+                error = (
+                    f"meeting {meeting_id}, which the results file names, is not in HubSpot (deleted?);"
+                    " clear its meeting_id and status cells to create it again"
+                )
+                board.record(index, RowOutcome(RowStatus.FAILED, error=error))
+    return []
 
-    async def _map(self, client: HubSpotClient, meetings: list[tuple[int, Meeting]]) -> list[SendJob]:
-        settings = self.settings
-        if not meetings:
-            return []
-        directory = await build_directory(client, [meeting for _, meeting in meetings])
-        jobs = []
-        for index, meeting in meetings:
-            mapped = map_meeting(
-                meeting,
-                directory,
-                on_missing_association=settings.on_missing_association,
-                ambiguous_company_domain=settings.ambiguous_company_domain,
-                include_invite_description=settings.include_invite_description,
-            )
-            if mapped.request is None:
-                self._record(index, Outcome(RowStatus.FAILED, error=mapped.error))
-            else:
-                jobs.append(SendJob(index, meeting.row_key, mapped.request))
-        return jobs
 
-    async def _send_jobs(
-        self, client: HubSpotClient, pacer: Pacer, ledger: Ledger, jobs: list[SendJob], input_path: Path
-    ) -> None:
-        run_id = uuid.uuid4().hex
-        ledger.start_run(run_id, str(input_path))
-        sender = Sender(
-            client,
-            ledger,
-            run_id=run_id,
-            concurrency=self.settings.concurrency,
-            max_attempts=self.settings.max_attempts,
-            search_lag_s=self.settings.search_lag_s,
-            on_outcome=self._record,
-            daily_remaining=lambda: pacer.daily_remaining,
+async def map_rows(
+    client: HubSpotClient, pending: Pending, settings: Settings, board: Board
+) -> list[SendJob]:
+    """Stage: owners and associations for every pending row; rows that cannot be mapped fail."""
+    if not pending:
+        return []
+    directory = await build_directory(client, [meeting for _, meeting in pending])
+    jobs = []
+    for index, meeting in pending:
+        mapped = map_meeting(
+            meeting,
+            directory,
+            on_missing_association=settings.on_missing_association,
+            ambiguous_company_domain=settings.ambiguous_company_domain,
+            include_invite_description=settings.include_invite_description,
         )
-        self._sender = sender
-        try:
-            await sender.send_all(jobs)
-        finally:
-            self.stop_reason = self.stop_reason or sender.stop_reason
-            ledger.finish_run(run_id, self.stop_reason or "finished")
+        if mapped.request is None:
+            board.record(index, RowOutcome(RowStatus.FAILED, error=mapped.error))
+        else:
+            jobs.append(SendJob(index, meeting.row_key, mapped.request))
+    return jobs
 
-    def _interrupt(self, name: str, task: asyncio.Task[Any] | None) -> None:
-        """SIGINT or SIGTERM: while sending, finish the requests in flight and take no more rows;
-        during the lookups, which send nothing, stop at once."""
-        reason = f"stopped by {name}"
-        log.warning("%s received: finishing the requests in flight, sending no more", name)
-        if self._sender is not None:
-            self._sender.stop(reason)
-        elif self.stop_reason is None and task is not None:
-            self.stop_reason = reason
-            task.cancel()
 
-    def _record(self, index: int, outcome: Outcome) -> None:
-        result = self.results[index]
-        result.status = outcome.status
-        result.meeting_id = outcome.meeting_id
-        result.error = outcome.error
-        result.http_status = outcome.http_status
-        result.correlation_id = outcome.correlation_id
-        result.attempts = outcome.attempts
-        result.warning = "; ".join(w for w in (result.warning, outcome.note) if w) or None
-        _log_row(result)
-        self._finished += 1
-        if self.progress is not None:
-            self.progress(self._finished, self._to_send)
-        self.checkpoint()
+async def check_existing(
+    client: HubSpotClient,
+    ledger: Ledger,
+    jobs: list[SendJob],
+    run_keys: set[str],
+    run_id: str,
+    board: Board,
+) -> list[SendJob]:
+    """Stage: look for every job among the portal's meetings before creating it; adopt the meeting that
+    is surely its own. Rows in doubt are left to the sender, whose rules for them are stricter."""
+    entries = ledger.entries(job.row_key for job in jobs)
+    in_doubt = [j for j in jobs if (e := entries.get(j.row_key)) is not None and e.state in IN_DOUBT]
+    fresh = [j for j in jobs if j not in in_doubt]
+    if not fresh:
+        return jobs
+    findings = await find_in_ranges(client, [job.request for job in fresh])
+    holders = ledger.holders({i for f in findings for i in f.same})
+    claims = Counter(i for f in findings for i in f.same)
+    rows_of: dict[str, list[int]] = {}
+    for job, finding in zip(fresh, findings, strict=True):
+        for meeting_id in finding.same:
+            rows_of.setdefault(meeting_id, []).append(board.results[job.index].row)
+    to_send = list(in_doubt)
+    for job, finding in zip(fresh, findings, strict=True):
+        # A meeting another row of this sheet holds is that row's: this one is a meeting of its own.
+        mine = [i for i in finding.same if not (holders.get(i, set()) & (run_keys - {job.row_key}))]
+        if len(mine) > 1:
+            error = f"HubSpot already has {len(mine)} meetings like this row: {', '.join(mine)}; not created, not guessed"
+            board.record(job.index, RowOutcome(RowStatus.FAILED, error=error))
+        elif mine and claims[mine[0]] > 1:
+            rows = ", ".join(str(r) for r in rows_of[mine[0]])
+            error = f"HubSpot's meeting {mine[0]} matches rows {rows} alike; none adopted, none created"
+            board.record(job.index, RowOutcome(RowStatus.FAILED, error=error))
+        elif mine:
+            ledger.record_created(job.row_key, mine[0], run_id)
+            note = f"already in HubSpot (meeting {mine[0]}): not created again"
+            board.record(job.index, RowOutcome(RowStatus.SKIPPED, mine[0]).noted(*job.request.notes, note))
+        else:
+            if finding.differing:
+                ids = ", ".join(finding.differing)
+                job = SendJob(
+                    job.index,
+                    job.row_key,
+                    _with_note(
+                        job.request,
+                        f"HubSpot's meeting {ids} has this owner, start and title but differs; created a new one",
+                    ),
+                )
+            to_send.append(job)
+    return to_send
+
+
+def _with_note(request: CreateRequest, note: str) -> CreateRequest:
+    return replace(request, notes=(*request.notes, note))
 
 
 def _log_row(result: RowResult) -> None:
-    level = logging.INFO if result.status in _DONE else logging.WARNING
+    outcome = result.outcome
+    level = logging.INFO if result.status in DONE_STATUSES else logging.WARNING
     fields = {
         "row": result.row,
         "row_key": result.row_key,
-        "status": str(result.status),
-        "meeting_id": result.meeting_id,
-        "http_status": result.http_status,
-        "correlation_id": result.correlation_id,
-        "attempts": result.attempts,
-        "error": result.error,
+        "status": str(outcome.status),
+        "meeting_id": outcome.meeting_id,
+        "http_status": outcome.http_status,
+        "correlation_id": outcome.correlation_id,
+        "attempts": outcome.attempts,
+        "error": outcome.error,
     }
-    log.log(level, "row %d %s", result.row, result.status, extra={"fields": fields})
+    log.log(level, "row %d %s", result.row, outcome.status, extra={"fields": fields})

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from importer.cells import LIST_FIELDS, LIST_SEPARATOR, parse_cells
 from importer.errors import InputError
-from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, Meeting, Reminder
+from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, RESULT_MARKERS, Meeting, Reminder
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 _DELIMITERS = ",;\t"
@@ -41,6 +41,7 @@ class Sheet:
     frame: pl.DataFrame
     row_numbers: list[int]
     headers: dict[str, str]
+    evidence: pl.DataFrame | None = None  # a results file's outcome columns, row for row with `frame`
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +66,37 @@ def load_sheet(
         frame, first_row = _read_csv(path, encoding)
     if frame.width == 0:
         raise InputError(f"{path}: the file is empty")
-    if set(RESULT_COLUMNS) <= set(frame.columns):
-        # A results file imported again (after fixing rows in it): its outcome columns are not input.
-        frame = frame.drop(RESULT_COLUMNS)
+    frame, evidence = _split_results(frame)
     numbers = pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row")
     frame = frame.with_columns(numbers)
     text_cols = [c for c in frame.columns if c != "_row"]
     blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in text_cols)
-    frame = frame.filter(~blank)
+    kept = frame.select(~blank).to_series()
+    frame = frame.filter(kept)
+    evidence = evidence.filter(kept) if evidence is not None else None
     if frame.height == 0:
         raise InputError(f"{path}: the file has a header but no data rows")
     headers = _map_headers(path, text_cols, columns)
-    return Sheet(path, frame.drop("_row"), frame["_row"].to_list(), headers)
+    return Sheet(path, frame.drop("_row"), frame["_row"].to_list(), headers, evidence)
+
+
+_EVIDENCE = ("status", "meeting_id", "row_key", "portal_id")
+_NEUTRALISED = r"^'[=+\-@\t\r]"  # the reporter's `'` before a cell Excel would run as a formula
+
+
+def _split_results(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """A results file imported again (after fixing rows in it): its outcome columns are not input but
+    evidence of what HubSpot has, and the `'` the reporter put before formula-like cells comes off, so a
+    fixed row goes to HubSpot exactly as the user wrote it."""
+    if not set(frame.columns) >= RESULT_MARKERS:
+        return frame, None
+    evidence = frame.select(c for c in _EVIDENCE if c in frame.columns)
+    own = frame.drop([c for c in RESULT_COLUMNS if c in frame.columns])
+    own = own.with_columns(
+        pl.when(pl.col(c).str.contains(_NEUTRALISED)).then(pl.col(c).str.slice(1)).otherwise(pl.col(c))
+        for c in own.columns
+    )
+    return own.rename({c: c[1:] for c in own.columns if re.match(_NEUTRALISED, c)}), evidence
 
 
 def _read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, int]:

@@ -8,18 +8,21 @@ Every write goes to a temporary file renamed over the target, so a reader never 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fastexcel
 import polars as pl
 
 from importer.errors import InputError
-from importer.models import RESULT_COLUMNS, RowResult, RowStatus
+from importer.models import RESULT_COLUMNS, RowOutcome, RowResult, RowStatus
 
 # Excel (and LibreOffice) evaluate a cell starting with one of these as a formula: CSV injection.
 _FORMULA_START = r"^[=+\-@\t\r]"
@@ -30,34 +33,34 @@ def default_results_path(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}.results.csv")
 
 
-def results_frame(inputs: pl.DataFrame, results: Sequence[RowResult]) -> pl.DataFrame:
-    """The input's columns (result columns of an earlier run dropped) followed by each row's outcome."""
+def results_frame(
+    inputs: pl.DataFrame,
+    results: Sequence[RowResult],
+    *,
+    portal_id: int | None = None,
+    ui_domain: str | None = None,
+) -> pl.DataFrame:
+    """The input's columns (result columns of an earlier run dropped) followed by each row's outcome:
+    RESULT_COLUMNS, made of `RowResult` and its `RowOutcome`, plus the meeting's page in HubSpot."""
     own = inputs.drop([c for c in RESULT_COLUMNS if c in inputs.columns])
-    outcome = pl.DataFrame(
-        {
-            "row": [r.row for r in results],
-            "status": [str(r.status) for r in results],
-            "meeting_id": [r.meeting_id for r in results],
-            "error": [r.error for r in results],
-            "http_status": [r.http_status for r in results],
-            "correlation_id": [r.correlation_id for r in results],
-            "attempts": [r.attempts for r in results],
-            "row_key": [r.row_key for r in results],
-            "warning": [r.warning for r in results],
-        },
-        schema={
-            "row": pl.Int64,
-            "status": pl.String,
-            "meeting_id": pl.String,
-            "error": pl.String,
-            "http_status": pl.Int64,
-            "correlation_id": pl.String,
-            "attempts": pl.Int64,
-            "row_key": pl.String,
-            "warning": pl.String,
-        },
+    outcomes = [r.outcome for r in results]
+    values: dict[str, list[Any]] = {"row": [r.row for r in results], "row_key": [r.row_key for r in results]}
+    for name in _OUTCOME_FIELDS:
+        values[name] = [getattr(o, name) for o in outcomes]
+    values["status"] = [str(s) for s in values["status"]]
+    frame = pl.DataFrame(values, schema={name: _TYPES.get(name, pl.String) for name in values})
+    link = pl.lit(None, pl.String)
+    if portal_id is not None and ui_domain:
+        link = pl.format(f"https://{ui_domain}/contacts/{portal_id}/record/0-47/{{}}", pl.col("meeting_id"))
+    frame = frame.with_columns(
+        link.alias("meeting_url"),
+        pl.lit(None if portal_id is None else str(portal_id), pl.String).alias("portal_id"),
     )
-    return pl.concat([own, outcome], how="horizontal")
+    return pl.concat([own, frame.select(RESULT_COLUMNS)], how="horizontal")
+
+
+_OUTCOME_FIELDS = [f.name for f in dataclasses.fields(RowOutcome)]
+_TYPES = {"row": pl.Int64, "http_status": pl.Int64, "attempts": pl.Int64}
 
 
 def write_results(frame: pl.DataFrame, path: Path) -> None:
@@ -90,8 +93,17 @@ def _neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     return cells.rename({c: f"'{c}" for c in cells.columns if re.match(_FORMULA_START, c)})
 
 
-def read_statuses(path: Path) -> dict[str, tuple[str, str | None]]:
-    """Row key -> (status, meeting id) from an earlier results file (CSV or xlsx), for `--only-failed`."""
+@dataclass(frozen=True, slots=True)
+class EarlierResult:
+    """One row of an earlier results file: what it said of the row, and of which portal."""
+
+    status: str
+    meeting_id: str | None
+    portal_id: str | None
+
+
+def read_earlier(path: Path) -> dict[str, EarlierResult]:
+    """Row key -> what an earlier results file (CSV or xlsx) says of it, for `--only-failed`."""
     try:
         if path.suffix.lower() == ".xlsx":
             frame = pl.read_excel(path, read_options={"dtypes": "string"})
@@ -102,8 +114,10 @@ def read_statuses(path: Path) -> dict[str, tuple[str, str | None]]:
     missing = {"row_key", "status", "meeting_id"} - set(frame.columns)
     if missing:
         raise InputError(f"{path}: not a results file (no {', '.join(sorted(missing))} column)")
-    keyed = frame.select("row_key", "status", "meeting_id").drop_nulls("row_key")
-    return {key: (status, meeting_id) for key, status, meeting_id in keyed.iter_rows()}
+    if "portal_id" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("portal_id"))
+    keyed = frame.select("row_key", "status", "meeting_id", "portal_id").drop_nulls("row_key")
+    return {key: EarlierResult(status, meeting, portal) for key, status, meeting, portal in keyed.iter_rows()}
 
 
 def count_statuses(results: Sequence[RowResult]) -> dict[str, int]:

@@ -1,11 +1,15 @@
 """Sender: creates the meetings concurrently, as fast as HubSpot allows and never twice.
 
 Workers take rows from a queue; every request waits for its turn at the run's pacer (importer.pacing).
-Around each create the ledger records `sending` before and `created` after. A create that HubSpot refused
-for a passing reason (429, 5xx, a connection that never opened) is retried with backoff. One whose answer
-was lost may have been created, so it is never resent blindly: it is set aside, and once HubSpot's search
-has caught up (`search_lag_s`) the sender searches for it by owner and start time, adopts the meeting it
-finds, or sends it again. Rows a killed run left in doubt get the same check at the start of the next run.
+Around each create the ledger records `sending` before and `created` after. Only an answer that proves
+nothing was created allows an immediate resend: a 429, a 423/477, a connection that never opened. Every
+other failure after the request went out (a 5xx, a timeout, a reset, a 2xx without an id) leaves the
+outcome unknown: the row is set aside in doubt and searched for, at RECHECKS times HubSpot's search lag
+after the attempt, because a negative search may only mean the index has not caught up. A meeting the
+search finds is adopted only when it is surely this row's (importer.existing.match, and no other row
+holds its id); the row is sent again only after every search came back empty. A row still unsettled when
+the run ends stays in doubt, and the next run searches for it first, counting the lag from its own start:
+the lock proves the old process sends nothing after that.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from importer.errors import AuthError
+from importer.existing import Finding, find_exact
 from importer.hubspot import (
     ApiError,
     AuthFailed,
@@ -28,17 +32,22 @@ from importer.hubspot import (
     NotSent,
     OutcomeUnknown,
     RateLimited,
-    Record,
-    Unavailable,
+    ServerError,
+    TryLater,
 )
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import CreateRequest
-from importer.models import RowStatus
+from importer.models import RowOutcome, RowStatus
 
-SEARCH_GROUPS = 5  # HubSpot ORs at most 5 filter groups in one search
 DAILY_LIMIT_REACHED = "HubSpot's daily request limit is reached; the next run sends the rest"
-RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NotSent)
+RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater, NotSent)
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
+UNKNOWN_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (OutcomeUnknown, ServerError)
+"""Errors after which HubSpot may have created the meeting: never resent before a search."""
+RECHECKS = (1, 3, 10)
+"""A row in doubt is searched for at these multiples of `search_lag_s` after its attempt (30 s, 90 s and
+300 s by default); it is sent again only when all of them found nothing."""
+LOST = "found in HubSpot after an earlier attempt lost its answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +59,12 @@ class SendJob:
     request: CreateRequest
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What became of one job."""
-
-    status: RowStatus
-    meeting_id: str | None = None
-    error: str | None = None
-    http_status: int | None = None
-    correlation_id: str | None = None
-    attempts: int = 0
-    note: str | None = None
-
-
 @dataclass
 class _Doubt:
     job: SendJob
-    since: float  # wall-clock time of the attempt whose answer was lost
+    since: float  # wall-clock time from which HubSpot's search lag is counted
+    why: str
+    checks: int = 0
     earlier_run: bool = False
 
 
@@ -82,7 +80,7 @@ class Sender:
         concurrency: int,
         max_attempts: int,
         search_lag_s: float,
-        on_outcome: Callable[[int, Outcome], None] = lambda index, outcome: None,
+        on_outcome: Callable[[int, RowOutcome], None] = lambda index, outcome: None,
         daily_remaining: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -97,8 +95,9 @@ class Sender:
         self._daily_remaining = daily_remaining  # from HubSpot's X-HubSpot-RateLimit-Daily-Remaining
         self._clock = clock
         self._sleep = sleep or self._pause
+        self._started = clock()
         self._stopped: asyncio.Event | None = None
-        self._outcomes: dict[int, Outcome] = {}
+        self._outcomes: dict[int, RowOutcome] = {}
         self._attempts: dict[int, int] = {}
         self._doubts: list[_Doubt] = []
         self.stop_reason: str | None = None
@@ -120,27 +119,27 @@ class Sender:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
 
-    async def send_all(self, jobs: Sequence[SendJob]) -> dict[int, Outcome]:
-        """An outcome for every job: created, skipped (an earlier run created it), failed or not_sent."""
+    async def send_all(self, jobs: Sequence[SendJob]) -> dict[int, RowOutcome]:
+        """An outcome for every job: created, skipped (HubSpot had it), failed, in doubt or not sent."""
         ledger = self._ledger.entries(job.row_key for job in jobs)
         fresh: list[SendJob] = []
         for job in jobs:
             entry = ledger.get(job.row_key)
             if entry is not None and entry.state == "created":
-                self._finish(job, Outcome(RowStatus.SKIPPED, entry.meeting_id, attempts=0))
+                self._finish(job, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif entry is not None and entry.state in IN_DOUBT:
-                self._doubts.append(_Doubt(job, entry.updated_at, earlier_run=True))
+                why = f"an earlier run lost HubSpot's answer ({entry.error or 'the run ended mid-request'})"
+                self._doubts.append(_Doubt(job, self._started, why, earlier_run=True))
             else:
                 fresh.append(job)
         await self._run_queue(fresh)
-        while self._doubts and self.stop_reason is None and await self._reconcile():
-            pass
+        await self._settle_doubts()
         for doubt in self._doubts:
-            self._finish(doubt.job, self._unresolved(doubt.job))
+            self._finish(doubt.job, self._unsettled(doubt))
         for job in jobs:
             if job.index not in self._outcomes:
                 self._finish(
-                    job, Outcome(RowStatus.NOT_SENT, error=self.stop_reason, attempts=self._tries(job))
+                    job, RowOutcome(RowStatus.NOT_SENT, error=self.stop_reason, attempts=self._tries(job))
                 )
         if self.auth_error is not None:
             raise AuthError(f"HubSpot refused the access token: {self.auth_error}")
@@ -178,23 +177,22 @@ class Sender:
             created = await self._client.retrying(
                 attempt, RETRIABLE_CREATE_ERRORS, keep_going=lambda: self.stop_reason is None
             )
-        except OutcomeUnknown as error:
+        except UNKNOWN_CREATE_ERRORS as error:
             self._ledger.mark_in_doubt(job.row_key, str(error))
-            self._doubts.append(_Doubt(job, self._clock()))
+            self._doubts.append(_Doubt(job, self._clock(), f"HubSpot's answer was lost ({error})"))
             return
         except HubSpotError as error:
             self._fail(job, error)
             return
         self._ledger.mark_created(job.row_key, created.id)
-        outcome = Outcome(
+        outcome = RowOutcome(
             RowStatus.CREATED,
             created.id,
             http_status=created.status,
             correlation_id=created.correlation_id,
             attempts=self._tries(job),
-            note=_notes(request),
         )
-        self._finish(job, outcome)
+        self._finish(job, outcome.noted(*request.notes))
 
     def _fail(self, job: SendJob, error: HubSpotError) -> None:
         """A create HubSpot certainly did not carry out: record it, and stop the run if nothing can go."""
@@ -205,7 +203,8 @@ class Sender:
             status = RowStatus.NOT_SENT
         elif isinstance(error, RETRIABLE_CREATE_ERRORS) and self.stop_reason is not None:
             status = RowStatus.NOT_SENT  # retries cut short by the stop; HubSpot did not create it
-        elif isinstance(error, AuthFailed):
+        elif isinstance(error, AuthFailed) and error.status == 401:
+            # A 403 on one create (a scope an association needs) is that row's; a 401 is every row's.
             self.auth_error = self.auth_error or error
             self.stop("HubSpot refused the access token")
             status = RowStatus.NOT_SENT
@@ -213,7 +212,7 @@ class Sender:
         message = str(error) if status is RowStatus.FAILED else f"{self.stop_reason} ({error})"
         self._finish(
             job,
-            Outcome(
+            RowOutcome(
                 status,
                 error=message,
                 http_status=api.status if api else None,
@@ -222,114 +221,84 @@ class Sender:
             ),
         )
 
-    async def _reconcile(self) -> bool:
-        """Check every row in doubt once HubSpot's search has caught up; adopt it or send it again.
+    # --- rows in doubt ---
 
-        True when rows were sent again (which may leave new doubts to check), False when nothing more
-        can be settled in this run."""
-        doubts, self._doubts = self._doubts, []
-        wait = max(d.since for d in doubts) + self._search_lag_s - self._clock()
-        if wait > 0:
-            await self._sleep(wait)
-        if self.stop_reason is not None:
-            self._doubts = doubts  # stopped while waiting: they stay in doubt for the next run
+    async def _settle_doubts(self) -> None:
+        """Search for every row in doubt as its checks fall due: adopt what is surely its meeting, send it
+        again once every check came back empty, until nothing is left or the run stops."""
+        while self._doubts and self.stop_reason is None:
+            due_at = min(self._due(doubt) for doubt in self._doubts)
+            if (wait := due_at - self._clock()) > 0:
+                await self._sleep(wait)
+            if self.stop_reason is not None:
+                return  # stopped while waiting: they stay in doubt for the next run
+            now = self._clock()
+            due = [d for d in self._doubts if self._due(d) <= now]
+            self._doubts = [d for d in self._doubts if self._due(d) > now]
+            findings = await find_exact(self._client, [d.job.request for d in due])
+            taken = self._taken_ids([f for f in findings if isinstance(f, Finding)])
+            again = [d.job for d, f in zip(due, findings, strict=True) if self._check(d, f, taken)]
+            await self._run_queue(again)
+
+    def _due(self, doubt: _Doubt) -> float:
+        return doubt.since + self._search_lag_s * RECHECKS[doubt.checks]
+
+    def _taken_ids(self, findings: list[Finding]) -> dict[str, set[str]]:
+        """Meeting id -> row keys that hold it: in the ledger, or settled in this run."""
+        taken = self._ledger.holders({i for f in findings for i in f.same})
+        return taken
+
+    def _check(self, doubt: _Doubt, finding: Finding | BaseException, taken: dict[str, set[str]]) -> bool:
+        """Settle one row in doubt from its search; True when it is to be sent again."""
+        job = doubt.job
+        doubt.checks += 1
+        if isinstance(finding, BaseException):
+            if isinstance(finding, AuthFailed) and finding.status == 401:
+                self.auth_error = self.auth_error or finding
+                self.stop("HubSpot refused the access token")
+            self._keep_or_give_up(doubt)  # could not look now: a later check, or the next run
             return False
-        found = await self._find_all([d.job for d in doubts])
-        again: list[SendJob] = []
-        for doubt, meeting_id in zip(doubts, found, strict=True):
-            if isinstance(meeting_id, BaseException):
-                if isinstance(meeting_id, AuthFailed):
-                    self.auth_error = self.auth_error or meeting_id
-                    self.stop("HubSpot refused the access token")
-                self._doubts.append(doubt)  # could not check now: stays in doubt for the next run
-                continue
-            if meeting_id is not None:
-                self._ledger.mark_created(doubt.job.row_key, meeting_id)
-                status = RowStatus.SKIPPED if doubt.earlier_run else RowStatus.CREATED
-                note = "; ".join(
-                    [*doubt.job.request.notes, "found in HubSpot after an earlier attempt lost its answer"]
-                )
-                outcome = Outcome(status, meeting_id, attempts=self._tries(doubt.job), note=note)
-                self._finish(doubt.job, outcome)
-            elif self._tries(doubt.job) < self._max_attempts:
-                again.append(doubt.job)
-            else:
-                self._doubts.append(doubt)
-        if not again:
+        ours = [i for i in finding.same if not (taken.get(i, set()) - {job.row_key})]
+        if len(ours) == 1:
+            self._ledger.mark_created(job.row_key, ours[0])
+            status = RowStatus.SKIPPED if doubt.earlier_run else RowStatus.CREATED
+            outcome = RowOutcome(status, ours[0], attempts=self._tries(job))
+            self._finish(job, outcome.noted(*job.request.notes, LOST))
+            taken.setdefault(ours[0], set()).add(job.row_key)
             return False
-        await self._run_queue(again)
+        if len(ours) > 1:
+            doubt.why = (
+                f"HubSpot has several meetings that could be this row's: {', '.join(ours)}; not guessed"
+            )
+            self._finish(job, self._unsettled(doubt))
+            return False
+        if doubt.checks < len(RECHECKS):
+            self._doubts.append(doubt)  # a negative search is no proof yet: the index may lag
+            return False
+        if self._tries(job) >= self._max_attempts:
+            doubt.why += f"; not found in HubSpot, and {self._tries(job)} attempts were made"
+            self._finish(job, self._unsettled(doubt))
+            return False
         return True
 
-    async def _find_all(self, jobs: list[SendJob]) -> list[str | BaseException | None]:
-        """For each job, the id of the meeting HubSpot has for its owner, start and title, None if there is
-        none, or the error that kept us from looking. One search covers SEARCH_GROUPS jobs (ORed groups)."""
-        chunks = [jobs[i : i + SEARCH_GROUPS] for i in range(0, len(jobs), SEARCH_GROUPS)]
-        answers = await asyncio.gather(*(self._find_chunk(chunk) for chunk in chunks), return_exceptions=True)
-        found: list[str | BaseException | None] = []
-        for chunk, answer in zip(chunks, answers, strict=True):
-            found.extend(answer if isinstance(answer, list) else [answer] * len(chunk))
-        return found
+    def _keep_or_give_up(self, doubt: _Doubt) -> None:
+        if doubt.checks < len(RECHECKS) and self.stop_reason is None:
+            self._doubts.append(doubt)
+        else:
+            doubt.why += "; its search failed"
+            self._finish(doubt.job, self._unsettled(doubt))
 
-    async def _find_chunk(self, jobs: list[SendJob]) -> list[str | None]:
-        groups = [
-            {
-                "filters": [
-                    {"propertyName": "hubspot_owner_id", "operator": "EQ", "value": job.request.owner_id},
-                    {
-                        "propertyName": "hs_meeting_start_time",
-                        "operator": "EQ",
-                        "value": str(job.request.start_ms),
-                    },
-                ]
-            }
-            for job in jobs
-        ]
-        properties = ["hs_meeting_title", "hs_meeting_start_time", "hubspot_owner_id"]
-        records = await self._client.search("meetings", groups, properties=properties)
-        return [_match(job.request, records) for job in jobs]
-
-    def _unresolved(self, job: SendJob) -> Outcome:
-        why = (
-            "its search did not settle it" if self.stop_reason is None else "the run stopped before checking"
-        )
-        return Outcome(
-            RowStatus.FAILED,
-            error=f"outcome unknown: HubSpot's answer was lost and {why}; "
-            "the next run checks HubSpot before sending this row again",
-            attempts=self._tries(job),
+    def _unsettled(self, doubt: _Doubt) -> RowOutcome:
+        why = doubt.why if self.stop_reason is None else f"{doubt.why}; the run stopped before it was settled"
+        return RowOutcome(
+            RowStatus.IN_DOUBT,
+            error=f"outcome unknown: {why}; the next run searches HubSpot before sending this row again",
+            attempts=self._tries(doubt.job),
         )
 
     def _tries(self, job: SendJob) -> int:
         return self._attempts.get(job.index, 0)
 
-    def _finish(self, job: SendJob, outcome: Outcome) -> None:
+    def _finish(self, job: SendJob, outcome: RowOutcome) -> None:
         self._outcomes[job.index] = outcome
         self._on_outcome(job.index, outcome)
-
-
-def _match(request: CreateRequest, records: list[Record]) -> str | None:
-    """The oldest meeting among `records` that is this request's: same owner, start and exact title
-    (search matches text loosely, and one search answers for several rows)."""
-    ids = [
-        record.id
-        for record in records
-        if record.properties.get("hs_meeting_title") == request.title
-        and str(record.properties.get("hubspot_owner_id")) == request.owner_id
-        and _epoch_ms(record.properties.get("hs_meeting_start_time")) == request.start_ms
-    ]
-    return min(ids, key=lambda i: (len(i), i)) if ids else None
-
-
-def _epoch_ms(value: object) -> int | None:
-    """HubSpot returns date-times as ISO 8601 (`...Z`) in search results; epoch milliseconds also occur."""
-    text = str(value or "")
-    if text.isdigit():
-        return int(text)
-    try:
-        return round(datetime.fromisoformat(text).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
-def _notes(request: CreateRequest) -> str | None:
-    return "; ".join(request.notes) or None

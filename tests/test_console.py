@@ -199,7 +199,7 @@ def test_table_without_rows() -> None:
 
 def test_plain_lines_give_nonzero_counts_and_stop_reason() -> None:
     assert summary_lines(STOPPED, table=False) == [
-        "summary: invalid=2 created=5 skipped=1 failed=3 not_sent=4 duration_s=75.4 requests=12",
+        "summary: invalid=2 created=5 skipped=1 failed=3 not_sent=4 duration_s=75.4 requests=12 searches=0",
         f"stopped: {DAILY_STOP}",
         "results: sheets/meetings.results.csv",
     ]
@@ -208,14 +208,14 @@ def test_plain_lines_give_nonzero_counts_and_stop_reason() -> None:
 def test_plain_lines_of_a_complete_run() -> None:
     summary = make_summary({"created": 3}, duration_s=2.04)
     assert summary_lines(summary, table=False) == [
-        "summary: created=3 duration_s=2.0 requests=12",
+        "summary: created=3 duration_s=2.0 requests=12 searches=0",
         "results: sheets/meetings.results.csv",
     ]
 
 
 def test_plain_lines_without_rows() -> None:
     assert summary_lines(make_summary({}, duration_s=0.0), table=False) == [
-        "summary: rows=0 duration_s=0.0 requests=12",
+        "summary: rows=0 duration_s=0.0 requests=12 searches=0",
         "results: sheets/meetings.results.csv",
     ]
 

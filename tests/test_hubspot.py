@@ -36,6 +36,8 @@ from importer.hubspot import (
     Record,
     Rejected,
     RetryPolicy,
+    ServerError,
+    TryLater,
     Unavailable,
 )
 
@@ -294,13 +296,13 @@ def test_retry_after_in_seconds_or_ignored(hubspot: FakeHubSpot, value: str, sec
         (rate_limited("DAILY"), DailyLimitReached),
         (error(401, message="expired", category="EXPIRED_AUTHENTICATION"), AuthFailed),
         (error(403, message="scopes", category="MISSING_SCOPES"), AuthFailed),
-        (error(423, message="locked"), Unavailable),
-        (error(477, message="migrating"), Unavailable),
-        (error(500, message="oops"), Unavailable),
-        (error(502, message="bad gateway"), Unavailable),
-        (error(503, message="unavailable"), Unavailable),
-        (error(504, message="timeout"), Unavailable),
-        (error(521, message="down"), Unavailable),
+        (error(423, message="locked"), TryLater),
+        (error(477, message="migrating"), TryLater),
+        (error(500, message="oops"), ServerError),
+        (error(502, message="bad gateway"), ServerError),
+        (error(503, message="unavailable"), ServerError),
+        (error(504, message="timeout"), ServerError),
+        (error(521, message="down"), ServerError),
         (error(400, message="invalid", category="VALIDATION_ERROR"), Rejected),
         (error(404, message="missing", category="OBJECT_NOT_FOUND"), Rejected),
         (error(409, message="conflict", category="CONFLICT"), Rejected),
@@ -327,7 +329,7 @@ def test_status_decides_the_error_type(
 def test_error_body_that_is_not_an_error_object(hubspot: FakeHubSpot, answer: httpx.Response) -> None:
     hubspot.script(answer)
     caught = raised(hubspot, create)
-    assert type(caught) is Unavailable
+    assert type(caught) is ServerError
     assert isinstance(caught, ApiError)
     assert (caught.status, caught.message, caught.category, caught.correlation_id, caught.details) == (
         502,
@@ -465,8 +467,8 @@ def test_transport_failures_say_whether_the_request_went_out(
     ("answer", "expected"),
     [
         (rate_limited("TEN_SECONDLY_ROLLING"), RateLimited),
-        (error(503, message="down"), Unavailable),
-        (error(477, message="migrating"), Unavailable),
+        (error(503, message="down"), ServerError),
+        (error(477, message="migrating"), TryLater),
         (httpx.ConnectError, NotSent),
         (httpx.ReadTimeout, OutcomeUnknown),
         (httpx.RemoteProtocolError, OutcomeUnknown),

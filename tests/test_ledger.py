@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from importer.errors import InputError, LockHeld
+from importer.errors import InputError, LockHeld, StopRun
 from importer.ledger import Entry, Ledger, Run, TargetState, open_ledger, read_state, state_lock
 
 TARGET = "https://api.hubapi.com"
@@ -268,18 +268,19 @@ def test_read_state_of_a_missing_ledger(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.sqlite"
     with pytest.raises(InputError) as caught:
         read_state(path)
-    assert str(caught.value) == (
-        f"no ledger at {path} (pass --state, or run from the folder of an earlier import)"
-    )
+    assert str(caught.value) == (f"no ledger at {path} (pass --state, or run an import first)")
     assert not path.exists()
 
 
 def test_read_state_of_a_file_that_is_not_a_ledger(tmp_path: Path) -> None:
     path = tmp_path / "meetings.csv"
     path.write_text("title,start\n" * 200)
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(StopRun) as caught:
         read_state(path)
-    assert str(caught.value) == f"{path}: not a readable ledger (file is not a database)"
+    assert str(caught.value) == (
+        f"{path} is not a readable ledger (file is not a database): move it aside and run again;"
+        " the existing-meeting check finds in HubSpot what it had recorded"
+    )
 
 
 def test_the_state_lock_is_exclusive_until_released(tmp_path: Path) -> None:
@@ -287,11 +288,9 @@ def test_the_state_lock_is_exclusive_until_released(tmp_path: Path) -> None:
     with state_lock(state):
         with pytest.raises(LockHeld) as caught, state_lock(state):
             pass
-        assert str(caught.value) == (
-            f"another run holds the lock on {state.parent}; try again when it has finished"
-        )
+        assert str(caught.value) == (f"another run holds the lock on {state}; try again when it has finished")
     with state_lock(state):
-        assert (state.parent / "lock").is_file()
+        assert (state.parent / "ledger.sqlite.lock").is_file()
 
 
 # --- durability ---

@@ -215,20 +215,6 @@ def test_row_key_ignores_list_order_and_the_instant_spelling() -> None:
     assert one.row_key == other.row_key
 
 
-def test_row_key_ignores_what_is_not_the_meeting_itself() -> None:
-    """Notes, reminders, outcome or location change between sheets; the meeting stays the same one."""
-    edited = meeting(
-        body="updated agenda",
-        internal_notes="n",
-        location="Zoom",
-        outcome="COMPLETED",
-        reminders=(Reminder(1, TimeUnit.DAYS),),
-        attendee_emails=("liam@example.com",),
-        timezone="Asia/Tokyo",
-    )
-    assert edited.row_key == meeting().row_key
-
-
 @pytest.mark.parametrize(
     "change",
     [
@@ -240,6 +226,15 @@ def test_row_key_ignores_what_is_not_the_meeting_itself() -> None:
         {"company_domains": ("northwind.com",)},
         {"deal_ids": ("3100001",)},
         {"ticket_ids": ("4100001",)},
+        # Twin rows that differ in anything sent are two meetings.
+        {"body": "updated agenda"},
+        {"internal_notes": "n"},
+        {"location": "Zoom"},
+        {"location_type": "PHONE"},
+        {"outcome": "COMPLETED"},
+        {"reminders": (Reminder(1, TimeUnit.DAYS),)},
+        {"attendee_emails": ("liam@example.com",)},
+        {"timezone": "Asia/Tokyo"},
     ],
 )
 def test_row_key_changes_with_identity(change: dict[str, Any]) -> None:
@@ -304,4 +299,12 @@ def test_split_list_trims_dedups_and_keeps_order() -> None:
 
 
 def test_row_statuses_are_the_documented_words() -> None:
-    assert [str(s) for s in RowStatus] == ["valid", "invalid", "created", "skipped", "failed", "not_sent"]
+    assert [str(s) for s in RowStatus] == [
+        "valid",
+        "invalid",
+        "created",
+        "skipped",
+        "failed",
+        "in_doubt",
+        "not_sent",
+    ]

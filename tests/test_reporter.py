@@ -9,11 +9,12 @@ import polars as pl
 import pytest
 
 from importer.errors import InputError
-from importer.models import RESULT_COLUMNS, RowResult, RowStatus
+from importer.models import RESULT_COLUMNS, RowOutcome, RowResult, RowStatus
 from importer.reporter import (
+    EarlierResult,
     count_statuses,
     default_results_path,
-    read_statuses,
+    read_earlier,
     results_frame,
     write_results,
 )
@@ -27,14 +28,22 @@ INPUTS = pl.DataFrame(
 )
 RESULTS = [
     RowResult(
-        2, RowStatus.CREATED, "a1b2", meeting_id="8100001", http_status=200, correlation_id="c-1", attempts=1
+        2,
+        "a1b2",
+        RowOutcome(
+            RowStatus.CREATED, meeting_id="8100001", http_status=200, correlation_id="c-1", attempts=1
+        ),
     ),
-    RowResult(4, RowStatus.INVALID, error="start: is required", warning="w"),
+    RowResult(4, None, RowOutcome(RowStatus.INVALID, error="start: is required", warning="w")),
 ]
 
 
+def result(row: int, status: RowStatus, error: str | None = None) -> RowResult:
+    return RowResult(row, None, RowOutcome(status, error=error))
+
+
 def frame() -> pl.DataFrame:
-    return results_frame(INPUTS, RESULTS)
+    return results_frame(INPUTS, RESULTS, portal_id=12345678, ui_domain="app.hubspot.com")
 
 
 def test_default_results_path_is_beside_the_input() -> None:
@@ -49,22 +58,31 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
         "row",
         "status",
         "meeting_id",
+        "meeting_url",
         "error",
         "http_status",
         "correlation_id",
         "attempts",
         "row_key",
         "warning",
+        "portal_id",
     ]
     assert result.select(INPUTS.columns).equals(INPUTS)
+    url = "https://app.hubspot.com/contacts/12345678/record/0-47/8100001"
     assert result.select(RESULT_COLUMNS).rows() == [
-        (2, "created", "8100001", None, 200, "c-1", 1, "a1b2", None),
-        (4, "invalid", None, "start: is required", None, None, 0, None, "w"),
+        (2, "created", "8100001", url, None, 200, "c-1", 1, "a1b2", None, "12345678"),
+        (4, "invalid", None, None, "start: is required", None, None, 0, None, "w", "12345678"),
     ]
+
+
+def test_a_dry_run_has_no_portal_and_no_links() -> None:
+    offline = results_frame(INPUTS, RESULTS)
+    assert offline["meeting_url"].to_list() == [None, None]
+    assert offline["portal_id"].to_list() == [None, None]
 
 
 def test_result_columns_of_an_earlier_run_are_replaced() -> None:
-    earlier = results_frame(INPUTS, [RowResult(2, RowStatus.FAILED), RowResult(4, RowStatus.FAILED)])
+    earlier = results_frame(INPUTS, [result(2, RowStatus.FAILED), result(4, RowStatus.FAILED)])
     again = results_frame(earlier, RESULTS)
     assert again.columns == frame().columns
     assert again["status"].to_list() == ["created", "invalid"]
@@ -84,12 +102,14 @@ def test_csv_has_a_bom_and_reads_back(tmp_path: Path) -> None:
         "2",
         "created",
         "8100001",
+        "https://app.hubspot.com/contacts/12345678/record/0-47/8100001",
         None,
         "200",
         "c-1",
         "1",
         "a1b2",
         None,
+        "12345678",
     )
 
 
@@ -106,14 +126,31 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "2",
             "created",
             "8100001",
+            "https://app.hubspot.com/contacts/12345678/record/0-47/8100001",
             None,
             "200",
             "c-1",
             "1",
             "a1b2",
             None,
+            "12345678",
         ),
-        ("Bad row", None, "1", "4", "invalid", None, "start: is required", None, None, "0", None, "w"),
+        (
+            "Bad row",
+            None,
+            "1",
+            "4",
+            "invalid",
+            None,
+            None,
+            "start: is required",
+            None,
+            None,
+            "0",
+            None,
+            "w",
+            "12345678",
+        ),
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["out.results.xlsx"]
 
@@ -124,7 +161,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_formula_starts_are_neutralised(tmp_path: Path, text: str, suffix: str) -> None:
     inputs = pl.DataFrame({"title": [text], "location": ["safe"]})
-    results = [RowResult(2, RowStatus.INVALID, error=text)]
+    results = [result(2, RowStatus.INVALID, error=text)]
     path = tmp_path / f"out{suffix}"
     write_results(results_frame(inputs, results), path)
     if suffix == ".csv":
@@ -137,7 +174,7 @@ def test_formula_starts_are_neutralised(tmp_path: Path, text: str, suffix: str) 
 @pytest.mark.parametrize("text", ["a=b", "1-2", "'quoted", " =spaced", "メモ=あり"])
 def test_other_text_is_left_alone(tmp_path: Path, text: str) -> None:
     path = tmp_path / "out.csv"
-    write_results(results_frame(pl.DataFrame({"title": [text]}), [RowResult(2, RowStatus.VALID)]), path)
+    write_results(results_frame(pl.DataFrame({"title": [text]}), [result(2, RowStatus.VALID)]), path)
     assert pl.read_csv(path, infer_schema=False)["title"][0] == text
 
 
@@ -145,7 +182,7 @@ def test_formula_headers_are_neutralised_too(tmp_path: Path) -> None:
     """A header cell is a cell: Excel runs `=...` in row 1 as readily as in row 2."""
     path = tmp_path / "out.csv"
     inputs = pl.DataFrame({"=2+5*cmd|x": ["Review"]})
-    write_results(results_frame(inputs, [RowResult(2, RowStatus.VALID)]), path)
+    write_results(results_frame(inputs, [result(2, RowStatus.VALID)]), path)
     assert pl.read_csv(path, infer_schema=False).columns[0] == "'=2+5*cmd|x"
 
 
@@ -194,26 +231,33 @@ def test_missing_folders_are_created(tmp_path: Path) -> None:
 
 
 def test_count_statuses_lists_every_status_in_order() -> None:
-    assert count_statuses([*RESULTS, RowResult(5, RowStatus.INVALID)]) == {
+    assert count_statuses([*RESULTS, result(5, RowStatus.INVALID)]) == {
         "valid": 0,
         "invalid": 2,
         "created": 1,
         "skipped": 0,
         "failed": 0,
+        "in_doubt": 0,
         "not_sent": 0,
     }
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
-def test_read_statuses_of_a_written_results_file(tmp_path: Path, suffix: str) -> None:
+def test_read_earlier_of_a_written_results_file(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"out.results{suffix}"
     write_results(frame(), path)
-    assert read_statuses(path) == {"a1b2": ("created", "8100001")}
+    assert read_earlier(path) == {"a1b2": EarlierResult("created", "8100001", "12345678")}
 
 
-def test_read_statuses_of_a_file_that_is_not_results(tmp_path: Path) -> None:
+def test_read_earlier_of_a_results_file_from_before_portal_ids(tmp_path: Path) -> None:
+    path = tmp_path / "old.results.csv"
+    path.write_text("title,row,status,meeting_id,row_key\nx,2,created,8100001,a1b2\n")
+    assert read_earlier(path) == {"a1b2": EarlierResult("created", "8100001", None)}
+
+
+def test_read_earlier_of_a_file_that_is_not_results(tmp_path: Path) -> None:
     path = tmp_path / "meetings.csv"
     path.write_text("title,status\nx,created\n")
     with pytest.raises(InputError) as caught:
-        read_statuses(path)
+        read_earlier(path)
     assert str(caught.value) == f"{path}: not a results file (no meeting_id, row_key column)"

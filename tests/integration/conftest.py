@@ -41,6 +41,7 @@ class Sandbox:
 
     url: str
     process: subprocess.Popen[bytes]
+    state_home: Path  # the importer's XDG_STATE_HOME: where its per-portal ledgers go by default
 
     def stats(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.url}/__sandbox/stats").json())
@@ -79,7 +80,8 @@ def start_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
                 stderr = process.stderr.read().decode() if process.stderr else ""
                 raise RuntimeError(f"sandbox did not start: {stderr}")
             time.sleep(0.05)
-        sandbox = Sandbox(f"http://127.0.0.1:{port_file.read_text().strip()}", process)
+        state_home = tmp_path / f"state-home-{len(started)}"
+        sandbox = Sandbox(f"http://127.0.0.1:{port_file.read_text().strip()}", process, state_home)
         started.append(sandbox)
         return sandbox
 
@@ -92,6 +94,7 @@ def importer_env(sandbox: Sandbox, token: str = TOKEN, **extra: str) -> dict[str
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEETING_IMPORTER_", "HUBSPOT_"))}
     env.update(FAST_ENV)
     env.update({"HUBSPOT_BASE_URL": sandbox.url, "HUBSPOT_ACCESS_TOKEN": token})
+    env["XDG_STATE_HOME"] = str(sandbox.state_home)
     env.update(extra)
     return env
 

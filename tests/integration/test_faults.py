@@ -176,11 +176,10 @@ def test_sigterm_during_the_lookups_stops_at_once_and_sends_nothing(
     sandbox = start_sandbox(latency_ms=5000, fault_scope="all")  # every lookup takes 5 s to answer
     sheet = write_meetings(tmp_path / "m.csv", 10)
     args = [sys.executable, "-m", "importer", "run", str(sheet)]
-    process = subprocess.Popen(
-        args, env=importer_env(sandbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    env = importer_env(sandbox, MEETING_IMPORTER_TIMEOUT_S="10")  # the account details take 5 s too
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    while sandbox.stats()["requests_total"] == 0:  # the owner lookups are in flight
+    while not sandbox.stats()["requests_by_route"].get("owners"):  # the owner lookups are in flight
         assert time.monotonic() < deadline, "the import did not get going"
         time.sleep(0.05)
     signalled = time.monotonic()
