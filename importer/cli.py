@@ -10,6 +10,7 @@ Exit codes (the only place they are decided):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from datetime import datetime
@@ -20,7 +21,7 @@ import click
 
 from importer import __version__, logs
 from importer.config import load_settings
-from importer.console import ProgressLine, summary_lines
+from importer.console import ProgressLine, problem_report, summary_lines
 from importer.errors import LockHeld, StopRun
 from importer.ledger import find_ledgers, read_state
 from importer.pipeline import run_import
@@ -29,9 +30,10 @@ from importer.sandbox.cli import sandbox_command
 EXIT_CODES = """\b
 Exit codes:
   0  every row created, skipped (done before) or, in a dry run, valid
-  1  some rows were not: invalid, failed or not sent (see the results file)
-  2  usage, config, input or authentication error: one line on stderr
-  3  another run holds the lock on the state folder"""
+  1  some rows were not: invalid, failed, in doubt or not sent (see the results file)
+  2  usage, config, input, state or authentication error: one line on stderr, nothing sent
+  3  another run holds the lock on the ledger
+  4  an internal error (a bug): one line on stderr; the ledger stays right"""
 
 
 class _StopRunExit(click.ClickException):
@@ -42,16 +44,27 @@ class _LockHeldExit(click.ClickException):
     exit_code = 3
 
 
+class _CrashExit(click.ClickException):
+    exit_code = 4
+
+
 class _ImporterGroup(click.Group):
-    """Turns the importer's own errors into one line on stderr and their exit code; bugs keep tracebacks."""
+    """Turns the importer's own errors into one line on stderr and their exit code. A bug is one line
+    too, exit 4: cron mails what is printed, and a traceback there helps nobody at 2 a.m."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except StopRun as exc:
+            logging.getLogger("importer").error("stopped: %s", exc)
             raise _StopRunExit(str(exc)) from None
         except LockHeld as exc:
             raise _LockHeldExit(str(exc)) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say what it was in one line, never a traceback
+            logging.getLogger("importer").exception("internal error")
+            raise _CrashExit(f"internal error ({type(exc).__name__}: {exc}); please report it") from None
 
 
 @click.group(cls=_ImporterGroup, epilog=EXIT_CODES)
@@ -126,19 +139,33 @@ def run(
     """
     interactive = sys.stderr.isatty() and not quiet
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
-    settings = load_settings(config_path, os.environ, flags)
     progress = ProgressLine(sys.stderr) if interactive else None
     try:
+        settings = load_settings(config_path, os.environ, flags)
         summary = run_import(input_path, settings, progress)
+    except (StopRun, LockHeld) as exc:
+        _write_summary(summary_json, {"input": str(input_path), "complete": False, "error": str(exc)})
+        raise
     finally:
         if progress is not None:
             progress.close()
-    if summary_json is not None:
-        summary_json.parent.mkdir(parents=True, exist_ok=True)
-        summary_json.write_text(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+    _write_summary(summary_json, summary.to_json())
     if not quiet:
         click.echo("\n".join(summary_lines(summary, table=sys.stdout.isatty())))
+    elif not summary.complete:
+        click.echo("\n".join(problem_report(summary)), err=True)
     sys.exit(0 if summary.complete else 1)
+
+
+def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
+    """`--summary-json` on every exit, so yesterday's file never looks current."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise StopRun(f"cannot write the summary {path}: {exc.strerror or exc}") from None
 
 
 @main.command(epilog=EXIT_CODES)

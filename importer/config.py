@@ -7,6 +7,7 @@ is read from the variable named by `token_env` and kept as a secret that never p
 
 from __future__ import annotations
 
+import codecs
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -116,8 +117,9 @@ def load_settings(
         merged.update(values)
         sources.update({name: source(name) for name in values})
     token_env = str(merged.get("token_env", Settings.model_fields["token_env"].default))
-    if environ.get(token_env):
-        merged["token"] = environ[token_env]
+    token = _token(environ.get(token_env), token_env)
+    if token:
+        merged["token"] = token
     try:
         return Settings(**merged)
     except ValidationError as exc:
@@ -130,13 +132,33 @@ def _environ_name(name: str) -> str:
     return f"environment variable {ENV_PREFIX}{name.upper()}"
 
 
+def _token(raw: str | None, token_env: str) -> str | None:
+    """The token as a file saved on Windows or `$(cat token)` gives it: spaces, CR and LF around it come
+    off. One with white space inside is refused, without showing it."""
+    token = (raw or "").strip()
+    if any(c.isspace() for c in token):
+        raise ConfigError(f"the access token in {token_env} has white space inside it: check how it is set")
+    return token or None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        # Notepad and Japanese editors add a BOM; TOML itself is UTF-8 only.
+        text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"cannot read config file {path}: line {line} is not UTF-8 (save it as UTF-8, not Shift_JIS)"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     if "token" in data:
         raise ConfigError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from importer.pipeline import RunSummary
+from importer.pipeline import RunSummary, TopError
 
 
 class ProgressLine:
@@ -47,19 +47,42 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
             f"summary: {parts} duration_s={summary.duration_s:.1f} requests={summary.requests}"
             f" searches={summary.searches}"
         ]
-        lines += [f"stopped: {' '.join(summary.stop_reason.split())}"] if summary.stop_reason else []
+        lines += [f"stopped: {_stopped(summary)}"] if summary.stop_reason else []
         lines.append(f"results: {summary.results_path}")
         return lines
     width = max((len(s) for s in counts), default=6)
     lines = [f"{summary.input_path}: {sum(counts.values())} rows in {_duration(summary.duration_s)}"]
     lines += [f"  {status.ljust(width)}  {count:>7}" for status, count in counts.items()]
     if summary.stop_reason:
-        lines.append(f"stopped: {summary.stop_reason}")
+        lines.append(f"stopped: {_stopped(summary)}")
     if summary.top_errors:
         lines.append("most frequent errors:")
-        lines += [f"  {rows:>5} x {error[:150]}" for error, rows in summary.top_errors]
+        lines += [f"  {top.count:>5} x {top.error[:150]} ({_rows(top)})" for top in summary.top_errors]
     lines.append(f"results: {summary.results_path}")
     return lines
+
+
+def problem_report(summary: RunSummary) -> list[str]:
+    """What `--quiet` prints (on stderr) when rows are left: counts, the first problems, the results."""
+    counts = " ".join(f"{status}={count}" for status, count in summary.counts.items() if count)
+    lines = [f"{summary.input_path}: not every row was done: {counts}"]
+    if summary.stop_reason:
+        lines.append(f"stopped: {_stopped(summary)}")
+    lines += [f"  {_rows(top)}: {top.error[:200]}" for top in summary.top_errors]
+    lines.append(f"results: {summary.results_path}")
+    return lines
+
+
+def _rows(top: TopError) -> str:
+    shown = ", ".join(str(row) for row in top.first_rows)
+    more = f" and {top.count - len(top.first_rows)} more" if top.count > len(top.first_rows) else ""
+    return f"row{'s' if top.count > 1 else ''} {shown}{more}"
+
+
+def _stopped(summary: RunSummary) -> str:
+    reason = " ".join((summary.stop_reason or "").split())
+    left = summary.counts.get("not_sent", 0)
+    return f"{reason}; {left} rows not sent (the next run sends them)" if left else reason
 
 
 def _duration(seconds: float) -> str:

@@ -474,6 +474,9 @@ class HubSpotClient:
                 raise NotSent(f"{method} {path}: could not connect ({type(exc).__name__})") from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise OutcomeUnknown(f"{method} {path}: no answer ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                # A proxy that refused, a URL httpx cannot use: the request never reached HubSpot.
+                raise NotSent(f"{method} {path}: could not send ({type(exc).__name__}: {exc})") from None
         info = RateLimitInfo.from_headers(response.headers)
         self._gate.observe(kind, info)
         if response.status_code >= 400:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -75,7 +76,7 @@ class RunSummary:
     searches: int = 0
     rate_limited: int = 0
     stop_reason: str | None = None
-    top_errors: list[tuple[str, int]] = field(default_factory=list)
+    top_errors: list[TopError] = field(default_factory=list)
     portal_id: int | None = None
 
     @property
@@ -98,8 +99,19 @@ class RunSummary:
             "requests_per_s": round(self.requests / self.send_s, 3) if self.send_s else 0.0,
             "rate_limited_429s": self.rate_limited,
             "stop_reason": self.stop_reason,
-            "top_errors": [{"error": error, "rows": rows} for error, rows in self.top_errors],
+            "top_errors": [
+                {"error": top.error, "rows": top.count, "first_rows": top.first_rows} for top in self.top_errors
+            ],
         }
+
+
+@dataclass(frozen=True)
+class TopError:
+    """One of a run's most frequent row errors: how many rows have it, and the first of them."""
+
+    error: str
+    count: int
+    first_rows: list[int]
 
 
 _NOT_DONE = {str(s) for s in (RowStatus.INVALID, RowStatus.FAILED, RowStatus.IN_DOUBT, RowStatus.NOT_SENT)}
@@ -161,6 +173,7 @@ def read_rows(
             if parsed.error:
                 outcome = RowOutcome(RowStatus.INVALID, error=parsed.error, warning=parsed.warning)
                 results.append(RowResult(parsed.row, None, outcome))
+                _log_row(results[-1])
                 continue
             row_key = None
             if parsed.meeting is not None:
@@ -181,7 +194,11 @@ def _summary(
     client: HubSpotClient | None = None,
     **extra: Any,
 ) -> RunSummary:
-    errors = Counter(r.outcome.error for r in results if r.outcome.error and r.status not in DONE_STATUSES)
+    rows_of: dict[str, list[int]] = {}
+    for r in results:
+        if r.outcome.error and r.status not in DONE_STATUSES:
+            rows_of.setdefault(r.outcome.error, []).append(r.row)
+    ranked = sorted(rows_of.items(), key=lambda item: -len(item[1]))[:5]
     return RunSummary(
         input_path,
         results_path,
@@ -190,7 +207,7 @@ def _summary(
         requests=client.requests_sent if client else 0,
         searches=client.searches_sent if client else 0,
         rate_limited=client.rate_limited if client else 0,
-        top_errors=errors.most_common(5),
+        top_errors=[TopError(error, len(rows), rows[:5]) for error, rows in ranked],
         **extra,
     )
 
@@ -286,7 +303,7 @@ class _Import:
         )
         async with client:
             with self._signals():
-                account = await self._stage(connect(client))
+                account = await self._stage(connect(client, settings.base_url))
                 ledger_path = settings.state_path or default_ledger_path(account.portal_id)
                 with state_lock(ledger_path), open_ledger(ledger_path, str(account.portal_id)) as ledger:
                     if settings.state_path is None:
@@ -411,10 +428,16 @@ class _Stopped(Exception):
     """A signal stopped the run during a lookup stage."""
 
 
-async def connect(client: HubSpotClient) -> Account:
+async def connect(client: HubSpotClient, base_url: str) -> Account:
     """Stage: the account the token belongs to. One request, which also checks the token; the ledger is
     the portal's, however the API's URL is spelt."""
-    account = await client.account()
+    try:
+        account = await client.account()
+    except AuthFailed:
+        raise
+    except HubSpotError as error:
+        host = urlsplit(base_url).hostname or base_url
+        raise StopRun(f"cannot reach HubSpot at {host} ({base_url}): {error}") from None
     log.info(
         "writing to HubSpot portal %s (%s, %s)",
         account.portal_id,
@@ -631,7 +654,10 @@ def _with_note(request: CreateRequest, note: str) -> CreateRequest:
 
 def _log_row(result: RowResult) -> None:
     outcome = result.outcome
-    level = logging.INFO if result.status in DONE_STATUSES else logging.WARNING
+    # Rows left unsent by a stop are said once, in the summary's `stopped:` line, not once per row.
+    # Invalid rows go to the log file; the summary's most frequent errors name them on the console.
+    quiet = result.status in DONE_STATUSES or result.status in (RowStatus.NOT_SENT, RowStatus.INVALID)
+    level = logging.INFO if quiet else logging.WARNING
     fields = {
         "row": result.row,
         "row_key": result.row_key,

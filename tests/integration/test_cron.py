@@ -144,18 +144,35 @@ def test_cron_output_is_plain_and_the_summary_json_complete(
     assert {
         "error": "owner not found: no HubSpot owner has the e-mail nobody@example.com",
         "rows": 1,
+        "first_rows": [11],
     } in data["top_errors"]
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     failed = next(line for line in lines if line.get("row") == 11)
     assert failed["status"] == "failed" and failed["level"] == "warning" and len(failed["row_key"]) == 24
 
 
-def test_quiet_prints_nothing_but_errors(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+def test_quiet_prints_a_short_report_only_when_rows_are_left(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
     sandbox = start_sandbox()
-    args = ["run", str(SAMPLES / "meetings_en.csv"), "--results", str(tmp_path / "r.csv"), "--quiet"]
+    results = tmp_path / "r.csv"
+    args = ["run", str(SAMPLES / "meetings_en.csv"), "--results", str(results), "--quiet"]
     proc = run_cli(args, importer_env(sandbox))
     assert proc.returncode == 1
-    assert proc.stdout == "" and proc.stderr == ""
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"{SAMPLES / 'meetings_en.csv'}: not every row was done: invalid=3 created=7 failed=2",
+        "  row 7: company domain is ambiguous: globex.com belongs to companies 6100006, 6100007",
+        "  row 8: end: must be after start",
+        "  row 9: start: '2027-03-14 02:30' does not exist in America/New_York"
+        " (the clocks skip it when daylight saving time starts)",
+        "  row 10: contact_emails: 'daniel.lee@globex' is not an e-mail address",
+        "  row 11: owner not found: no HubSpot owner has the e-mail nobody@example.com",
+        f"results: {results}",
+    ]
+    clean = write_meetings(tmp_path / "clean.csv", 5)
+    done = run_cli(["run", str(clean), "--quiet"], importer_env(sandbox))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
 def test_the_token_never_appears_anywhere(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
