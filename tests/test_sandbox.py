@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from importer.sandbox import Faults, SandboxConfig, create_app
 from importer.sandbox.cli import sandbox_command
+from tests.integration.conftest import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -908,6 +909,33 @@ def test_dropped_connection_looks_like_a_real_drop(fresh: LiveSandbox, fault: st
     assert counters["meetings_created"] == created
     assert counters["faults_injected"][fault] == 1
     assert counters["responses_by_status"] == {}
+
+
+def test_batch_create_answer_lost_after_every_input_was_created(fresh: LiveSandbox) -> None:
+    fresh.admin("faults", {"drop_after": 1.0})
+    inputs = [
+        {"properties": {"hs_timestamp": f"2024-11-0{n}T06:00:00Z"}, "associations": []} for n in range(1, 4)
+    ]
+    with (
+        httpx.Client(base_url=fresh.url, headers=AUTH, timeout=5.0) as http,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        http.post("/crm/v3/objects/meetings/batch/create", json={"inputs": inputs})
+    counters = fresh.admin("stats")
+    assert counters["meetings_created"] == 3
+    assert counters["requests_by_route"] == {"batch_create_meetings": 1}
+    assert counters["faults_injected"]["drop_after"] == 1
+
+
+def test_integration_helper_adds_a_meeting_by_hand(fresh: LiveSandbox) -> None:
+    # The helper only needs the URL; the process is the live fixture's, of another Popen text mode.
+    sandbox = Sandbox(fresh.url, cast(Any, fresh.process))
+    meeting_id = sandbox.add_meeting(
+        associations=[association("7100001", 200)], hubspot_owner_id="8100001", hs_meeting_title="By hand"
+    )
+    assert [(m["id"], m["source"], m["properties"]) for m in sandbox.meetings()] == [
+        (meeting_id, "manual", {"hubspot_owner_id": "8100001", "hs_meeting_title": "By hand"})
+    ]
 
 
 def test_slow_answer_times_the_client_out_but_the_meeting_exists(fresh: LiveSandbox) -> None:
