@@ -20,7 +20,7 @@ from importer.sandbox.faults import FaultSettingsError
 from importer.sandbox.gateway import Gateway, RouteKind
 from importer.sandbox.limits import Clock
 from importer.sandbox.meetings import parse_create, parse_manual
-from importer.sandbox.objects import MeetingObjects, refuse_forbidden_titles, title_of
+from importer.sandbox.objects import MAX_BATCH_INPUTS, MeetingObjects, refuse_forbidden_titles, title_of
 from importer.sandbox.properties import InvalidMeeting
 from importer.sandbox.search import MAX_RESULTS, SearchError, parse_cursor, parse_search
 from importer.sandbox.seed import CrmRecord
@@ -28,7 +28,6 @@ from importer.sandbox.shapes import json_body, json_object, page, record_json, s
 from importer.sandbox.state import SandboxState
 from importer.sandbox.store import StoredMeeting
 
-MAX_BATCH_INPUTS = 100
 OWNERS_DEFAULT_LIMIT = 100
 OWNERS_MAX_LIMIT = 500
 BATCH_READ_TYPES = ("contacts", "companies", "deals", "tickets", "meetings")
