@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from importer.sandbox import Faults, SandboxConfig, create_app
 from importer.sandbox.cli import sandbox_command
+from tests.integration.conftest import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -284,9 +285,11 @@ def where(name: str, operator: str, value: Any = None, **extra: Any) -> dict[str
         ("contacts", [[where("email", "EQ", "MAI.KOBAYASHI@sakura-trading.co.jp")]], ["7100002"]),
         (
             "companies",
-            [[where("domain", "IN", values=["GLOBEX.com", "contoso.com"])]],
+            [[where("domain", "IN", values=["globex.com", "contoso.com"])]],
             ["6100005", "6100006", "6100007"],
         ),
+        # IN values are not lowercased as the index is, so an uppercase one matches nothing.
+        ("companies", [[where("domain", "IN", values=["GLOBEX.com", "contoso.com"])]], ["6100005"]),
         ("deals", [[where("amount", "GTE", 150000)]], ["3100003", "3100007"]),
         ("deals", [[where("amount", "GT", "150000")]], ["3100003"]),
         ("deals", [[where("amount", "LT", 30000)]], ["3100008"]),
@@ -329,8 +332,8 @@ async def test_search_pages_and_has_no_window_headers() -> None:
     [
         (search_body(*[[where("email", "HAS_PROPERTY")]] * 6), "Too many filterGroups: 6. The maximum is 5."),
         (
-            search_body(*[[where("email", "HAS_PROPERTY")] * 13] * 2),
-            "Too many filters: 26. The maximum is 25 across all filterGroups.",
+            search_body(*[[where("email", "HAS_PROPERTY")] * 6] * 3, [where("email", "HAS_PROPERTY")]),
+            "Too many filters: 19. The maximum is 18 across all filterGroups.",
         ),
         ({"limit": 201}, "limit must be an integer from 1 to 200, got 201."),
         (search_body([where("email", "LIKE", "x")]), "Unknown operator 'LIKE' in the filter on email."),
@@ -425,13 +428,17 @@ async def test_create_meeting_succeeds_and_is_stored() -> None:
     assert stored["total"] == 2
     assert stored["results"][0] == {
         "id": created["id"],
+        "source": "scheduler",
         "organizerUserId": 52000001,
         "properties": body["properties"],
+        "crmProperties": body["properties"],  # already in the CRM's own form: UTC times, ";"-joined ids
         "associations": body["associations"],
         "timezone": "Asia/Tokyo",
         "reminders": [{"numberOfTimeUnits": 15, "timeUnit": "MINUTES"}],
         "shouldIncludeInviteDescription": False,
+        "objectWriteTraceId": None,
         "createdAt": created["createdAt"],
+        "updatedAt": created["createdAt"],
     }
 
 
@@ -872,7 +879,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
 @pytest.fixture
 def fresh(live: LiveSandbox) -> LiveSandbox:
     live.admin(
-        "faults", {name: 0.0 for name in ("error_5xx", "drop_before", "drop_after", "spurious_429", "slow")}
+        "faults",
+        {
+            name: 0.0
+            for name in ("error_5xx", "drop_before", "drop_after", "error_5xx_after", "spurious_429", "slow")
+        },
     )
     live.admin("reset", {})
     return live
@@ -898,6 +909,33 @@ def test_dropped_connection_looks_like_a_real_drop(fresh: LiveSandbox, fault: st
     assert counters["meetings_created"] == created
     assert counters["faults_injected"][fault] == 1
     assert counters["responses_by_status"] == {}
+
+
+def test_batch_create_answer_lost_after_every_input_was_created(fresh: LiveSandbox) -> None:
+    fresh.admin("faults", {"drop_after": 1.0})
+    inputs = [
+        {"properties": {"hs_timestamp": f"2024-11-0{n}T06:00:00Z"}, "associations": []} for n in range(1, 4)
+    ]
+    with (
+        httpx.Client(base_url=fresh.url, headers=AUTH, timeout=5.0) as http,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        http.post("/crm/v3/objects/meetings/batch/create", json={"inputs": inputs})
+    counters = fresh.admin("stats")
+    assert counters["meetings_created"] == 3
+    assert counters["requests_by_route"] == {"batch_create_meetings": 1}
+    assert counters["faults_injected"]["drop_after"] == 1
+
+
+def test_integration_helper_adds_a_meeting_by_hand(fresh: LiveSandbox) -> None:
+    # The helper only needs the URL; the process is the live fixture's, of another Popen text mode.
+    sandbox = Sandbox(fresh.url, cast(Any, fresh.process))
+    meeting_id = sandbox.add_meeting(
+        associations=[association("7100001", 200)], hubspot_owner_id="8100001", hs_meeting_title="By hand"
+    )
+    assert [(m["id"], m["source"], m["properties"]) for m in sandbox.meetings()] == [
+        (meeting_id, "manual", {"hubspot_owner_id": "8100001", "hs_meeting_title": "By hand"})
+    ]
 
 
 def test_slow_answer_times_the_client_out_but_the_meeting_exists(fresh: LiveSandbox) -> None:

@@ -1,12 +1,13 @@
-"""The sandbox's routes: HubSpot's owners, batch read, search and meeting create, plus the admin API."""
+"""The sandbox's routes: HubSpot's account, owners, batch read, search and Scheduler meeting create, the
+meeting object routes of `objects.py`, and the admin API."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,12 +19,15 @@ from importer.sandbox.errors import ApiError, validation_error
 from importer.sandbox.faults import FaultSettingsError
 from importer.sandbox.gateway import Gateway, RouteKind
 from importer.sandbox.limits import Clock
-from importer.sandbox.meetings import InvalidMeeting, parse_create
-from importer.sandbox.search import SearchError, parse_cursor, parse_search
+from importer.sandbox.meetings import parse_create, parse_manual
+from importer.sandbox.objects import MAX_BATCH_INPUTS, MeetingObjects, refuse_forbidden_titles, title_of
+from importer.sandbox.properties import InvalidMeeting
+from importer.sandbox.search import MAX_RESULTS, SearchError, parse_cursor, parse_search
 from importer.sandbox.seed import CrmRecord
-from importer.sandbox.state import Meeting, SandboxState
+from importer.sandbox.shapes import json_body, json_object, page, record_json, searchable_properties
+from importer.sandbox.state import SandboxState
+from importer.sandbox.store import StoredMeeting
 
-MAX_BATCH_INPUTS = 100
 OWNERS_DEFAULT_LIMIT = 100
 OWNERS_MAX_LIMIT = 500
 BATCH_READ_TYPES = ("contacts", "companies", "deals", "tickets", "meetings")
@@ -40,11 +44,26 @@ TYPE_LABELS = {
 UNIQUE_PROPERTIES = {"contacts": ("hs_object_id", "email")}
 ACCOUNT_PATHS = ("/account-info/v3/details", "/account-info/2026-03/details")
 CREATE_PATHS = ("/scheduler/2026-03/meetings/calendar", "/scheduler/v3/meetings/calendar")
+MEETING_PATH = "/crm/v3/objects/meetings/{meeting_id}"
+ASSOCIATION_PATH = "/crm/v4/objects/meetings/{meeting_id}/associations/{to_object_type}/{to_object_id}"
+ASSOCIATION_BATCH_PATH = "/crm/v4/associations/meetings/{to_object_type}/batch"
+_KINDS = {
+    "search": RouteKind.SEARCH,
+    "create_meeting": RouteKind.CREATE,
+    "batch_create_meetings": RouteKind.CREATE,
+    "update_meeting": RouteKind.WRITE,
+    "association_create": RouteKind.WRITE,
+    "association_delete": RouteKind.WRITE,
+    "association_batch_create": RouteKind.WRITE,
+    "association_batch_archive": RouteKind.WRITE,
+}
 
 
 def create_app(config: SandboxConfig, clock: Clock = time.monotonic) -> Gateway:
     """Build the sandbox ASGI app; `clock` (monotonic seconds) drives rate windows and search lag."""
-    handlers = _Handlers(SandboxState(config, clock))
+    state = SandboxState(config, clock)
+    handlers = _Handlers(state)
+    objects = MeetingObjects(state)
     routes = [
         *[
             Route(path, handlers.account_details, methods=["GET"], name="account_details")
@@ -63,20 +82,50 @@ def create_app(config: SandboxConfig, clock: Clock = time.monotonic) -> Gateway:
             Route(path, handlers.create_meeting, methods=["POST"], name="create_meeting")
             for path in CREATE_PATHS
         ],
+        *_object_routes(objects),
         Route("/__sandbox/stats", handlers.stats, methods=["GET"], name="admin_stats"),
         Route("/__sandbox/meetings", handlers.meetings, methods=["GET"], name="admin_meetings"),
+        Route("/__sandbox/meetings", handlers.add_meeting, methods=["POST"], name="admin_add_meeting"),
         Route("/__sandbox/faults", handlers.faults, methods=["GET", "POST"], name="admin_faults"),
         Route("/__sandbox/reset", handlers.reset, methods=["POST"], name="admin_reset"),
     ]
     kinds = {route.name: _kind_of(route.name) for route in routes}
     starlette = Starlette(routes=routes, exception_handlers={ApiError: _api_error_response})
-    return Gateway(starlette, handlers.state, kinds)
+    return Gateway(starlette, state, kinds)
+
+
+def _object_routes(objects: MeetingObjects) -> list[Route]:
+    # Listed after search, so POST .../meetings/search is a search, not a meeting named "search".
+    return [
+        Route(
+            "/crm/v3/objects/meetings/batch/create",
+            objects.batch_create,
+            methods=["POST"],
+            name="batch_create_meetings",
+        ),
+        Route(MEETING_PATH, objects.read, methods=["GET"], name="get_meeting"),
+        Route(MEETING_PATH, objects.update, methods=["PATCH"], name="update_meeting"),
+        Route(ASSOCIATION_PATH, objects.associate, methods=["PUT"], name="association_create"),
+        Route(ASSOCIATION_PATH, objects.dissociate, methods=["DELETE"], name="association_delete"),
+        Route(
+            f"{ASSOCIATION_BATCH_PATH}/create",
+            objects.batch_associate,
+            methods=["POST"],
+            name="association_batch_create",
+        ),
+        Route(
+            f"{ASSOCIATION_BATCH_PATH}/archive",
+            objects.batch_dissociate,
+            methods=["POST"],
+            name="association_batch_archive",
+        ),
+    ]
 
 
 def _kind_of(route_name: str) -> RouteKind:
     if route_name.startswith("admin_"):
         return RouteKind.ADMIN
-    return {"search": RouteKind.SEARCH, "create_meeting": RouteKind.CREATE}.get(route_name, RouteKind.API)
+    return _KINDS.get(route_name, RouteKind.API)
 
 
 async def _api_error_response(request: Request, exc: Exception) -> Response:
@@ -89,15 +138,18 @@ class _Handlers:
         self.state = state
 
     async def account_details(self, request: Request) -> Response:
+        zone = self.state.config.time_zone
+        # The offset today, so a zone with summer time reports the one in force now.
+        offset = datetime.now(ZoneInfo(zone)).utcoffset() or timedelta(0)
         return JSONResponse(
             {
                 "portalId": self.state.config.portal_id,
                 "accountType": "STANDARD",
-                "timeZone": "Asia/Tokyo",
+                "timeZone": zone,
                 "companyCurrency": "JPY",
                 "additionalCurrencies": [],
-                "utcOffset": "+09:00",
-                "utcOffsetMilliseconds": 32_400_000,
+                "utcOffset": _offset_text(offset),
+                "utcOffsetMilliseconds": int(offset.total_seconds() * 1000),
                 "uiDomain": "app.hubspot.com",
                 "dataHostingLocation": "na1",
             }
@@ -115,11 +167,11 @@ class _Handlers:
             for owner in self.state.seed.owners
             if owner.archived == archived and (email is None or owner.email.casefold() == email.casefold())
         ]
-        return JSONResponse(_page([owner.to_json() for owner in owners], offset, limit))
+        return JSONResponse(page([owner.to_json() for owner in owners], offset, limit))
 
     async def batch_read(self, request: Request) -> Response:
         object_type = _object_type(request, BATCH_READ_TYPES)
-        body = await _json_object(request)
+        body = await json_object(request)
         ids = _batch_ids(body.get("inputs"))
         id_property = body.get("idProperty")
         requested = _property_names(body.get("properties", []))
@@ -131,25 +183,29 @@ class _Handlers:
         # One result per record, however often the inputs name it.
         found = {record.id: record for _, record in matches if record is not None}
         missing = [key for key, record in matches if record is None]
-        return _batch_answer(object_type, [_record_json(r, requested) for r in found.values()], missing)
+        return _batch_answer(object_type, [record_json(r, requested) for r in found.values()], missing)
 
     async def search(self, request: Request) -> Response:
         object_type = _object_type(request, SEARCH_TYPES)
         try:
-            query = parse_search(await _json_object(request))
+            query = parse_search(await json_object(request))
         except SearchError as exc:
             raise validation_error(str(exc)) from exc
-        hits = [r for r in self.state.searchable(object_type) if query.matches(_searchable_properties(r))]
-        page = _page([_record_json(r, query.properties) for r in hits], query.offset, query.limit)
-        return JSONResponse({"total": len(hits), **page})
+        hits = [r for r in self.state.searchable(object_type) if query.matches(searchable_properties(r))]
+        ordered = query.ordered(hits, searchable_properties)
+        found = page(
+            [record_json(r, query.properties) for r in ordered], query.offset, query.limit, MAX_RESULTS
+        )
+        return JSONResponse({"total": len(hits), **found})
 
     async def create_meeting(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
+        refuse_forbidden_titles(self.state, [title_of(body)])
         try:
-            draft = parse_create(request.query_params.get("organizerUserId"), body, self.state.seed)
+            new = parse_create(request.query_params.get("organizerUserId"), body, self.state.seed)
         except InvalidMeeting as exc:
             raise validation_error(str(exc), exc.issues) from exc
-        return JSONResponse(_created_json(self.state.add_meeting(draft)))
+        return JSONResponse(_created_json(self.state.add_meeting(new, "scheduler")))
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.state.stats_json())
@@ -158,10 +214,18 @@ class _Handlers:
         found = [meeting.to_json() for meeting in self.state.meetings.values()]
         return JSONResponse({"total": len(found), "results": found})
 
+    async def add_meeting(self, request: Request) -> Response:
+        """A meeting as a rep would make it in HubSpot's UI: no API limits or faults, in search at once."""
+        try:
+            new = parse_manual(await json_object(request), self.state.seed)
+        except InvalidMeeting as exc:
+            raise validation_error(str(exc), exc.issues) from exc
+        return JSONResponse({"id": self.state.add_meeting(new, "manual").id}, status_code=201)
+
     async def faults(self, request: Request) -> Response:
         if request.method == "POST":
             try:
-                self.state.set_faults(await _json_object(request))
+                self.state.set_faults(await json_object(request))
             except FaultSettingsError as exc:
                 raise validation_error(str(exc)) from exc
         return JSONResponse(self.state.faults.to_json())
@@ -171,40 +235,23 @@ class _Handlers:
         return JSONResponse({"status": "reset"})
 
 
-def _record_json(record: CrmRecord, requested: Sequence[str]) -> dict[str, Any]:
-    """HubSpot's object shape: the requested properties (null when unset), or all when none are named."""
-    known = _searchable_properties(record)
-    chosen = {name: known.get(name) for name in requested} if requested else known
-    return {
-        "id": record.id,
-        "properties": _system_properties(record) | chosen,
-        "createdAt": record.created_at,
-        "updatedAt": record.updated_at,
-        "archived": False,
-    }
+def _offset_text(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
 
 
-def _searchable_properties(record: CrmRecord) -> dict[str, str]:
-    return _system_properties(record) | record.properties
-
-
-def _system_properties(record: CrmRecord) -> dict[str, str]:
-    # HubSpot adds these to every object it returns, whatever was asked for.
-    return {
-        "hs_object_id": record.id,
-        "hs_createdate": record.created_at,
-        "hs_lastmodifieddate": record.updated_at,
-    }
-
-
-def _created_json(meeting: Meeting) -> dict[str, Any]:
+def _created_json(meeting: StoredMeeting) -> dict[str, Any]:
     # The spec marks the engagement source fields as always present; the values are the sandbox's guess.
-    extra = {"hs_engagement_source": "API", "hs_engagement_source_id": str(meeting.draft.organizer_user_id)}
+    calendar = meeting.made.calendar
+    assert calendar is not None  # a Scheduler create always has its calendar event
+    extra = {"hs_engagement_source": "API", "hs_engagement_source_id": str(calendar.organizer_user_id)}
     return {
         "id": meeting.record.id,
         "createdAt": meeting.record.created_at,
         "lastUpdatedAt": meeting.record.updated_at,
-        "properties": meeting.draft.properties | extra,
+        "properties": meeting.record.properties | extra,
     }
 
 
@@ -263,28 +310,6 @@ def _object_type(request: Request, allowed: Sequence[str]) -> str:
     if object_type not in allowed:
         raise ApiError(404, "OBJECT_NOT_FOUND", f"Unable to infer object type from: {object_type}")
     return object_type
-
-
-async def _json_body(request: Request) -> object:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise validation_error(f"Invalid input JSON: {exc}") from exc
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    body = await _json_body(request)
-    if not isinstance(body, dict):
-        raise validation_error("Invalid input JSON: the body must be a JSON object.")
-    return body
-
-
-def _page(items: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
-    page: dict[str, Any] = {"results": items[offset : offset + limit]}
-    if offset + limit < len(items):
-        page["paging"] = {"next": {"after": str(offset + limit)}}
-    return page
 
 
 def _cursor(raw: str | None) -> int:

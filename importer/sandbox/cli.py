@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
@@ -17,6 +18,15 @@ _FAULT_DEFAULTS = Faults()
 _PROBABILITY = click.FloatRange(0.0, 1.0)
 _MILLISECONDS = click.IntRange(min=0)
 _POSITIVE = click.IntRange(min=1)
+
+
+def _time_zone(value: str) -> str:
+    """Refuse a zone name at start rather than on the first account-details request."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise click.BadParameter(f"'{value}' is not an IANA time zone name.") from exc
+    return value
 
 
 @click.command("sandbox")
@@ -40,6 +50,13 @@ _POSITIVE = click.IntRange(min=1)
     default=_DEFAULTS.portal_id,
     show_default=True,
     help="The account id GET /account-info/v3/details reports.",
+)
+@click.option(
+    "--time-zone",
+    default=_DEFAULTS.time_zone,
+    show_default=True,
+    callback=lambda _context, _param, value: _time_zone(value),
+    help="The account's IANA time zone, as GET /account-info/v3/details reports it.",
 )
 @click.option(
     "--window-ms",
@@ -132,11 +149,37 @@ _POSITIVE = click.IntRange(min=1)
     help="Delay of a slow answer.",
 )
 @click.option(
+    "--error-5xx-after",
+    type=_PROBABILITY,
+    default=_FAULT_DEFAULTS.error_5xx_after,
+    show_default=True,
+    help="Probability of doing the work, then answering 500/502/504 (a gateway that timed out).",
+)
+@click.option(
+    "--search-lag-extra-ms",
+    type=_MILLISECONDS,
+    default=_FAULT_DEFAULTS.search_lag_extra_ms,
+    show_default=True,
+    help="Extra time a share of new or updated meetings stays invisible or stale to search.",
+)
+@click.option(
+    "--search-lag-extra-share",
+    type=_PROBABILITY,
+    default=_FAULT_DEFAULTS.search_lag_extra_share,
+    show_default=True,
+    help="Share of new or updated meetings that get --search-lag-extra-ms on top of --search-lag-ms.",
+)
+@click.option(
+    "--forbid-title",
+    default=_FAULT_DEFAULTS.forbid_title,
+    help="Refuse with 403 MISSING_SCOPES any create whose hs_meeting_title contains this text.",
+)
+@click.option(
     "--fault-scope",
     type=click.Choice(FAULT_SCOPES),
     default=_FAULT_DEFAULTS.scope,
     show_default=True,
-    help="Inject faults on the meeting create route only, or on every API route.",
+    help="Inject faults on the meeting create routes, on every route that writes, or on every API route.",
 )
 @click.option(
     "--fault-seed",
@@ -151,6 +194,7 @@ def sandbox_command(
     port_file: Path | None,
     token: str,
     portal_id: int,
+    time_zone: str,
     window_ms: int,
     max_per_window: int,
     daily_limit: int,
@@ -164,14 +208,19 @@ def sandbox_command(
     spurious_429: float,
     slow: float,
     slow_ms: int,
+    error_5xx_after: float,
+    search_lag_extra_ms: int,
+    search_lag_extra_share: float,
+    forbid_title: str | None,
     fault_scope: str,
     fault_seed: int,
 ) -> None:
     """Run a local HubSpot stand-in for demos and integration tests.
 
-    It serves account details, owners, batch read, search and Scheduler meeting create with HubSpot's shapes, rate limits
-    and validation, and can inject faults. Admin API (no auth): /__sandbox/stats, /__sandbox/meetings,
-    /__sandbox/faults, /__sandbox/reset.
+    It serves account details, owners, batch read, search, Scheduler meeting create, and the CRM meeting
+    routes (read, update, batch create, v4 associations) with HubSpot's shapes, rate limits and validation,
+    and can inject faults. Admin API (no auth): /__sandbox/stats, /__sandbox/meetings (GET; POST adds a
+    meeting as if made in HubSpot's UI), /__sandbox/faults, /__sandbox/reset.
 
     \b
     Example:
@@ -187,6 +236,10 @@ def sandbox_command(
         latency_ms=latency_ms,
         scope=cast(FaultScope, fault_scope),
         seed=fault_seed,
+        error_5xx_after=error_5xx_after,
+        search_lag_extra_ms=search_lag_extra_ms,
+        search_lag_extra_share=search_lag_extra_share,
+        forbid_title=forbid_title or None,
     )
     config = SandboxConfig(
         host=host,
@@ -194,6 +247,7 @@ def sandbox_command(
         port_file=port_file,
         token=token,
         portal_id=portal_id,
+        time_zone=time_zone,
         window_ms=window_ms,
         max_per_window=max_per_window,
         daily_limit=daily_limit,

@@ -19,6 +19,7 @@ class SandboxConfig:
     port_file: Path | None = None
     token: str = "sandbox-token"
     portal_id: int = 12345678  # the account's id, as GET /account-info/v3/details reports it
+    time_zone: str = "Asia/Tokyo"  # the account's zone, as the same route reports it
     window_ms: int = 10_000
     max_per_window: int = 100
     daily_limit: int = 250_000

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from starlette.responses import JSONResponse
 from starlette.types import Scope
 
 from importer.sandbox.limits import Policy
-from importer.sandbox.meetings import Issue
+from importer.sandbox.properties import Issue
 
 # The gateway puts each request's correlation id here, so the body and X-HubSpot-Correlation-Id agree.
 CORRELATION_KEY = "hubspot.correlation_id"
@@ -24,6 +24,13 @@ _SERVER_ERRORS = {
     503: ("SERVICE_UNAVAILABLE", "The service is temporarily unavailable."),
     504: ("GATEWAY_TIMEOUT", "Gateway timeout: the upstream service took too long."),
 }
+# HubSpot's 403 for a token without the scope a route needs; `errors[].context.requiredGranularScopes`
+# lists the scopes of which any one would do.
+_MISSING_SCOPES_MESSAGE = (
+    "This app hasn't been granted all required scopes to make this call. "
+    "Read more about required scopes here: https://developers.hubspot.com/scopes."
+)
+_SCOPES_LINK = {"scopes": "https://developers.hubspot.com/scopes"}
 
 
 class ApiError(Exception):
@@ -37,6 +44,8 @@ class ApiError(Exception):
         *,
         issues: Sequence[Issue] = (),
         context: dict[str, list[str]] | None = None,
+        details: Sequence[Mapping[str, object]] = (),
+        links: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -44,6 +53,8 @@ class ApiError(Exception):
         self.message = message
         self.issues = issues
         self.context = context
+        self.details = details  # `errors[]` entries that are not property issues
+        self.links = links
 
     def response(self, scope: Scope) -> JSONResponse:
         body: dict[str, object] = {
@@ -52,15 +63,29 @@ class ApiError(Exception):
             "correlationId": correlation_id(scope),
             "category": self.category,
         }
-        if self.issues:
-            body["errors"] = [issue.to_json() for issue in self.issues]
+        if self.issues or self.details:
+            body["errors"] = [issue.to_json() for issue in self.issues] + [dict(d) for d in self.details]
         if self.context:
             body["context"] = self.context
+        if self.links:
+            body["links"] = self.links
         return JSONResponse(body, status_code=self.status)
 
 
 def validation_error(message: str, issues: Sequence[Issue] = ()) -> ApiError:
     return ApiError(400, "VALIDATION_ERROR", message, issues=issues)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, "OBJECT_NOT_FOUND", message)
+
+
+def missing_scopes(scopes: Sequence[str]) -> ApiError:
+    detail = {
+        "message": "One or more of the following scopes are required.",
+        "context": {"requiredGranularScopes": list(scopes)},
+    }
+    return ApiError(403, "MISSING_SCOPES", _MISSING_SCOPES_MESSAGE, details=[detail], links=_SCOPES_LINK)
 
 
 def server_error(status: int) -> ApiError:

@@ -6,11 +6,18 @@ import dataclasses
 import random
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-FaultScope = Literal["create", "all"]
-FAULT_SCOPES: tuple[FaultScope, ...] = ("create", "all")
+# "create": routes that make meetings; "writes": every route that changes data; "all": every API route.
+FaultScope = Literal["create", "writes", "all"]
+FAULT_SCOPES: tuple[FaultScope, ...] = ("create", "writes", "all")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
+# What a gateway answers when the backend committed but the answer did not come back in time (no 503:
+# that one says the service refused the request).
+AFTER_WORK_STATUSES = (500, 502, 504)
+
+
+T = TypeVar("T")
 
 
 class FaultKind(StrEnum):
@@ -20,15 +27,19 @@ class FaultKind(StrEnum):
     ERROR_5XX = "error_5xx"
     SPURIOUS_429 = "spurious_429"
     DROP_AFTER = "drop_after"
+    ERROR_5XX_AFTER = "error_5xx_after"
     SLOW = "slow"
 
 
-# Faults that skip the work come first, so with several probabilities at 1 the cheapest outcome wins.
+# Faults that skip the work come first (drop_before, error_5xx, spurious_429), so with several probabilities
+# at 1 the cheapest outcome wins; then those that do the work and spoil the answer (drop_after,
+# error_5xx_after, slow).
 _ROLL_ORDER = (
     FaultKind.DROP_BEFORE,
     FaultKind.ERROR_5XX,
     FaultKind.SPURIOUS_429,
     FaultKind.DROP_AFTER,
+    FaultKind.ERROR_5XX_AFTER,
     FaultKind.SLOW,
 )
 
@@ -50,6 +61,11 @@ class Faults:
     latency_ms: int = 0
     scope: FaultScope = "create"
     seed: int = 0
+    error_5xx_after: float = 0.0
+    # Account behaviour rather than per-request faults, kept here so a test can change it at runtime.
+    search_lag_extra_ms: int = 0
+    search_lag_extra_share: float = 0.0
+    forbid_title: str | None = None
 
     def probability(self, kind: FaultKind) -> float:
         value: float = getattr(self, kind.value)
@@ -73,7 +89,11 @@ def _check_setting(name: str, value: object) -> object:
         if value not in FAULT_SCOPES:
             raise FaultSettingsError(f"scope must be one of {', '.join(FAULT_SCOPES)}, got {value!r}.")
         return value
-    if name in ("slow_ms", "latency_ms", "seed"):
+    if name == "forbid_title":
+        if value is not None and (not isinstance(value, str) or not value):
+            raise FaultSettingsError(f"forbid_title must be a non-empty string or null, got {value!r}.")
+        return value
+    if name in ("slow_ms", "latency_ms", "seed", "search_lag_extra_ms"):
         if not isinstance(value, int) or isinstance(value, bool) or (name != "seed" and value < 0):
             raise FaultSettingsError(f"{name} must be a non-negative integer, got {value!r}.")
         return value
@@ -87,10 +107,15 @@ class FaultDice:
 
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
+        # Their own streams, so turning a lag share or a batch on does not shift which requests fail.
+        self._lag_rng = random.Random(seed)
+        self._order_rng = random.Random(seed)
 
-    def roll(self, faults: Faults, on_create_route: bool) -> FaultKind | None:
+    def roll(self, faults: Faults, on_create_route: bool, on_write_route: bool = False) -> FaultKind | None:
         """Pick the fault for one request, or None to answer normally."""
         if faults.scope == "create" and not on_create_route:
+            return None
+        if faults.scope == "writes" and not (on_create_route or on_write_route):
             return None
         # One draw per kind on every request keeps the sequence independent of which kinds are on.
         draws = [(kind, self._rng.random()) for kind in _ROLL_ORDER]
@@ -101,3 +126,16 @@ class FaultDice:
 
     def server_error_status(self) -> int:
         return self._rng.choice(SERVER_ERROR_STATUSES)
+
+    def after_work_status(self) -> int:
+        return self._rng.choice(AFTER_WORK_STATUSES)
+
+    def lags_longer(self, share: float) -> bool:
+        """Whether one write joins the share that search sees only after the extra lag."""
+        return self._lag_rng.random() < share
+
+    def shuffled(self, items: list[T]) -> list[T]:
+        """`items` in a seeded random order, as HubSpot returns batch results in no particular order."""
+        mixed = list(items)
+        self._order_rng.shuffle(mixed)
+        return mixed

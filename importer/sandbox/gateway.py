@@ -38,7 +38,8 @@ class RouteKind(Enum):
 
     API = "api"
     SEARCH = "search"
-    CREATE = "create"
+    CREATE = "create"  # makes meetings
+    WRITE = "write"  # changes meetings or their associations
     ADMIN = "admin"
 
 
@@ -86,7 +87,11 @@ class Gateway:
             return
         if state.faults.latency_ms:
             await asyncio.sleep(state.faults.latency_ms / 1000)
-        fault = state.dice.roll(state.faults, on_create_route=target.kind is RouteKind.CREATE)
+        fault = state.dice.roll(
+            state.faults,
+            on_create_route=target.kind is RouteKind.CREATE,
+            on_write_route=target.kind is RouteKind.WRITE,
+        )
         if fault is None:
             await target.app(scope, inbox.receive, outbox.send)
         else:
@@ -110,6 +115,12 @@ class Gateway:
                 )
             case FaultKind.DROP_AFTER:
                 await _cut_off(app, scope, inbox, outbox)
+            case FaultKind.ERROR_5XX_AFTER:
+                # A gateway that gave up waiting while the backend committed: the work is done, the
+                # answer is an error.
+                await _hold(app, scope, inbox.receive)
+                error = server_error(self.state.dice.after_work_status())
+                await error.response(scope)(scope, inbox.receive, outbox.send)
             case FaultKind.SLOW:
                 # The work happens first, so a client that times out while waiting leaves it done.
                 held = await _hold(app, scope, inbox.receive)

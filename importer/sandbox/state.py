@@ -1,4 +1,4 @@
-"""Everything the sandbox remembers: the seed, created meetings, limits, faults and counters.
+"""Everything the sandbox remembers: the seed, stored meetings, limits, faults and counters.
 
 All of it lives in one object on one event loop; no handler awaits between reading and changing it,
 so no lock is needed.
@@ -13,39 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from importer.sandbox.associations import add_types
 from importer.sandbox.config import SandboxConfig
 from importer.sandbox.faults import FaultDice, FaultKind, Faults
 from importer.sandbox.limits import Clock, Policy, RateLimiter
-from importer.sandbox.meetings import LIST_PROPERTIES, MeetingDraft, split_list
+from importer.sandbox.meetings import NewMeeting
 from importer.sandbox.seed import CrmRecord, load_seed
+from importer.sandbox.store import SOURCES, Source, StoredMeeting, Version
 
 FIRST_MEETING_ID = 9_100_001
 SPURIOUS = "spurious"
-
-
-@dataclass(frozen=True)
-class Meeting:
-    """A created meeting: its CRM record plus what only the create request carried."""
-
-    record: CrmRecord
-    draft: MeetingDraft
-    searchable_at: float  # monotonic seconds; search does not see the meeting before then
-
-    def duplicate_key(self) -> tuple[str, datetime, str]:
-        properties = self.draft.properties
-        return (properties["hubspot_owner_id"], self.draft.start, properties["hs_meeting_title"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.record.id,
-            "organizerUserId": self.draft.organizer_user_id,
-            "properties": self.draft.properties,
-            "associations": self.draft.associations,
-            "timezone": self.draft.timezone,
-            "reminders": self.draft.reminders,
-            "shouldIncludeInviteDescription": self.draft.include_invite_description,
-            "createdAt": self.record.created_at,
-        }
 
 
 @dataclass
@@ -57,6 +34,7 @@ class Stats:
     by_status: Counter[int] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)
     faults: Counter[FaultKind] = field(default_factory=Counter)
+    updates: Counter[str] = field(default_factory=Counter)
 
     def count_request(self, route: str) -> None:
         self.requests_total += 1
@@ -77,7 +55,7 @@ class SandboxState:
 
     def reset(self) -> None:
         """Forget meetings, counters and windows; keep the seed and the current fault settings."""
-        self.meetings: dict[str, Meeting] = {}
+        self.meetings: dict[str, StoredMeeting] = {}
         self.stats = Stats()
         self.dice = FaultDice(self.faults.seed)
         self.limiter = RateLimiter(
@@ -101,25 +79,48 @@ class SandboxState:
         return self.seed.records[object_type]
 
     def searchable(self, object_type: str) -> list[CrmRecord]:
-        """Records the search index already knows, in id order: a new meeting shows up only after the lag."""
+        """Records the search index already knows, in id order: a write shows up only after the lag."""
         if object_type == "meetings":
             now = self._clock()
-            found = [m.record for m in self.meetings.values() if m.searchable_at <= now]
+            seen = (meeting.searchable(now) for meeting in self.meetings.values())
+            found = [record for record in seen if record is not None]
         else:
             found = list(self.seed.records[object_type].values())
         return sorted(found, key=lambda record: int(record.id))
 
-    def add_meeting(self, draft: MeetingDraft) -> Meeting:
-        now = _utc_now()
-        properties = {name: _crm_value(name, value) for name, value in draft.properties.items()}
+    def add_meeting(self, new: NewMeeting, source: Source) -> StoredMeeting:
+        """Store a checked meeting; one made by hand is in search at once, as if indexed long ago."""
+        now = utc_now()
         meeting_id = str(next(self._meeting_ids))
-        record = CrmRecord(id=meeting_id, properties=properties, created_at=now, updated_at=now)
-        meeting = Meeting(record, draft, searchable_at=self._clock() + self.config.search_lag_ms / 1000)
+        record = CrmRecord(id=meeting_id, properties=dict(new.properties), created_at=now, updated_at=now)
+        visible_at = self._clock() if source == "manual" else self._visible_at()
+        sent = dict(new.properties if new.sent is None else new.sent)
+        meeting = StoredMeeting(source, new, dict(new.links), [Version(record, visible_at)], sent)
         self.meetings[meeting_id] = meeting
         return meeting
 
+    def update_meeting(self, meeting: StoredMeeting, changes: dict[str, str], route: str) -> None:
+        meeting.revise(changes, utc_now(), self._visible_at())
+        self.stats.updates[route] += 1
+
+    def link(self, meeting: StoredMeeting, target: tuple[str, str], specs: list[Any], route: str) -> None:
+        add_types(meeting.links, *target, specs)
+        self.stats.updates[route] += 1
+
+    def unlink(self, meeting: StoredMeeting, targets: list[tuple[str, str]], route: str) -> None:
+        for target in targets:
+            meeting.links.pop(target, None)
+        self.stats.updates[route] += 1
+
+    def _visible_at(self) -> float:
+        lag_ms = self.config.search_lag_ms
+        if self.dice.lags_longer(self.faults.search_lag_extra_share):
+            lag_ms += self.faults.search_lag_extra_ms
+        return self._clock() + lag_ms / 1000
+
     def stats_json(self) -> dict[str, Any]:
-        distinct = {meeting.duplicate_key() for meeting in self.meetings.values()}
+        meetings = self.meetings.values()
+        by_source = Counter(meeting.source for meeting in meetings)
         return {
             "requests_total": self.stats.requests_total,
             "requests_by_route": dict(self.stats.by_route),
@@ -127,17 +128,14 @@ class SandboxState:
             "rate_limited": {str(policy): self.stats.rate_limited[policy] for policy in [*Policy, SPURIOUS]},
             "faults_injected": {kind.value: self.stats.faults[kind] for kind in FaultKind},
             "meetings_created": len(self.meetings),
-            "duplicates": len(self.meetings) - len(distinct),
+            "meetings_by_source": {source: by_source[source] for source in SOURCES},
+            "updates_by_route": dict(self.stats.updates),
+            "duplicates": len(self.meetings) - len({meeting.duplicate_key() for meeting in meetings}),
+            "duplicates_by_content": len(self.meetings)
+            - len({meeting.content_key() for meeting in meetings}),
             "max_in_window": self.limiter.max_in_window,
         }
 
 
-def _crm_value(name: str, value: object) -> str:
-    # The CRM keeps multi-value properties as one ';'-separated string, whichever form the request used.
-    if name in LIST_PROPERTIES:
-        return ";".join(split_list(value))
-    return "" if value is None else str(value)
-
-
-def _utc_now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

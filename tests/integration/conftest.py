@@ -56,6 +56,16 @@ class Sandbox:
     def set_faults(self, **faults: Any) -> None:
         httpx.post(f"{self.url}/__sandbox/faults", json=faults).raise_for_status()
 
+    def add_meeting(self, associations: list[dict[str, Any]] | None = None, **properties: str) -> str:
+        """A meeting as a rep would make it in HubSpot's UI, in search at once; returns its id.
+
+        `associations` take the create request's shape: `[{"to": {"id"}, "types": [...]}]`.
+        """
+        body = {"properties": properties, "associations": associations or []}
+        answer = httpx.post(f"{self.url}/__sandbox/meetings", json=body)
+        answer.raise_for_status()
+        return str(answer.json()["id"])
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
