@@ -54,7 +54,10 @@ def test_all_rows_valid_exits_0(write_csv: WriteCsv, tmp_path: Path) -> None:
     result = invoke("run", path, "--dry-run")
     assert (result.exit_code, result.stderr) == (0, "")
     results = tmp_path / "meetings.results.csv"
-    assert stdout_lines(result) == ["summary: valid=2 duration_s=<s> requests=0 searches=0", f"results: {results}"]
+    assert stdout_lines(result) == [
+        "summary: valid=2 duration_s=<s> requests=0 searches=0",
+        f"results: {results}",
+    ]
     assert statuses(results) == {2: "valid", 3: "valid"}
 
 
@@ -63,7 +66,10 @@ def test_some_rows_invalid_exits_1(write_csv: WriteCsv, tmp_path: Path) -> None:
     out = tmp_path / "out" / "r.xlsx"
     result = invoke("run", path, "--dry-run", "--results", out)
     assert (result.exit_code, result.stderr) == (1, "")
-    assert stdout_lines(result) == ["summary: valid=1 invalid=1 duration_s=<s> requests=0 searches=0", f"results: {out}"]
+    assert stdout_lines(result) == [
+        "summary: valid=1 invalid=1 duration_s=<s> requests=0 searches=0",
+        f"results: {out}",
+    ]
     back = pl.read_excel(out, read_options={"dtypes": "string"})
     assert back.select("row", "status", "error").rows() == [
         ("2", "valid", None),

@@ -114,7 +114,10 @@ def test_match_keeps_only_the_requests_owner_start_and_exact_title() -> None:
 def test_match_reads_the_owner_and_date_times_in_any_form_hubspot_returns() -> None:
     end_ms = START_MS + 30 * 60_000
     record = make_record(
-        "71000001", owner_id=int(OWNER_ID), hs_meeting_start_time=str(START_MS), hs_meeting_end_time=str(end_ms)
+        "71000001",
+        owner_id=int(OWNER_ID),
+        hs_meeting_start_time=str(START_MS),
+        hs_meeting_end_time=str(end_ms),
     )
     assert match(make_request(), [record]) == Finding(same=("71000001",))
 

@@ -793,12 +793,25 @@ async def test_reset_forgets_meetings_counters_and_windows_but_keeps_the_seed() 
         counters = await stats(api)
         stored = (await api.get("/__sandbox/meetings")).json()
     assert full[-1].status_code == 429
-    assert reset.json() == {"status": "reset"}
+    assert reset.json() == {"status": "reset", "kept_meetings": False}
     assert owners.status_code == 200
     assert len(owners.json()["results"]) == 6
     assert counters["requests_total"] == 1
     assert counters["meetings_created"] == 0
     assert stored == {"total": 0, "results": []}
+
+
+async def test_a_reset_may_keep_the_meetings_as_a_new_day_does() -> None:
+    async with client(daily_limit=1) as api:
+        await api.post(CREATE, params=ORGANIZER, json=meeting())
+        capped = await api.get("/crm/v3/owners")
+        reset = await api.post("/__sandbox/reset", params={"keep_meetings": "true"})
+        again = await api.get("/crm/v3/owners")
+        stored = (await api.get("/__sandbox/meetings")).json()
+    assert capped.status_code == 429
+    assert reset.json() == {"status": "reset", "kept_meetings": True}
+    assert again.status_code == 200
+    assert stored["total"] == 1
 
 
 # --- fixtures and the command ---------------------------------------------------------------------------------
@@ -929,7 +942,7 @@ def test_batch_create_answer_lost_after_every_input_was_created(fresh: LiveSandb
 
 def test_integration_helper_adds_a_meeting_by_hand(fresh: LiveSandbox) -> None:
     # The helper only needs the URL; the process is the live fixture's, of another Popen text mode.
-    sandbox = Sandbox(fresh.url, cast(Any, fresh.process))
+    sandbox = Sandbox(fresh.url, cast(Any, fresh.process), Path("unused"))
     meeting_id = sandbox.add_meeting(
         associations=[association("7100001", 200)], hubspot_owner_id="8100001", hs_meeting_title="By hand"
     )

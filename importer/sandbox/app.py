@@ -231,8 +231,9 @@ class _Handlers:
         return JSONResponse(self.state.faults.to_json())
 
     async def reset(self, request: Request) -> Response:
-        self.state.reset()
-        return JSONResponse({"status": "reset"})
+        keep = request.query_params.get("keep_meetings", "false").lower() == "true"
+        self.state.reset(keep_meetings=keep)
+        return JSONResponse({"status": "reset", "kept_meetings": keep})
 
 
 def _offset_text(offset: timedelta) -> str:

@@ -53,9 +53,11 @@ class SandboxState:
         self._meeting_ids = itertools.count(FIRST_MEETING_ID)
         self.reset()
 
-    def reset(self) -> None:
-        """Forget meetings, counters and windows; keep the seed and the current fault settings."""
-        self.meetings: dict[str, StoredMeeting] = {}
+    def reset(self, *, keep_meetings: bool = False) -> None:
+        """Forget counters, windows and the daily count, and the meetings unless `keep_meetings` (HubSpot's
+        day turning over keeps them); keep the seed and the current fault settings."""
+        if not keep_meetings or not hasattr(self, "meetings"):
+            self.meetings: dict[str, StoredMeeting] = {}
         self.stats = Stats()
         self.dice = FaultDice(self.faults.seed)
         self.limiter = RateLimiter(

@@ -49,9 +49,11 @@ class Sandbox:
     def meetings(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.url}/__sandbox/meetings").json()["results"])
 
-    def reset(self) -> None:
-        """Forget meetings and counters, the daily cap's included (as if HubSpot's day had turned)."""
-        httpx.post(f"{self.url}/__sandbox/reset").raise_for_status()
+    def reset(self, *, keep_meetings: bool = False) -> None:
+        """Forget counters and the daily cap's count, and the meetings unless `keep_meetings` (as when
+        HubSpot's day turns over)."""
+        params = {"keep_meetings": "true"} if keep_meetings else {}
+        httpx.post(f"{self.url}/__sandbox/reset", params=params).raise_for_status()
 
     def set_faults(self, **faults: Any) -> None:
         httpx.post(f"{self.url}/__sandbox/faults", json=faults).raise_for_status()
