@@ -10,7 +10,6 @@ Exit codes (the only place they are decided):
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from datetime import datetime
@@ -56,15 +55,17 @@ class _ImporterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except StopRun as exc:
-            logging.getLogger("importer").error("stopped: %s", exc)
+            logs.record_fatal(str(exc))
             raise _StopRunExit(str(exc)) from None
         except LockHeld as exc:
+            logs.record_fatal(str(exc))
             raise _LockHeldExit(str(exc)) from None
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: say what it was in one line, never a traceback
-            logging.getLogger("importer").exception("internal error")
-            raise _CrashExit(f"internal error ({type(exc).__name__}: {exc}); please report it") from None
+            message = f"internal error ({type(exc).__name__}: {exc}); please report it"
+            logs.record_fatal(message)
+            raise _CrashExit(message) from None
 
 
 @click.group(cls=_ImporterGroup, epilog=EXIT_CODES)

@@ -17,6 +17,7 @@ one place (`_send`):
     └── NoAnswer                no complete answer came back
         ├── NotSent             the connection never carried the request: safe to send again
         └── OutcomeUnknown      sent, answer lost: a create may or may not have happened
+            └── CreatedWithoutId  a 2xx naming no meeting: it was created, its id is unknown
 
 Reads (owners, batch read, search) change nothing, so the client retries them on every transient error,
 dropped connections included. A create is tried exactly once: whether to try it again is the sender's
@@ -126,6 +127,10 @@ class NotSent(NoAnswer):
 
 class OutcomeUnknown(NoAnswer):
     """The request went out but its answer was lost (read timeout, reset, dropped connection)."""
+
+
+class CreatedWithoutId(OutcomeUnknown):
+    """HubSpot answered 2xx to a create but named no meeting: it exists, we only do not know its id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,13 +414,15 @@ class HubSpotClient:
         response = await self._send("POST", CREATE_MEETING_PATH, params=params, json_body=body, kind="api")
         correlation_id = response.headers.get("x-hubspot-correlation-id")
         try:
-            meeting_id = str(_json(response)["id"])
+            meeting_id = _json(response)["id"]
+            if not meeting_id:
+                raise KeyError("id")
         except (Unavailable, KeyError):
             # HubSpot said it worked but we cannot tell which meeting: as good as a lost answer.
-            raise OutcomeUnknown(
+            raise CreatedWithoutId(
                 f"POST {CREATE_MEETING_PATH}: {response.status_code} without a meeting id"
             ) from None
-        return Created(meeting_id, correlation_id, response.status_code)
+        return Created(str(meeting_id), correlation_id, response.status_code)
 
     # --- plumbing ---
 

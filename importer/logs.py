@@ -73,3 +73,13 @@ def _quote(value: Any) -> str:
     # Spaces, quotes and `=` would break key=value parsing; a control character (\n, \r, \t, ESC) the line.
     plain = text.isprintable() and not any(c in text for c in ' "=')
     return text if plain else json.dumps(text, ensure_ascii=False)
+
+
+def record_fatal(message: str) -> None:
+    """The one line a run stops with, in the log file too (stderr already has it as `Error: ...`), so a
+    JSON log tells monitoring why the night ended."""
+    root = logging.getLogger("importer")
+    record = root.makeRecord(root.name, logging.ERROR, __file__, 0, "stopped: %s", (message,), None)
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

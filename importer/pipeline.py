@@ -100,7 +100,8 @@ class RunSummary:
             "rate_limited_429s": self.rate_limited,
             "stop_reason": self.stop_reason,
             "top_errors": [
-                {"error": top.error, "rows": top.count, "first_rows": top.first_rows} for top in self.top_errors
+                {"error": top.error, "rows": top.count, "first_rows": top.first_rows}
+                for top in self.top_errors
             ],
         }
 
@@ -344,12 +345,17 @@ class _Import:
         ledger.start_run(self.run_id, str(self.input_path))
         started = time.monotonic()
         try:
-            pending, vouched = settle_known(unique, ledger, sheet.evidence, previous, board)
+            pending, vouched, suspect = settle_known(unique, ledger, sheet.evidence, previous, board)
             pending += await self._stage(confirm_vouched(client, ledger, vouched, self.run_id, board))
             jobs = await self._stage(map_rows(client, pending, self.settings, board))
-            if self.settings.check_existing:
+            # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
+            checked = jobs if self.settings.check_existing else [j for j in jobs if j.index in suspect]
+            if checked:
                 run_keys = {meeting.row_key for _, meeting in unique}
-                jobs = await self._stage(check_existing(client, ledger, jobs, run_keys, self.run_id, board))
+                sent = await self._stage(
+                    check_existing(client, ledger, checked, run_keys, self.run_id, board)
+                )
+                jobs = [j for j in jobs if j not in checked] + sent
             await self._send(client, pacer, ledger, jobs, board)
         except _Stopped:
             pass  # a signal during the lookups: nothing was sent
@@ -507,17 +513,21 @@ def settle_known(
     evidence: pl.DataFrame | None,
     previous: dict[str, EarlierResult],
     board: Board,
-) -> tuple[Pending, dict[str, list[tuple[int, Meeting]]]]:
+) -> tuple[Pending, dict[str, list[tuple[int, Meeting]]], set[int]]:
     """Stage: rows the ledger knows as created are skipped before any lookup is spent on them. Rows a
     results file vouches for (its own columns, or `--only-failed`) are returned by meeting id, to be
-    confirmed in HubSpot; the rest are pending."""
+    confirmed in HubSpot; the rest are pending. Also returned: the rows a results file says were left
+    unsent or in doubt, which HubSpot is asked about before they are sent, whatever `check_existing` says."""
     known = ledger.entries(meeting.row_key for _, meeting in meetings)
     own = _own_evidence(evidence, board)
     pending: Pending = []
     vouched: dict[str, list[tuple[int, Meeting]]] = {}
+    suspect: set[int] = set()
     for index, meeting in meetings:
         entry = known.get(meeting.row_key)
         claim = own.get(index) or previous.get(meeting.row_key)
+        if claim is not None and claim.status in (RowStatus.NOT_SENT, RowStatus.IN_DOUBT):
+            suspect.add(index)
         if entry is not None and entry.state == "created":
             board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
         elif entry is not None and entry.state in IN_DOUBT:
@@ -526,7 +536,7 @@ def settle_known(
             vouched.setdefault(claim.meeting_id, []).append((index, meeting))
         else:
             pending.append((index, meeting))
-    return pending, vouched
+    return pending, vouched, suspect
 
 
 def _own_evidence(evidence: pl.DataFrame | None, board: Board) -> dict[int, EarlierResult]:

@@ -26,6 +26,7 @@ from importer.existing import Finding, find_exact
 from importer.hubspot import (
     ApiError,
     AuthFailed,
+    CreatedWithoutId,
     DailyLimitReached,
     HubSpotClient,
     HubSpotError,
@@ -66,6 +67,7 @@ class _Doubt:
     why: str
     checks: int = 0
     earlier_run: bool = False
+    surely_created: bool = False  # a 2xx without an id: never sent again, only searched for
 
 
 class Sender:
@@ -179,7 +181,9 @@ class Sender:
             )
         except UNKNOWN_CREATE_ERRORS as error:
             self._ledger.mark_in_doubt(job.row_key, str(error))
-            self._doubts.append(_Doubt(job, self._clock(), f"HubSpot's answer was lost ({error})"))
+            created = isinstance(error, CreatedWithoutId)
+            why = f"HubSpot's answer was lost ({error})"
+            self._doubts.append(_Doubt(job, self._clock(), why, surely_created=created))
             return
         except HubSpotError as error:
             self._fail(job, error)
@@ -236,17 +240,15 @@ class Sender:
             due = [d for d in self._doubts if self._due(d) <= now]
             self._doubts = [d for d in self._doubts if self._due(d) > now]
             findings = await find_exact(self._client, [d.job.request for d in due])
-            taken = self._taken_ids([f for f in findings if isinstance(f, Finding)])
-            again = [d.job for d, f in zip(due, findings, strict=True) if self._check(d, f, taken)]
-            await self._run_queue(again)
+            taken = self._ledger.holders({i for f in findings if isinstance(f, Finding) for i in f.same})
+            again = [d for d, f in zip(due, findings, strict=True) if self._check(d, f, taken)]
+            if self.stop_reason is not None:
+                self._doubts.extend(again)  # cleared for a resend as the run stopped: still in doubt
+                return
+            await self._run_queue([d.job for d in again])
 
     def _due(self, doubt: _Doubt) -> float:
         return doubt.since + self._search_lag_s * RECHECKS[doubt.checks]
-
-    def _taken_ids(self, findings: list[Finding]) -> dict[str, set[str]]:
-        """Meeting id -> row keys that hold it: in the ledger, or settled in this run."""
-        taken = self._ledger.holders({i for f in findings for i in f.same})
-        return taken
 
     def _check(self, doubt: _Doubt, finding: Finding | BaseException, taken: dict[str, set[str]]) -> bool:
         """Settle one row in doubt from its search; True when it is to be sent again."""
@@ -256,6 +258,8 @@ class Sender:
             if isinstance(finding, AuthFailed) and finding.status == 401:
                 self.auth_error = self.auth_error or finding
                 self.stop("HubSpot refused the access token")
+            elif isinstance(finding, DailyLimitReached):
+                self.stop(DAILY_LIMIT_REACHED)
             self._keep_or_give_up(doubt)  # could not look now: a later check, or the next run
             return False
         ours = [i for i in finding.same if not (taken.get(i, set()) - {job.row_key})]
@@ -275,8 +279,13 @@ class Sender:
         if doubt.checks < len(RECHECKS):
             self._doubts.append(doubt)  # a negative search is no proof yet: the index may lag
             return False
+        if doubt.surely_created:
+            doubt.why += "; HubSpot said it created the meeting but search has not shown it yet"
+            self._finish(job, self._unsettled(doubt))
+            return False
         if self._tries(job) >= self._max_attempts:
-            doubt.why += f"; not found in HubSpot, and {self._tries(job)} attempts were made"
+            attempts = self._tries(job)
+            doubt.why += f"; not found in HubSpot after {attempts} attempt{'s' if attempts > 1 else ''}"
             self._finish(job, self._unsettled(doubt))
             return False
         return True

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from importer.console import ProgressLine, summary_lines
-from importer.pipeline import RunSummary
+from importer.pipeline import RunSummary, TopError
 
 DAILY_STOP = "HubSpot's daily request limit is reached; the next run sends the rest"
 
@@ -130,7 +130,7 @@ def make_summary(
     *,
     duration_s: float = 75.4,
     stop_reason: str | None = None,
-    top_errors: list[tuple[str, int]] | None = None,
+    top_errors: list[TopError] | None = None,
 ) -> RunSummary:
     every = {"valid": 0, "invalid": 0, "created": 0, "skipped": 0, "failed": 0, "not_sent": 0} | counts
     return RunSummary(
@@ -149,7 +149,10 @@ def make_summary(
 STOPPED = make_summary(
     {"invalid": 2, "created": 5, "skipped": 1, "failed": 3, "not_sent": 4},
     stop_reason=DAILY_STOP,
-    top_errors=[("contact not found: a@example.com", 3), ("end: must be after start", 2)],
+    top_errors=[
+        TopError("contact not found: a@example.com", 3, [4, 9, 12]),
+        TopError("end: must be after start", 7, [2, 3, 5, 6, 8]),
+    ],
 )
 
 
@@ -161,10 +164,10 @@ def test_table_lists_nonzero_counts_stop_reason_and_top_errors() -> None:
         "  skipped         1",
         "  failed          3",
         "  not_sent        4",
-        f"stopped: {DAILY_STOP}",
+        f"stopped: {DAILY_STOP}; 4 rows not sent (the next run sends them)",
         "most frequent errors:",
-        "      3 x contact not found: a@example.com",
-        "      2 x end: must be after start",
+        "      3 x contact not found: a@example.com (rows 4, 9, 12)",
+        "      7 x end: must be after start (rows 2, 3, 5, 6, 8 and 2 more)",
         "results: sheets/meetings.results.csv",
     ]
 
@@ -180,12 +183,12 @@ def test_table_of_a_complete_run_has_only_its_counts() -> None:
 
 
 def test_table_cuts_long_errors_at_150_characters() -> None:
-    summary = make_summary({"failed": 1}, top_errors=[("x" * 200, 1)])
+    summary = make_summary({"failed": 1}, top_errors=[TopError("x" * 200, 1, [7])])
     assert summary_lines(summary, table=True) == [
         "sheets/meetings.csv: 1 rows in 1m15s",
         "  failed        1",
         "most frequent errors:",
-        "      1 x " + "x" * 150,
+        "      1 x " + "x" * 150 + " (row 7)",
         "results: sheets/meetings.results.csv",
     ]
 
@@ -200,7 +203,7 @@ def test_table_without_rows() -> None:
 def test_plain_lines_give_nonzero_counts_and_stop_reason() -> None:
     assert summary_lines(STOPPED, table=False) == [
         "summary: invalid=2 created=5 skipped=1 failed=3 not_sent=4 duration_s=75.4 requests=12 searches=0",
-        f"stopped: {DAILY_STOP}",
+        f"stopped: {DAILY_STOP}; 4 rows not sent (the next run sends them)",
         "results: sheets/meetings.results.csv",
     ]
 

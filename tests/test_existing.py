@@ -157,7 +157,7 @@ def test_match_always_compares_the_end(record: Record) -> None:
     ],
 )
 def test_match_compares_location_and_body_where_the_request_gives_them(
-    given: dict[str, str], found: dict[str, str], same: bool
+    given: dict[str, Any], found: dict[str, Any], same: bool
 ) -> None:
     finding = match(make_request(**given), [make_record("71000001", **found)])
     assert finding == (Finding(same=("71000001",)) if same else Finding(differing=("71000001",)))

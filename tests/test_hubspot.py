@@ -24,6 +24,7 @@ from importer.hubspot import (
     AuthFailed,
     BatchRead,
     Created,
+    CreatedWithoutId,
     DailyLimitReached,
     HubSpotClient,
     HubSpotError,
@@ -614,7 +615,7 @@ def test_a_create_answered_2xx_without_a_readable_id_is_in_doubt(
     The create must end in OutcomeUnknown, which the sender puts in doubt and settles by search."""
     hubspot.script(answer)
     caught = raised(hubspot, create)
-    assert type(caught) is OutcomeUnknown
+    assert type(caught) is CreatedWithoutId
     assert len(hubspot.requests) == 1
 
 

@@ -13,8 +13,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import polars as pl
@@ -156,3 +158,29 @@ def seed_with_contacts(tmp_path: Path, emails: list[str]) -> Path:
     path = tmp_path / "seed.json"
     path.write_text(json.dumps(seed))
     return path
+
+
+OWNER_IDS = {
+    "aiko.tanaka@example.co.jp": "8100001",
+    "kenji.sato@example.co.jp": "8100002",
+    "emma.wilson@example.com": "8100004",
+}
+
+
+def make_by_hand(sandbox: Sandbox, i: int, *, day: int = 1, **changes: str) -> str:
+    """Row `i` of `write_meetings` as a rep would have made it by hand in HubSpot (its UTC times), with
+    `changes` to its properties; returns the meeting id."""
+    local = datetime(2027, 1, day, 8 + i % 10, i % 60, tzinfo=ZoneInfo("Asia/Tokyo"))
+    start, end = (
+        t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for t in (local, local + timedelta(minutes=30))
+    )
+    properties = {
+        "hs_meeting_title": f"Meeting {i:05d}",
+        "hs_meeting_start_time": start,
+        "hs_meeting_end_time": end,
+        "hs_timestamp": start,
+        "hs_meeting_outcome": "SCHEDULED",
+        "hubspot_owner_id": OWNER_IDS[OWNERS[i % len(OWNERS)]],
+        **changes,
+    }
+    return sandbox.add_meeting(None, **properties)

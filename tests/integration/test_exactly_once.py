@@ -11,7 +11,14 @@ from pathlib import Path
 
 import polars as pl
 
-from tests.integration.conftest import Sandbox, importer_env, read_results, run_cli, write_meetings
+from tests.integration.conftest import (
+    Sandbox,
+    importer_env,
+    make_by_hand,
+    read_results,
+    run_cli,
+    write_meetings,
+)
 
 ROWS = 30
 
@@ -192,3 +199,37 @@ def test_summary_counts_the_searches(start_sandbox: Callable[..., Sandbox], tmp_
     assert data["searches"] == sandbox.stats()["requests_by_route"]["search"] == 1
     assert data["portal_id"] == 12345678
     assert " searches=1" in output
+
+
+def test_meetings_made_by_hand_are_adopted_not_made_again(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    by_hand = {make_by_hand(sandbox, i) for i in range(20)}
+    sheet = write_meetings(tmp_path / "m.csv", ROWS)
+
+    code, frame, _ = _import(sheet, sandbox)
+
+    assert code == 0
+    skipped = frame.filter(pl.col("status") == "skipped")
+    assert set(skipped["meeting_id"]) == by_hand
+    assert frame.filter(pl.col("status") == "created").height == ROWS - 20
+    _once_each(sandbox, ROWS)
+
+
+def test_a_cumulative_sheet_from_a_new_state_folder_creates_only_the_new_rows(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """The issue's measurement: 200 rows, 150 imported earlier from another state folder, 20 made by hand."""
+    sandbox = start_sandbox(max_per_window=1000)
+    first = write_meetings(tmp_path / "first.csv", 150)
+    assert _import(first, sandbox, "--rate-limit", "1000", "--state", str(tmp_path / "old.sqlite"))[0] == 0
+    for i in range(150, 170):
+        make_by_hand(sandbox, i)
+    sheet = write_meetings(tmp_path / "m.csv", 200)
+
+    code, frame, _ = _import(sheet, sandbox, "--rate-limit", "1000", "--state", str(tmp_path / "new.sqlite"))
+
+    assert code == 0
+    assert frame["status"].value_counts(sort=True).rows() == [("skipped", 170), ("created", 30)]
+    _once_each(sandbox, 200)
