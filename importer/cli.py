@@ -111,6 +111,21 @@ _path = click.Path(path_type=Path, dir_okay=False)
     default=None,
     help="Look for each row among the portal's meetings before creating it (default: on).",
 )
+@click.option(
+    "--key-column",
+    help="A column that identifies each meeting (e.g. 商談ID): an edited row updates its meeting.",
+)
+@click.option(
+    "--on-change",
+    type=click.Choice(["update", "skip"]),
+    help="A row changed since it was sent: update its meeting (default) or leave it.",
+)
+@click.option(
+    "--recreate-missing",
+    is_flag=True,
+    default=None,
+    help="An edited row whose meeting was deleted in HubSpot is created anew (default: it fails).",
+)
 @click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
 @click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
 @click.option(
@@ -137,13 +152,39 @@ def run(
       meeting-importer run meetings.csv --dry-run
       meeting-importer run meetings_ja.csv --config config/japanese.toml
       meeting-importer run meetings.csv --only-failed meetings.results.csv
+      meeting-importer run meetings.csv --key-column 商談ID
     """
+    _import(False, input_path, config_path, quiet, log_file, log_format, summary_json, flags)
+
+
+def _plan(
+    input_path: Path,
+    config_path: Path | None,
+    quiet: bool,
+    log_file: Path | None,
+    log_format: logs.LogFormat,
+    summary_json: Path | None,
+    **flags: Any,
+) -> None:
+    _import(True, input_path, config_path, quiet, log_file, log_format, summary_json, flags)
+
+
+def _import(
+    plan: bool,
+    input_path: Path,
+    config_path: Path | None,
+    quiet: bool,
+    log_file: Path | None,
+    log_format: logs.LogFormat,
+    summary_json: Path | None,
+    flags: dict[str, Any],
+) -> None:
     interactive = sys.stderr.isatty() and not quiet
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
     progress = ProgressLine(sys.stderr) if interactive else None
     try:
         settings = load_settings(config_path, os.environ, flags)
-        summary = run_import(input_path, settings, progress)
+        summary = run_import(input_path, settings, progress, plan=plan)
     except (StopRun, LockHeld) as exc:
         _write_summary(summary_json, {"input": str(input_path), "complete": False, "error": str(exc)})
         raise
@@ -201,4 +242,22 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
 
 
+plan = click.Command(
+    "plan",
+    callback=_plan,
+    params=[param for param in run.params if param.name != "dry_run"],
+    epilog=EXIT_CODES,
+    help="""Show what `run` would do with each row of INPUT, and do none of it.
+
+    Reads and checks every row, looks up owners and associations, asks the ledger and HubSpot which
+    meetings exist, and writes each row's action (create, update with the columns that change, skip
+    with the meeting id, invalid, fail with the reason) to INPUT.plan.csv (or --results). It sends no
+    create and no update, and records nothing in the ledger.
+
+    \b
+    Example:
+      meeting-importer plan meetings.csv --key-column 商談ID
+    """,
+)
+main.add_command(plan)
 main.add_command(sandbox_command)

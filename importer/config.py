@@ -53,6 +53,10 @@ class Settings(BaseModel):
     backoff_cap_s: float = Field(default=30.0, gt=0)
     search_lag_s: float = Field(default=30.0, ge=0)
     check_existing: bool = True
+    # identity and edits
+    key_column: str | None = None
+    on_change: Literal["update", "skip"] = "update"
+    recreate_missing: bool = False
     # files
     results: Path | None = None
     state_path: Path | None = None

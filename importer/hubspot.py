@@ -38,6 +38,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
+MEETINGS_PATH = "/crm/v3/objects/meetings"
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
 BATCH_LIMIT = 100  # HubSpot's maximum inputs per batch read
 SEARCH_PAGE_LIMIT = 200  # HubSpot's maximum search page size
@@ -424,6 +425,39 @@ class HubSpotClient:
             ) from None
         return Created(str(meeting_id), correlation_id, response.status_code)
 
+    # --- updates: the same request twice leaves the same meeting, so they are retried like reads ---
+
+    async def update_meeting(self, meeting_id: str, properties: Mapping[str, str]) -> None:
+        """`PATCH /crm/v3/objects/meetings/{id}` (an empty string clears a property)."""
+        await self._read("PATCH", f"{MEETINGS_PATH}/{meeting_id}", json_body={"properties": dict(properties)})
+
+    async def associate(self, object_type: str, pairs: Iterable[tuple[str, str, int]]) -> None:
+        """Add (meeting id, object id, association type id) links: v4 batch create, BATCH_LIMIT a call."""
+        inputs = [
+            {
+                "from": {"id": meeting_id},
+                "to": {"id": object_id},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+            }
+            for meeting_id, object_id, type_id in pairs
+        ]
+        await self._batches(f"/crm/v4/associations/meetings/{object_type}/batch/create", inputs)
+
+    async def dissociate(self, object_type: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remove (meeting id, object id) links: v4 batch archive, BATCH_LIMIT a call."""
+        inputs = [{"from": {"id": meeting_id}, "to": [{"id": object_id}]} for meeting_id, object_id in pairs]
+        await self._batches(f"/crm/v4/associations/meetings/{object_type}/batch/archive", inputs)
+
+    async def _batches(self, path: str, inputs: list[dict[str, Any]]) -> None:
+        for i in range(0, len(inputs), BATCH_LIMIT):
+            answer = await self._read(
+                "POST", path, json_body={"inputs": inputs[i : i + BATCH_LIMIT]}, empty_ok=True
+            )
+            errors = [e for e in answer.get("errors") or [] if isinstance(e, dict)]
+            if answer.get("numErrors") or errors:
+                message = str(errors[0].get("message") if errors else "some inputs were refused")
+                raise Rejected(207, message, category=errors[0].get("category") if errors else None)
+
     # --- plumbing ---
 
     async def _read(
@@ -434,9 +468,13 @@ class HubSpotClient:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         kind: Kind = "api",
+        empty_ok: bool = False,
     ) -> dict[str, Any]:
         async def once() -> dict[str, Any]:
-            return _json(await self._send(method, path, params=params, json_body=json_body, kind=kind))
+            response = await self._send(method, path, params=params, json_body=json_body, kind=kind)
+            if empty_ok and (response.status_code == 204 or not response.content):
+                return {}  # a batch archive answers 204 without a body
+            return _json(response)
 
         return await self.retrying(once, RETRIABLE_READ_ERRORS)
 

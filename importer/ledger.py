@@ -7,6 +7,11 @@ next step:
       |                        |------mark_in_doubt--> in_doubt      (answer lost: check before resending)
       |                        '------mark_failed----> failed        (HubSpot refused it: send again next run)
       '--record_created--> created    (found in HubSpot, or vouched for by a results file)
+    created --mark_updated--> created  (the sheet's row changed: its meeting was updated)
+
+A row key is the row's identity (its key column, the results file's row_key, or its content); with each
+created row the ledger keeps the content key and a snapshot of what was last sent, so a later run can
+tell an edited row and send only what changed.
 
 `sending` is written before the request goes out, so a run killed at any moment leaves either `created`
 or a row that a later run treats as in doubt: it searches HubSpot for the meeting before sending again.
@@ -48,6 +53,8 @@ CREATE TABLE IF NOT EXISTS rows (
     error       TEXT,
     run_id      TEXT,
     updated_at  REAL NOT NULL,
+    content_key TEXT,
+    sent        TEXT,
     PRIMARY KEY (target, row_key)
 );
 CREATE INDEX IF NOT EXISTS rows_by_meeting ON rows (target, meeting_id);
@@ -91,6 +98,8 @@ class Entry:
     attempts: int
     error: str | None
     updated_at: float
+    content_key: str | None = None  # fingerprint of the row's content when last sent
+    sent: str | None = None  # JSON snapshot of what was last sent (see the sender's `snapshot`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +143,30 @@ class Ledger:
             # FULL: each commit is synced, so a power cut cannot lose a `sending` mark (0.15 ms a commit).
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._adopt_legacy_targets()
         except sqlite3.DatabaseError as exc:
             raise _unusable(path, exc) from None
         except OSError as exc:
             raise StopRun(f"cannot open the ledger {path}: {exc.strerror or exc}") from None
+
+    @classmethod
+    def copy_of(cls, path: Path, target: str) -> Ledger:
+        """An in-memory copy of the ledger at `path` (empty if there is none): `plan` runs every stage
+        against it, and nothing it records reaches the file."""
+        ledger = cls.__new__(cls)
+        ledger.path, ledger.target = path, target
+        ledger._db = sqlite3.connect(":memory:", isolation_level=None)
+        if path.is_file():
+            try:
+                with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as source:
+                    source.backup(ledger._db)
+            except sqlite3.DatabaseError as exc:
+                raise _unusable(path, exc) from None
+        ledger._db.executescript(_SCHEMA)
+        ledger._add_missing_columns()
+        ledger._adopt_legacy_targets()
+        return ledger
 
     def close(self) -> None:
         self._db.close()
@@ -207,11 +235,22 @@ class Ledger:
             [self.target, row_key, owner_id, start_ms, title, run_id, time.time()],
         )
 
-    def mark_created(self, row_key: str, meeting_id: str) -> None:
-        """HubSpot has the meeting: no run sends this row again."""
+    def mark_created(
+        self, row_key: str, meeting_id: str, *, content_key: str | None = None, sent: str | None = None
+    ) -> None:
+        """HubSpot has the meeting: no run sends this row again (unless it changes: see mark_updated)."""
         self._set(row_key, "created", meeting_id=meeting_id)
+        self._remember(row_key, content_key, sent)
 
-    def record_created(self, row_key: str, meeting_id: str, run_id: str) -> None:
+    def record_created(
+        self,
+        row_key: str,
+        meeting_id: str,
+        run_id: str,
+        *,
+        content_key: str | None = None,
+        sent: str | None = None,
+    ) -> None:
         """A meeting HubSpot has for this row without this run sending it: found by the existing-meeting
         check, or named by a results file. Created is final; a row already created keeps its id."""
         self._db.execute(
@@ -221,6 +260,28 @@ class Ledger:
                    run_id = excluded.run_id, updated_at = excluded.updated_at, error = NULL
                WHERE state != 'created'""",
             [self.target, row_key, meeting_id, run_id, time.time()],
+        )
+        self._remember(row_key, content_key, sent)
+
+    def mark_updated(self, row_key: str, content_key: str, sent: str) -> None:
+        """The row's meeting now holds its new content."""
+        self._db.execute(
+            "UPDATE rows SET updated_at = ?, error = NULL WHERE target = ? AND row_key = ? AND state = 'created'",
+            [time.time(), self.target, row_key],
+        )
+        self._remember(row_key, content_key, sent)
+
+    def forget(self, row_key: str) -> None:
+        """The row's meeting is gone from HubSpot and the user asked for it anew: the row is new again."""
+        self._db.execute("DELETE FROM rows WHERE target = ? AND row_key = ?", [self.target, row_key])
+
+    def _remember(self, row_key: str, content_key: str | None, sent: str | None) -> None:
+        if content_key is None and sent is None:
+            return
+        self._db.execute(
+            """UPDATE rows SET content_key = COALESCE(?, content_key), sent = COALESCE(?, sent)
+               WHERE target = ? AND row_key = ? AND state = 'created'""",
+            [content_key, sent, self.target, row_key],
         )
 
     def mark_in_doubt(self, row_key: str, error: str) -> None:
@@ -291,6 +352,13 @@ class Ledger:
                 self._db.execute("DELETE FROM rows WHERE target = ?", [old])
                 self._db.execute("DELETE FROM runs WHERE target = ?", [old])
 
+    def _add_missing_columns(self) -> None:
+        """Ledgers of earlier versions lack the columns that later ones added."""
+        have = {name for (_, name, *_rest) in self._db.execute("PRAGMA table_info(rows)")}
+        for name in ("content_key", "sent"):
+            if name not in have:
+                self._db.execute(f"ALTER TABLE rows ADD COLUMN {name} TEXT")
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
@@ -302,7 +370,9 @@ class Ledger:
         self._db.execute("COMMIT")
 
 
-_COLUMNS = "row_key, state, meeting_id, owner_id, start_ms, title, attempts, error, updated_at"
+_COLUMNS = (
+    "row_key, state, meeting_id, owner_id, start_ms, title, attempts, error, updated_at, content_key, sent"
+)
 
 
 def _chunks(keys: list[str], size: int = 500) -> Iterator[list[str]]:

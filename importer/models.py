@@ -236,13 +236,14 @@ class RowStatus(StrEnum):
     VALID = "valid"  # dry run: would be sent
     INVALID = "invalid"  # the sheet's data is wrong; fix the row
     CREATED = "created"  # HubSpot created the meeting in this run
+    UPDATED = "updated"  # the row changed since it was sent: its meeting was updated in this run
     SKIPPED = "skipped"  # HubSpot has it already (an earlier run, or made by hand); not sent again
     FAILED = "failed"  # HubSpot refused it, certainly without creating it, or it could not be mapped
     IN_DOUBT = "in_doubt"  # sent, answer lost, not found yet: the next run searches before sending it
     NOT_SENT = "not_sent"  # the run stopped before sending it; the next run will
 
 
-DONE_STATUSES = frozenset({RowStatus.CREATED, RowStatus.SKIPPED})
+DONE_STATUSES = frozenset({RowStatus.CREATED, RowStatus.UPDATED, RowStatus.SKIPPED})
 """Statuses of rows whose meeting HubSpot has."""
 
 

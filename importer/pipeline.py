@@ -13,6 +13,7 @@ Board            every outcome into the results file, the log and the progress l
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
+from importer.changes import diff, snapshot
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError, InputError, StopRun
 from importer.existing import find_in_ranges
@@ -52,7 +54,7 @@ from importer.reporter import (
     results_frame,
     write_results,
 )
-from importer.sender import Sender, SendJob
+from importer.sender import Sender, SendJob, UpdateJob
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
@@ -118,7 +120,9 @@ class TopError:
 _NOT_DONE = {str(s) for s in (RowStatus.INVALID, RowStatus.FAILED, RowStatus.IN_DOUBT, RowStatus.NOT_SENT)}
 
 
-def run_import(input_path: Path, settings: Settings, progress: Progress | None = None) -> RunSummary:
+def run_import(
+    input_path: Path, settings: Settings, progress: Progress | None = None, *, plan: bool = False
+) -> RunSummary:
     """Import `input_path` as `settings` say and write the results file; a bad row never raises.
 
     Raises StopRun for what stops the whole run before anything is sent (unusable input, settings or
@@ -126,7 +130,9 @@ def run_import(input_path: Path, settings: Settings, progress: Progress | None =
     earlier run is left as it was.
     """
     started = time.monotonic()
-    results_path = settings.results or default_results_path(input_path)
+    # A dry run or a plan never overwrites a real run's results (and the meeting ids in them) by default.
+    kind = "plan" if plan else "dry-run" if settings.dry_run else "results"
+    results_path = settings.results or default_results_path(input_path, kind)
     _check_results_path(input_path, results_path)
     if settings.dry_run:
         sheet, results, _ = read_rows(input_path, settings, settings.default_timezone or "UTC", build=False)
@@ -135,7 +141,7 @@ def run_import(input_path: Path, settings: Settings, progress: Progress | None =
     token = settings.token.get_secret_value() if settings.token else None
     if not token:
         raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
-    return asyncio.run(_Import(input_path, settings, results_path, progress, started).run(token))
+    return asyncio.run(_Import(input_path, settings, results_path, progress, started, plan).run(token))
 
 
 def _check_results_path(input_path: Path, results_path: Path) -> None:
@@ -224,7 +230,9 @@ class Board:
         results_path: Path,
         progress: Progress | None,
         account: Account | None = None,
+        plan: bool = False,
     ) -> None:
+        self.plan = plan
         self.inputs = inputs
         self.results = results
         self.results_path = results_path
@@ -258,6 +266,7 @@ class Board:
                 self.results,
                 portal_id=account.portal_id if account else None,
                 ui_domain=account.ui_domain if account else None,
+                plan=self.plan,
             )
             write_results(frame, self.results_path)
             self._last_checkpoint = time.monotonic()
@@ -274,7 +283,9 @@ class _Import:
         results_path: Path,
         progress: Progress | None,
         started: float,
+        plan: bool = False,
     ) -> None:
+        self.plan = plan  # read and ask everything, write nothing to HubSpot or the ledger
         self.input_path = input_path
         self.settings = settings
         self.results_path = results_path
@@ -306,13 +317,11 @@ class _Import:
             with self._signals():
                 account = await self._stage(connect(client, settings.base_url))
                 ledger_path = settings.state_path or default_ledger_path(account.portal_id)
-                with state_lock(ledger_path), open_ledger(ledger_path, str(account.portal_id)) as ledger:
-                    if settings.state_path is None:
-                        _merge_legacy_ledger(ledger, self.results_path.parent / LEGACY_PLACE)
+                with self._ledger(ledger_path, str(account.portal_id)) as ledger:
                     previous = _earlier_results(settings.only_failed, account)
                     zone = settings.default_timezone or account.time_zone or "UTC"
                     sheet, results, meetings = read_rows(self.input_path, settings, zone)
-                    board = Board(sheet.frame, results, self.results_path, self.progress, account)
+                    board = Board(sheet.frame, results, self.results_path, self.progress, account, self.plan)
                     try:
                         await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
                     finally:
@@ -328,6 +337,18 @@ class _Import:
             portal_id=account.portal_id,
         )
 
+    @contextmanager
+    def _ledger(self, path: Path, portal: str) -> Iterator[Ledger]:
+        """The portal's ledger under its lock; for a plan, an in-memory copy that nothing is written to."""
+        if self.plan:
+            with closing(Ledger.copy_of(path, portal)) as copy:
+                yield copy
+            return
+        with state_lock(path), open_ledger(path, portal) as ledger:
+            if self.settings.state_path is None:
+                _merge_legacy_ledger(ledger, self.results_path.parent / LEGACY_PLACE)
+            yield ledger
+
     async def _stages(
         self,
         client: HubSpotClient,
@@ -338,25 +359,36 @@ class _Import:
         meetings: Pending,
         previous: dict[str, EarlierResult],
     ) -> None:
-        unique, twins = _split_twins(meetings)
+        settings = self.settings
+        keys = identify(sheet, board, meetings, settings.key_column)
+        unique, twins = _split_twins([(i, m) for i, m in meetings if i in keys], keys)
         for index, _ in unique:
             board.results[index].outcome.status = RowStatus.NOT_SENT  # until a stage says otherwise
         board.to_send = len(unique)
         ledger.start_run(self.run_id, str(self.input_path))
         started = time.monotonic()
         try:
-            pending, vouched, suspect = settle_known(unique, ledger, sheet.evidence, previous, board)
-            pending += await self._stage(confirm_vouched(client, ledger, vouched, self.run_id, board))
-            jobs = await self._stage(map_rows(client, pending, self.settings, board))
+            known = settle_known(unique, keys, ledger, sheet.evidence, previous, board, settings.on_change)
+            edited = known.edited + await self._stage(
+                confirm_vouched(client, ledger, known.vouched, keys, self.run_id, board)
+            )
+            edits = {edit.index: edit for edit in edited}
+            rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
+            jobs = await self._stage(map_rows(client, rows, keys, settings, board))
+            updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)
+            jobs = [j for j in jobs if j.index not in edits]
             # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
-            checked = jobs if self.settings.check_existing else [j for j in jobs if j.index in suspect]
+            checked = jobs if settings.check_existing else [j for j in jobs if j.index in known.suspect]
             if checked:
-                run_keys = {meeting.row_key for _, meeting in unique}
+                run_keys = set(keys.values())
                 sent = await self._stage(
                     check_existing(client, ledger, checked, run_keys, self.run_id, board)
                 )
                 jobs = [j for j in jobs if j not in checked] + sent
-            await self._send(client, pacer, ledger, jobs, board)
+            if self.plan:
+                _record_plan(jobs, updates, board)
+                return
+            await self._send(client, pacer, ledger, jobs, updates, board)
         except _Stopped:
             pass  # a signal during the lookups: nothing was sent
         except HubSpotError as error:
@@ -373,9 +405,16 @@ class _Import:
             ledger.finish_run(self.run_id, self.stop_reason or "finished")
 
     async def _send(
-        self, client: HubSpotClient, pacer: Pacer, ledger: Ledger, jobs: list[SendJob], board: Board
+        self,
+        client: HubSpotClient,
+        pacer: Pacer,
+        ledger: Ledger,
+        jobs: list[SendJob],
+        updates: list[UpdateJob],
+        board: Board,
     ) -> None:
-        """Stage: send every job; the sender decides about retries and rows in doubt."""
+        """Stage: update the edited rows' meetings and create the rest; the sender decides about
+        retries and rows in doubt."""
         self.sender = Sender(
             client,
             ledger,
@@ -385,10 +424,12 @@ class _Import:
             search_lag_s=self.settings.search_lag_s,
             on_outcome=board.record,
             daily_remaining=lambda: pacer.daily_remaining,
+            recreate_missing=self.settings.recreate_missing,
         )
         if self.stop_reason is not None:
             self.sender.stop(self.stop_reason)
         try:
+            await self.sender.update_all(updates)
             await self.sender.send_all(jobs)
         finally:
             self.stop_reason = self.stop_reason or self.sender.stop_reason
@@ -485,16 +526,57 @@ def _earlier_results(path: Path | None, account: Account) -> dict[str, EarlierRe
     return earlier
 
 
-def _split_twins(meetings: Pending) -> tuple[Pending, list[tuple[int, int]]]:
-    """The first row of each row key, and (index, index of its first) for the repeats: a sheet that lists
-    one meeting twice (the same in everything sent) must still create it once."""
+def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | None) -> dict[int, str]:
+    """Stage: each valid row's identity in the portal, by result index: the key column's value when the
+    config names one; else the `row_key` a results file imported again gives the row (so fixing a row in
+    the results file edits its meeting); else the row's content fingerprint. Rows with an empty key are
+    invalid; one key on two rows stops the run."""
+    keys: dict[int, str] = {}
+    if key_column:
+        if key_column not in sheet.frame.columns:
+            raise InputError(
+                f"{sheet.path}: no column '{key_column}' (key_column); the file has: {', '.join(sheet.frame.columns)}"
+            )
+        values = sheet.frame[key_column].to_list()
+        seen: dict[str, int] = {}
+        for index, _ in meetings:
+            value = " ".join(str(values[index] or "").split())
+            if not value:
+                error = f"{key_column}: is required (it is the key column)"
+                board.record(index, RowOutcome(RowStatus.INVALID, error=error))
+                continue
+            if value in seen:
+                rows = f"{board.results[seen[value]].row} and {board.results[index].row}"
+                raise InputError(f"{sheet.path}: rows {rows} have the same {key_column} '{value}'")
+            seen[value] = index
+            keys[index] = hashlib.sha256(f"key\x1f{value}".encode()).hexdigest()[:24]
+    else:
+        given = _evidence_keys(sheet.evidence)
+        counts = Counter(given[index] for index, _ in meetings if given.get(index))
+        for index, meeting in meetings:
+            earlier = given.get(index)
+            keys[index] = earlier if earlier and counts[earlier] == 1 else meeting.row_key
+    for index, key in keys.items():
+        board.results[index].row_key = key
+    return keys
+
+
+def _evidence_keys(evidence: pl.DataFrame | None) -> dict[int, str]:
+    if evidence is None or "row_key" not in evidence.columns:
+        return {}
+    return {i: str(k) for i, k in enumerate(evidence["row_key"].to_list()) if k}
+
+
+def _split_twins(meetings: Pending, keys: dict[int, str]) -> tuple[Pending, list[tuple[int, int]]]:
+    """The first row of each identity, and (index, index of its first) for the repeats: a sheet that
+    lists one meeting twice (the same in everything sent) must still create it once."""
     firsts: dict[str, int] = {}
     unique: Pending = []
     twins: list[tuple[int, int]] = []
-    for index, meeting in meetings:
-        first = firsts.setdefault(meeting.row_key, index)
+    for index, _meeting in meetings:
+        first = firsts.setdefault(keys[index], index)
         if first == index:
-            unique.append((index, meeting))
+            unique.append((index, _meeting))
         else:
             twins.append((index, first))
     return unique, twins
@@ -507,36 +589,61 @@ def _twin_outcome(first: RowResult) -> RowOutcome:
     return RowOutcome(first.status, error=f"{same}: {first.outcome.error}")
 
 
+@dataclass(frozen=True)
+class Edited:
+    """A row whose meeting HubSpot has, but whose content changed since it was sent."""
+
+    index: int
+    meeting: Meeting
+    meeting_id: str
+    sent: str | None  # the ledger's snapshot of what was last sent; None when unknown
+
+
+@dataclass
+class Known:
+    """What `settle_known` leaves for the later stages."""
+
+    pending: Pending = field(default_factory=list)  # to be mapped, checked and created
+    vouched: dict[str, list[tuple[int, Meeting]]] = field(default_factory=dict)  # meeting id -> rows
+    suspect: set[int] = field(default_factory=set)  # a results file left them unsent or in doubt
+    edited: list[Edited] = field(default_factory=list)
+
+
 def settle_known(
     meetings: Pending,
+    keys: dict[int, str],
     ledger: Ledger,
     evidence: pl.DataFrame | None,
     previous: dict[str, EarlierResult],
     board: Board,
-) -> tuple[Pending, dict[str, list[tuple[int, Meeting]]], set[int]]:
-    """Stage: rows the ledger knows as created are skipped before any lookup is spent on them. Rows a
-    results file vouches for (its own columns, or `--only-failed`) are returned by meeting id, to be
-    confirmed in HubSpot; the rest are pending. Also returned: the rows a results file says were left
-    unsent or in doubt, which HubSpot is asked about before they are sent, whatever `check_existing` says."""
-    known = ledger.entries(meeting.row_key for _, meeting in meetings)
+    on_change: str,
+) -> Known:
+    """Stage: rows the ledger knows as created are skipped before any lookup is spent on them, or, when
+    their content changed since, are edits. Rows a results file vouches for (its own columns, or
+    `--only-failed`) are set aside by meeting id, to be confirmed in HubSpot; the rest are pending."""
+    entries = ledger.entries(keys[index] for index, _ in meetings)
     own = _own_evidence(evidence, board)
-    pending: Pending = []
-    vouched: dict[str, list[tuple[int, Meeting]]] = {}
-    suspect: set[int] = set()
+    known = Known()
     for index, meeting in meetings:
-        entry = known.get(meeting.row_key)
+        entry = entries.get(keys[index])
         claim = own.get(index) or previous.get(meeting.row_key)
         if claim is not None and claim.status in (RowStatus.NOT_SENT, RowStatus.IN_DOUBT):
-            suspect.add(index)
-        if entry is not None and entry.state == "created":
-            board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
+            known.suspect.add(index)
+        if entry is not None and entry.state == "created" and entry.meeting_id:
+            if entry.content_key in (None, meeting.row_key):
+                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
+            elif on_change == "skip":
+                note = "changed in the sheet since it was sent; HubSpot not updated (on_change = skip)"
+                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id, warning=note))
+            else:
+                known.edited.append(Edited(index, meeting, entry.meeting_id, entry.sent))
         elif entry is not None and entry.state in IN_DOUBT:
-            pending.append((index, meeting))  # the sender searches for it before anything else
+            known.pending.append((index, meeting))  # the sender searches for it before anything else
         elif claim is not None and claim.status in DONE_STATUSES and claim.meeting_id:
-            vouched.setdefault(claim.meeting_id, []).append((index, meeting))
+            known.vouched.setdefault(claim.meeting_id, []).append((index, meeting))
         else:
-            pending.append((index, meeting))
-    return pending, vouched, suspect
+            known.pending.append((index, meeting))
+    return known
 
 
 def _own_evidence(evidence: pl.DataFrame | None, board: Board) -> dict[int, EarlierResult]:
@@ -558,40 +665,49 @@ async def confirm_vouched(
     client: HubSpotClient,
     ledger: Ledger,
     vouched: dict[str, list[tuple[int, Meeting]]],
+    keys: dict[int, str],
     run_id: str,
     board: Board,
-) -> Pending:
+) -> list[Edited]:
     """Stage: meeting ids a results file names are read back from HubSpot (100 a request); those it has
-    are recorded in the ledger and skipped. A deleted one fails its row rather than being made again."""
+    are recorded in the ledger and skipped, or, when the row was fixed in the results file since (its
+    `row_key` no longer its content), become edits. A deleted one fails its row rather than being made
+    again."""
     if not vouched:
         return []
     read = await client.batch_read("meetings", list(vouched))
     existing = {record.id for record in read.found}
+    edited: list[Edited] = []
     for meeting_id, rows in vouched.items():
         for index, meeting in rows:
-            if meeting_id in existing:
-                ledger.record_created(meeting.row_key, meeting_id, run_id)
-                board.record(
-                    index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning="created earlier (results file)")
-                )
-            else:
+            if meeting_id not in existing:
                 error = (
                     f"meeting {meeting_id}, which the results file names, is not in HubSpot (deleted?);"
                     " clear its meeting_id and status cells to create it again"
                 )
                 board.record(index, RowOutcome(RowStatus.FAILED, error=error))
-    return []
+                continue
+            changed = keys[index] != meeting.row_key
+            ledger.record_created(
+                keys[index], meeting_id, run_id, content_key=None if changed else meeting.row_key
+            )
+            if changed:
+                edited.append(Edited(index, meeting, meeting_id, None))
+            else:
+                note = "created earlier (results file)"
+                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning=note))
+    return edited
 
 
 async def map_rows(
-    client: HubSpotClient, pending: Pending, settings: Settings, board: Board
+    client: HubSpotClient, rows: Pending, keys: dict[int, str], settings: Settings, board: Board
 ) -> list[SendJob]:
-    """Stage: owners and associations for every pending row; rows that cannot be mapped fail."""
-    if not pending:
+    """Stage: owners and associations for every row still to send; rows that cannot be mapped fail."""
+    if not rows:
         return []
-    directory = await build_directory(client, [meeting for _, meeting in pending])
+    directory = await build_directory(client, [meeting for _, meeting in rows])
     jobs = []
-    for index, meeting in pending:
+    for index, meeting in rows:
         mapped = map_meeting(
             meeting,
             directory,
@@ -602,8 +718,41 @@ async def map_rows(
         if mapped.request is None:
             board.record(index, RowOutcome(RowStatus.FAILED, error=mapped.error))
         else:
-            jobs.append(SendJob(index, meeting.row_key, mapped.request))
+            jobs.append(SendJob(index, keys[index], mapped.request, meeting.row_key))
     return jobs
+
+
+def plan_updates(
+    jobs: list[SendJob], edits: dict[int, Edited], ledger: Ledger, board: Board
+) -> list[UpdateJob]:
+    """Stage: what each edited row changes in its meeting. A row whose change HubSpot's CRM cannot make
+    (only reminders, say) is skipped with a warning that says so."""
+    updates = []
+    for job in jobs:
+        edit = edits[job.index]
+        change = diff(edit.sent, job.request)
+        if change.empty:
+            ledger.mark_updated(job.row_key, job.content_key or "", snapshot(job.request))
+            note = "changed only in what a CRM update cannot change: " + (
+                ", ".join(change.not_updatable) or "-"
+            )
+            board.record(job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id, warning=note))
+        else:
+            updates.append(UpdateJob(job, edit.meeting_id, change))
+    return updates
+
+
+def _record_plan(jobs: list[SendJob], updates: list[UpdateJob], board: Board) -> None:
+    """A plan's outcome for the rows a run would send: created ones `valid`, edited ones `updated`."""
+    for update in updates:
+        warning = f"changed: {', '.join(update.change.fields)}"
+        if update.change.not_updatable:
+            warning += (
+                f"; not changed in HubSpot (a CRM update cannot): {', '.join(update.change.not_updatable)}"
+            )
+        board.record(update.job.index, RowOutcome(RowStatus.UPDATED, update.meeting_id, warning=warning))
+    for job in jobs:
+        board.record(job.index, RowOutcome(RowStatus.VALID).noted(*job.request.notes))
 
 
 async def check_existing(
@@ -640,7 +789,9 @@ async def check_existing(
             error = f"HubSpot's meeting {mine[0]} matches rows {rows} alike; none adopted, none created"
             board.record(job.index, RowOutcome(RowStatus.FAILED, error=error))
         elif mine:
-            ledger.record_created(job.row_key, mine[0], run_id)
+            ledger.record_created(
+                job.row_key, mine[0], run_id, content_key=job.content_key, sent=snapshot(job.request)
+            )
             note = f"already in HubSpot (meeting {mine[0]}): not created again"
             board.record(job.index, RowOutcome(RowStatus.SKIPPED, mine[0]).noted(*job.request.notes, note))
         else:

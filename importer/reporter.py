@@ -28,9 +28,9 @@ from importer.models import RESULT_COLUMNS, RowOutcome, RowResult, RowStatus
 _FORMULA_START = r"^[=+\-@\t\r]"
 
 
-def default_results_path(input_path: Path) -> Path:
-    """`meetings.csv` -> `meetings.results.csv`, beside the input."""
-    return input_path.with_name(f"{input_path.stem}.results.csv")
+def default_results_path(input_path: Path, kind: str = "results") -> Path:
+    """`meetings.csv` -> `meetings.results.csv` (or `.dry-run.csv`, `.plan.csv`), beside the input."""
+    return input_path.with_name(f"{input_path.stem}.{kind}.csv")
 
 
 def results_frame(
@@ -39,9 +39,11 @@ def results_frame(
     *,
     portal_id: int | None = None,
     ui_domain: str | None = None,
+    plan: bool = False,
 ) -> pl.DataFrame:
     """The input's columns (result columns of an earlier run dropped) followed by each row's outcome:
-    RESULT_COLUMNS, made of `RowResult` and its `RowOutcome`, plus the meeting's page in HubSpot."""
+    RESULT_COLUMNS, made of `RowResult` and its `RowOutcome`, plus the meeting's page in HubSpot. A plan
+    says each row's `action` instead of its `status`."""
     own = inputs.drop([c for c in RESULT_COLUMNS if c in inputs.columns])
     outcomes = [r.outcome for r in results]
     values: dict[str, list[Any]] = {"row": [r.row for r in results], "row_key": [r.row_key for r in results]}
@@ -56,7 +58,15 @@ def results_frame(
         link.alias("meeting_url"),
         pl.lit(None if portal_id is None else str(portal_id), pl.String).alias("portal_id"),
     )
-    return pl.concat([own, frame.select(RESULT_COLUMNS)], how="horizontal")
+    outcome = frame.select(RESULT_COLUMNS)
+    if plan:
+        action = pl.col("status").replace_strict(PLAN_ACTIONS, default=pl.col("status"))
+        outcome = outcome.with_columns(action).rename({"status": "action"})
+    return pl.concat([own, outcome], how="horizontal")
+
+
+PLAN_ACTIONS = {"valid": "create", "updated": "update", "skipped": "skip", "failed": "fail"}
+"""A plan's words for what a run would do with each row (`invalid` and `in_doubt` stay as they are)."""
 
 
 _OUTCOME_FIELDS = [f.name for f in dataclasses.fields(RowOutcome)]

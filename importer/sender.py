@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from importer.changes import Change, snapshot
 from importer.errors import AuthError
 from importer.existing import Finding, find_exact
 from importer.hubspot import (
@@ -33,11 +34,12 @@ from importer.hubspot import (
     NotSent,
     OutcomeUnknown,
     RateLimited,
+    Rejected,
     ServerError,
     TryLater,
 )
 from importer.ledger import IN_DOUBT, Ledger
-from importer.mapper import CreateRequest
+from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.models import RowOutcome, RowStatus
 
 DAILY_LIMIT_REACHED = "HubSpot's daily request limit is reached; the next run sends the rest"
@@ -53,11 +55,21 @@ LOST = "found in HubSpot after an earlier attempt lost its answer"
 
 @dataclass(frozen=True, slots=True)
 class SendJob:
-    """One row to create: its index in the results, its key and its request."""
+    """One row to create: its index in the results, its key (identity) and its request."""
 
     index: int
     row_key: str
     request: CreateRequest
+    content_key: str | None = None  # the row's content fingerprint, kept in the ledger with the snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateJob:
+    """One edited row: the meeting it has, and the change that brings it to the row's content."""
+
+    job: SendJob
+    meeting_id: str
+    change: Change
 
 
 @dataclass
@@ -86,7 +98,9 @@ class Sender:
         daily_remaining: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        recreate_missing: bool = False,
     ) -> None:
+        self._recreate_missing = recreate_missing
         self._client = client
         self._ledger = ledger
         self._run_id = run_id
@@ -147,10 +161,23 @@ class Sender:
             raise AuthError(f"HubSpot refused the access token: {self.auth_error}")
         return self._outcomes
 
-    async def _run_queue(self, jobs: Sequence[SendJob]) -> None:
-        queue: asyncio.Queue[SendJob] = asyncio.Queue()
+    async def update_all(self, updates: Sequence[UpdateJob]) -> dict[int, RowOutcome]:
+        """Bring each edited row's meeting to the row's content: updated, failed or not sent."""
+        await self._run_queue(updates, self._update)
+        for update in updates:
+            if update.job.index not in self._outcomes:
+                self._finish(update.job, RowOutcome(RowStatus.NOT_SENT, error=self.stop_reason))
+        if self.auth_error is not None:
+            raise AuthError(f"HubSpot refused the access token: {self.auth_error}")
+        return self._outcomes
+
+    async def _run_queue(
+        self, jobs: Sequence[Any], handle: Callable[[Any], Awaitable[None]] | None = None
+    ) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
         for job in jobs:
             queue.put_nowait(job)
+        handle = handle or self._send
 
         async def worker() -> None:
             while self.stop_reason is None:
@@ -161,9 +188,47 @@ class Sender:
                     job = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                await self._send(job)
+                await handle(job)
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, max(1, len(jobs))))))
+
+    async def _update(self, update: UpdateJob) -> None:
+        """PATCH the properties, then remove and add associations. Each step is safe to repeat, so the
+        client retries them on every transient error; a run stopped halfway leaves the ledger's old
+        snapshot, and the next run sends what is still different."""
+        job, meeting_id, change = update.job, update.meeting_id, update.change
+        try:
+            if change.properties:
+                await self._client.update_meeting(meeting_id, change.properties)
+            for object_type, ids in _by_type(change.remove).items():
+                await self._client.dissociate(object_type, [(meeting_id, i) for i in ids])
+            for object_type, ids in _by_type(change.add).items():
+                type_id = ASSOCIATION_TYPE_IDS[object_type]
+                await self._client.associate(object_type, [(meeting_id, i, type_id) for i in ids])
+        except Rejected as error:
+            if error.status == 404 and self._recreate_missing:
+                self._ledger.forget(job.row_key)
+                await self._send(job)
+                return
+            if error.status == 404:
+                message = (
+                    f"meeting {meeting_id} is no longer in HubSpot (deleted?); not created again"
+                    " (pass --recreate-missing to create it anew)"
+                )
+                self._finish(
+                    job, RowOutcome(RowStatus.FAILED, meeting_id, message, 404, error.correlation_id)
+                )
+                return
+            self._fail(job, error, mark=False)
+            return
+        except HubSpotError as error:
+            self._fail(job, error, mark=False)
+            return
+        self._ledger.mark_updated(job.row_key, job.content_key or "", snapshot(job.request))
+        changed = f"changed: {', '.join(change.fields)}"
+        kept = f"not changed in HubSpot (a CRM update cannot): {', '.join(change.not_updatable)}"
+        outcome = RowOutcome(RowStatus.UPDATED, meeting_id)
+        self._finish(job, outcome.noted(changed, kept if change.not_updatable else None))
 
     async def _send(self, job: SendJob) -> None:
         request = job.request
@@ -188,7 +253,9 @@ class Sender:
         except HubSpotError as error:
             self._fail(job, error)
             return
-        self._ledger.mark_created(job.row_key, created.id)
+        self._ledger.mark_created(
+            job.row_key, created.id, content_key=job.content_key, sent=snapshot(request)
+        )
         outcome = RowOutcome(
             RowStatus.CREATED,
             created.id,
@@ -198,9 +265,11 @@ class Sender:
         )
         self._finish(job, outcome.noted(*request.notes))
 
-    def _fail(self, job: SendJob, error: HubSpotError) -> None:
-        """A create HubSpot certainly did not carry out: record it, and stop the run if nothing can go."""
-        self._ledger.mark_failed(job.row_key, str(error))
+    def _fail(self, job: SendJob, error: HubSpotError, *, mark: bool = True) -> None:
+        """A create (or update) HubSpot certainly did not carry out: record it, and stop the run if
+        nothing can go. An update's row stays created in the ledger (`mark=False`)."""
+        if mark:
+            self._ledger.mark_failed(job.row_key, str(error))
         status = RowStatus.FAILED
         if isinstance(error, DailyLimitReached):
             self.stop(DAILY_LIMIT_REACHED)
@@ -264,7 +333,9 @@ class Sender:
             return False
         ours = [i for i in finding.same if not (taken.get(i, set()) - {job.row_key})]
         if len(ours) == 1:
-            self._ledger.mark_created(job.row_key, ours[0])
+            self._ledger.mark_created(
+                job.row_key, ours[0], content_key=job.content_key, sent=snapshot(job.request)
+            )
             status = RowStatus.SKIPPED if doubt.earlier_run else RowStatus.CREATED
             outcome = RowOutcome(status, ours[0], attempts=self._tries(job))
             self._finish(job, outcome.noted(*job.request.notes, LOST))
@@ -311,3 +382,10 @@ class Sender:
     def _finish(self, job: SendJob, outcome: RowOutcome) -> None:
         self._outcomes[job.index] = outcome
         self._on_outcome(job.index, outcome)
+
+
+def _by_type(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for object_type, object_id in pairs:
+        grouped.setdefault(object_type, []).append(object_id)
+    return grouped

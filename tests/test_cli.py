@@ -53,7 +53,7 @@ def test_all_rows_valid_exits_0(write_csv: WriteCsv, tmp_path: Path) -> None:
     path = write_csv(HEADER + GOOD + GOOD.replace("Review", "Demo"))
     result = invoke("run", path, "--dry-run")
     assert (result.exit_code, result.stderr) == (0, "")
-    results = tmp_path / "meetings.results.csv"
+    results = tmp_path / "meetings.dry-run.csv"
     assert stdout_lines(result) == [
         "summary: valid=2 duration_s=<s> requests=0 searches=0",
         f"results: {results}",
@@ -248,12 +248,15 @@ def test_english_sample_messages_and_warning(tmp_path: Path) -> None:
     }
 
 
-def test_results_default_beside_the_input(tmp_path: Path) -> None:
+def test_a_dry_run_writes_beside_the_input_and_never_over_a_runs_results(tmp_path: Path) -> None:
     path = tmp_path / "meetings_en.csv"
     shutil.copy(SAMPLES / "meetings_en.csv", path)
+    real = tmp_path / "meetings_en.results.csv"
+    real.write_text("last night's results\n")
     result = invoke("run", path, "--dry-run")
-    assert stdout_lines(result)[-1] == f"results: {tmp_path / 'meetings_en.results.csv'}"
-    assert len(statuses(tmp_path / "meetings_en.results.csv")) == 12
+    assert stdout_lines(result)[-1] == f"results: {tmp_path / 'meetings_en.dry-run.csv'}"
+    assert len(statuses(tmp_path / "meetings_en.dry-run.csv")) == 12
+    assert real.read_text() == "last night's results\n"
 
 
 # --- a real process ---

@@ -303,6 +303,7 @@ def test_row_statuses_are_the_documented_words() -> None:
         "valid",
         "invalid",
         "created",
+        "updated",
         "skipped",
         "failed",
         "in_doubt",

@@ -235,6 +235,7 @@ def test_count_statuses_lists_every_status_in_order() -> None:
         "valid": 0,
         "invalid": 2,
         "created": 1,
+        "updated": 0,
         "skipped": 0,
         "failed": 0,
         "in_doubt": 0,

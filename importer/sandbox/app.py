@@ -86,6 +86,12 @@ def create_app(config: SandboxConfig, clock: Clock = time.monotonic) -> Gateway:
         Route("/__sandbox/stats", handlers.stats, methods=["GET"], name="admin_stats"),
         Route("/__sandbox/meetings", handlers.meetings, methods=["GET"], name="admin_meetings"),
         Route("/__sandbox/meetings", handlers.add_meeting, methods=["POST"], name="admin_add_meeting"),
+        Route(
+            "/__sandbox/meetings/{meeting_id}",
+            handlers.delete_meeting,
+            methods=["DELETE"],
+            name="admin_delete_meeting",
+        ),
         Route("/__sandbox/faults", handlers.faults, methods=["GET", "POST"], name="admin_faults"),
         Route("/__sandbox/reset", handlers.reset, methods=["POST"], name="admin_reset"),
     ]
@@ -221,6 +227,13 @@ class _Handlers:
         except InvalidMeeting as exc:
             raise validation_error(str(exc), exc.issues) from exc
         return JSONResponse({"id": self.state.add_meeting(new, "manual").id}, status_code=201)
+
+    async def delete_meeting(self, request: Request) -> Response:
+        """A meeting a rep deleted in HubSpot's UI (to the recycling bin): reads, updates and search no
+        longer find it."""
+        if self.state.meetings.pop(str(request.path_params["meeting_id"]), None) is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", "resource not found")
+        return Response(status_code=204)
 
     async def faults(self, request: Request) -> Response:
         if request.method == "POST":

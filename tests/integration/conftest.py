@@ -70,6 +70,10 @@ class Sandbox:
         answer.raise_for_status()
         return str(answer.json()["id"])
 
+    def delete_meeting(self, meeting_id: str) -> None:
+        """As a rep deleting it in HubSpot's UI."""
+        httpx.delete(f"{self.url}/__sandbox/meetings/{meeting_id}").raise_for_status()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -136,6 +136,7 @@ def test_cron_output_is_plain_and_the_summary_json_complete(
         "valid": 0,
         "invalid": 3,
         "created": 7,
+        "updated": 0,
         "skipped": 0,
         "failed": 2,
         "in_doubt": 0,
