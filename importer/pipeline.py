@@ -94,11 +94,15 @@ def run_import(input_path: Path, settings: Settings, progress: Progress | None =
         if not settings.dry_run:
             stack.enter_context(state_lock(state_path))
         sheet = load_sheet(
-            input_path, columns=settings.columns, encoding=settings.encoding, sheet=settings.sheet
+            input_path,
+            columns=settings.columns,
+            encoding=settings.encoding,
+            sheet=settings.sheet,
+            header_row=settings.header_row,
         )
         chunks = parse_rows(
             sheet,
-            default_timezone=settings.default_timezone,
+            default_timezone=settings.default_timezone or "UTC",
             default_outcome=settings.default_outcome,
             default_reminders=settings.default_reminders,
             build_meetings=not settings.dry_run,

@@ -76,7 +76,9 @@ def test_sheet_flag_reaches_the_reader(tmp_path: Path) -> None:
     assert invoke("run", workbook, "--dry-run", "--sheet", "Meetings", "--results", results).exit_code == 1
     assert_stopped(
         invoke("run", workbook, "--dry-run", "--sheet", "2", "--results", results),
-        f"{workbook}: the file has a header but no data rows",
+        f"{workbook}: missing column(s) title, start (or date and start_time), owner_email,"
+        " end (or duration_minutes or end_time); the file has: The importer reads the first sheet unless"
+        " --sheet says otherwise. (map headers to fields in the config's [columns] table)",
     )
 
 
@@ -101,9 +103,12 @@ def test_empty_file(write_csv: WriteCsv) -> None:
     assert_stopped(invoke("run", path, "--dry-run"), f"{path}: the file is empty")
 
 
-def test_header_only(write_csv: WriteCsv) -> None:
+def test_header_only_is_a_night_without_meetings(write_csv: WriteCsv, tmp_path: Path) -> None:
     path = write_csv(HEADER)
-    assert_stopped(invoke("run", path, "--dry-run"), f"{path}: the file has a header but no data rows")
+    result = invoke("run", path, "--dry-run")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert stdout_lines(result)[0] == "summary: rows=0 duration_s=<s> requests=0"
+    assert statuses(tmp_path / "meetings.results.csv") == {}
 
 
 def test_not_a_spreadsheet(tmp_path: Path) -> None:
@@ -137,7 +142,7 @@ def test_missing_column(write_csv: WriteCsv) -> None:
     path = write_csv("title,start\nReview,2026-12-01 10:00\n")
     assert_stopped(
         invoke("run", path, "--dry-run"),
-        f"{path}: missing column(s) owner_email, end (or duration_minutes); the file has: title, start"
+        f"{path}: missing column(s) owner_email, end (or duration_minutes or end_time); the file has: title, start"
         " (map headers to fields in the config's [columns] table)",
     )
 
