@@ -151,7 +151,7 @@ def load_sheet(
         kept = [i for i, name in enumerate(header) if name not in RESULT_COLUMNS]
         frame, header = frame.select(frame.columns[i] for i in kept), [header[i] for i in kept]
     mapping = _map_cells(header, columns)
-    _check_mapping(path, mapping, header, table.header_row)
+    _check_mapping(path, mapping, header, table.header_row, forced=header_row is not None)
     first_row = table.header_row + 1
     frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row"))
     frame = frame.filter(~_blank([c for c in frame.columns if c != "_row"]))
@@ -241,9 +241,7 @@ def _read_text(path: Path, text: str, find: _HeaderFinder) -> _Table:
 
 def _csv_table(path: Path, header: list[str], frame: pl.DataFrame, header_row: int) -> _Table:
     if frame.width != len(header):
-        raise InputError(
-            f"{path}: row {header_row} (the header) has {len(header)} cells; polars read {frame.width}"
-        )
+        raise InputError(f"{path}: cannot read row {header_row}, the header, as {len(header)} cells")
     header = [h.strip() for h in header]
     frame.columns = _unique_names(header)
     return _Table(header, frame, header_row)
@@ -489,7 +487,7 @@ def _map_cells(cells: list[str], columns: dict[str, str]) -> _Mapping:
     return _Mapping(found, unmapped, conflicts, missing)
 
 
-def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int) -> None:
+def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int, *, forced: bool) -> None:
     """Stop when two columns map to one field, or when a required field has no column."""
     for target, first, second in mapping.conflicts:
         if header[first] == header[second]:
@@ -497,7 +495,10 @@ def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int) -
         raise InputError(f"{path}: columns '{header[first]}' and '{header[second]}' both map to '{target}'")
     if mapping.missing:
         cells = ", ".join(h for h in header if h)
-        where = "the file has" if row == 1 else f"row {row}, the closest to a header, has"
+        if forced:
+            where = f"row {row} (header_row) has"
+        else:
+            where = "the file has" if row == 1 else f"row {row}, the closest to a header, has"
         raise InputError(
             f"{path}: missing column(s) {', '.join(mapping.missing)}; {where}: {cells}"
             " (map headers to fields in the config's [columns] table)"

@@ -675,7 +675,7 @@ def test_header_row_forced(write_csv: WriteCsv) -> None:
     assert load(separate, JA, header_row=4).row_numbers == [5, 6, 7, 8, 9]
     assert failure(separate, JA, header_row=2).startswith(
         f"{separate}: missing column(s) title, start (or date and start_time), owner_email,"
-        " end (or duration_minutes or end_time); row 2, the closest to a header, has: 作成: 営業企画部"
+        " end (or duration_minutes or end_time); row 2 (header_row) has: 作成: 営業企画部"
     )
     assert failure(separate, JA, header_row=40) == f"{separate}: no row 40 (header_row); the sheet has 9"
 
@@ -783,4 +783,12 @@ def test_allowed_values_name_the_japanese_words_too() -> None:
         "場所の種類: 'オンライン' is not one of ADDRESS/住所, CUSTOM/その他, PHONE/電話 (any case); "
         "結果: '保留' is not one of SCHEDULED/予定, COMPLETED/完了, RESCHEDULED/日程変更, NO_SHOW/無断欠席,"
         " CANCELED/キャンセル (any case)"
+    )
+
+
+def test_missing_columns_name_the_row_most_like_a_header(write_csv: WriteCsv) -> None:
+    path = write_csv("2027年1月 商談予定一覧,,\n件名,開始日時,終了日時\n定例,2027/1/5 14:00,2027/1/5 15:00\n")
+    assert failure(path, JA) == (
+        f"{path}: missing column(s) owner_email; row 2, the closest to a header, has: 件名, 開始日時, 終了日時"
+        " (map headers to fields in the config's [columns] table)"
     )
