@@ -37,6 +37,7 @@ HEADER_SEARCH_ROWS = 20
 _DELIMITERS = ",;\t"
 _CHUNK_ROWS = 50_000
 _SAMPLE_BYTES = 1 << 16
+_WINDOW_BYTES = 1 << 20
 # Japanese Excel saves "Shift_JIS" that is really Microsoft's CP932 (a superset with ㈱, ①, 髙...).
 _ENCODING_ALIASES = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "s-jis": "cp932"}
 _UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig", "utf_8")
@@ -329,7 +330,7 @@ def _decode(path: Path, raw: bytes, encoding: str | None) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if _mostly_utf8(raw):
+        if _mostly_utf8(raw[: exc.start + _WINDOW_BYTES]):
             raise InputError(
                 f"{path}: line {_line_of(raw, exc.start, 'utf-8')} is not valid UTF-8 text, unlike the rest"
                 " of the file; correct it, or name the encoding with --encoding"
@@ -358,7 +359,8 @@ def _line_of(raw: bytes, offset: int, codec: str) -> int:
 
 def _mostly_utf8(raw: bytes) -> bool:
     """More characters read as UTF-8 than bytes that do not: a UTF-8 file with a stray byte or two.
-    CP932 text is almost all invalid UTF-8, so it fails this by far."""
+    CP932 text is almost all invalid UTF-8, so it fails this by far. `raw` is the file up to a window
+    past its first invalid byte: enough to tell, without decoding a large CP932 file twice."""
     text = raw.decode("utf-8", errors="replace")
     invalid = text.count("\ufffd")
     non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))

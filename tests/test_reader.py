@@ -792,3 +792,24 @@ def test_missing_columns_name_the_row_most_like_a_header(write_csv: WriteCsv) ->
         f"{path}: missing column(s) owner_email; row 2, the closest to a header, has: 件名, 開始日時, 終了日時"
         " (map headers to fields in the config's [columns] table)"
     )
+
+
+def test_half_width_katakana_in_cp932_is_not_taken_for_utf8(tmp_path: Path) -> None:
+    """ｶﾌﾞｼｷｶﾞｲｼｬ in CP932 holds byte pairs that are valid UTF-8 too: the file is CP932 all the same."""
+    path = tmp_path / "kana.csv"
+    path.write_bytes(
+        f"{HEADER}\nﾃｽﾄ ｶﾌﾞｼｷｶﾞｲｼｬ 定例,2026-12-01 10:00,2026-12-01 11:00,a@example.com,1\n".encode("cp932")
+    )
+    assert load(path).frame["title"].to_list() == ["ﾃｽﾄ ｶﾌﾞｼｷｶﾞｲｼｬ 定例"]
+
+
+def test_a_stray_byte_before_any_japanese_still_means_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "stray.csv"
+    rows = "".join(f"商談{n},2026-12-01 10:00,2026-12-01 11:00,a@example.com,{n}\n" for n in range(1, 50))
+    path.write_bytes(
+        f"{HEADER}\n".encode() + "髙,2026-12-01 10:00,,a@example.com,9\n".encode("cp932") + rows.encode()
+    )
+    assert failure(path) == (
+        f"{path}: line 2 is not valid UTF-8 text, unlike the rest of the file; correct it,"
+        " or name the encoding with --encoding"
+    )
