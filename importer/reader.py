@@ -368,11 +368,13 @@ def _mostly_utf8(raw: bytes) -> bool:
 
 
 def _sniff_separator(sample: str) -> str:
+    # Title lines above the header hold no separator at all; they would only confuse the sniffer.
+    lines = [line for line in sample.splitlines() if any(d in line for d in _DELIMITERS)]
     try:
-        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=_DELIMITERS).delimiter
     except csv.Error:
-        header = sample.splitlines()[0] if sample else ""
-        counts = {d: header.count(d) for d in _DELIMITERS}
+        top = lines[:HEADER_SEARCH_ROWS]
+        counts = {d: max((line.count(d) for line in top), default=0) for d in _DELIMITERS}
         best = max(counts, key=lambda d: counts[d])
         return best if counts[best] else ","
 

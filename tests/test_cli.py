@@ -82,6 +82,14 @@ def test_sheet_flag_reaches_the_reader(tmp_path: Path) -> None:
     )
 
 
+def test_header_row_flag_reaches_the_reader(write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv("Meetings for January\n" * 25 + HEADER + GOOD)
+    results = tmp_path / "r.csv"
+    assert invoke("run", path, "--dry-run", "--results", results).exit_code == 2  # past the rows searched
+    assert invoke("run", path, "--dry-run", "--results", results, "--header-row", "26").exit_code == 0
+    assert statuses(results) == {27: "valid"}
+
+
 def test_environment_reaches_the_settings(write_csv: WriteCsv, monkeypatch: pytest.MonkeyPatch) -> None:
     """A time in Tokyo's default zone at 2027-03-14 02:30 exists; in New York's it does not."""
     path = write_csv("title,start,duration_minutes,owner_email\nSpring,2027-03-14 02:30,30,a@example.com\n")

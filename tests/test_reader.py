@@ -813,3 +813,10 @@ def test_a_stray_byte_before_any_japanese_still_means_utf8(tmp_path: Path) -> No
         f"{path}: line 2 is not valid UTF-8 text, unlike the rest of the file; correct it,"
         " or name the encoding with --encoding"
     )
+
+
+@pytest.mark.parametrize("separator", ["\t", ";", ","])
+def test_separator_is_found_below_a_title_line_without_any(write_csv: WriteCsv, separator: str) -> None:
+    text = f"2027年1月 商談予定一覧\n\n{HEADER}\n{ROW.format(id=1)}\n".replace(",", separator)
+    sheet = load(write_csv(text))
+    assert (sheet.row_numbers, sheet.frame["deal_ids"].to_list()) == ([4], ["1"])
