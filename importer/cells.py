@@ -1,16 +1,19 @@
 """Cell text -> the meeting model's typed values and every cell's problem, a whole column at a time.
 
 Per-row Python is what makes a million-row sheet slow, so all the work that can be done on a column is
-done here in polars: trimming, splitting lists, lower-casing e-mails and domains, upper-casing HubSpot's
-enums, parsing times and putting them into UTC in the row's zone, and checking every rule the meeting model
-enforces, with a message that names the sheet's column and the bad value. The model (pydantic) then checks
-the rows that are sent once more; `tests/test_cells.py` keeps both verdicts in step.
+done here in polars: NFKC (full-width digits, letters and punctuation to ASCII, for what is parsed, never for
+what is sent), trimming, splitting lists, lower-casing e-mails and domains, HubSpot's enums, parsing times
+(Japanese eras, 午前/午後, a date and times in separate columns) and putting them into UTC in the row's
+zone, and checking every rule the meeting model enforces, with a message that names the sheet's column and
+the bad value. The model (pydantic) then checks the rows that are sent once more; `tests/test_cells.py`
+keeps both verdicts in step.
 """
 
 from __future__ import annotations
 
+import unicodedata
 import zoneinfo
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import get_args
 
@@ -21,6 +24,7 @@ from importer.models import (
     EMAIL_PATTERN,
     ENUM_ALIASES,
     FIELDS,
+    LIST_SPLIT,
     MAX_DOMAIN,
     MAX_EMAIL,
     MAX_MINUTES,
@@ -30,19 +34,34 @@ from importer.models import (
     Outcome,
     Reminder,
     ReminderError,
+    allowed_values,
     parse_reminders,
 )
 
 LIST_SEPARATOR = ";"
 """Separator of the normalised list columns `parse_cells` returns (it cannot occur inside an item)."""
 LIST_FIELDS = ("attendee_emails", "contact_emails", "company_domains", "deal_ids", "ticket_ids")
+# Parsed, never sent as written: these are compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123).
+_NFKC_FIELDS = ("owner_email", *LIST_FIELDS, "duration_minutes")
 
 _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
-_OFFSET_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z")
 _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
-_TIME_EXAMPLE = "2026-12-01 14:00, 2026/12/01 14:00, 2026年12月1日 14:00 or 2026-12-01T14:00:00+09:00"
+_TIME_EXAMPLE = "2026/12/01 14:00, 2026年12月1日 午後2時, 令和8年12月1日 14:00 or 2026-12-01T14:00:00+09:00"
+# What normalised_time_text leaves of a time that carries its offset: the wall time, then ±HH:MM.
+_OFFSET = r"^(?P<wall>.*?\d)\s*(?P<sign>[+-])(?P<hh>[01]\d|2[0-3]):?(?P<mm>[0-5]\d)$"
+_MERIDIEM = r"(?i)\s*(午前|午後|am|pm)\s*"
+_DATE_ONLY = r"^\d{4}-\d{1,2}-\d{1,2}$"
+_TIME_ONLY = r"^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$"
+_ERA = r"^(?P<era>令和|平成|昭和|[RHSrhs])\s*(?P<year>元|\d{1,2})[-.](?P<month>\d{1,2})[-.](?P<day>\d{1,2})(?P<rest>.*)$"
+_ERA_NAMES = {"R": "令和", "H": "平成", "S": "昭和"}
+# The year before each era's first (令和1 = 2019), its first day and its last.
+_ERAS: dict[str, tuple[int, date, date | None]] = {
+    "令和": (2018, date(2019, 5, 1), None),
+    "平成": (1988, date(1989, 1, 8), date(2019, 4, 30)),
+    "昭和": (1925, date(1926, 12, 25), date(1989, 1, 7)),
+}
 _LIST_RULES = {
     "attendee_emails": (EMAIL_PATTERN, MAX_EMAIL, "is not an e-mail address"),
     "contact_emails": (EMAIL_PATTERN, MAX_EMAIL, "is not an e-mail address"),
@@ -63,22 +82,25 @@ def parse_cells(
     """Typed values for `cells` (a text column per mapped field, trimmed, "" as null).
 
     Returns a frame with the model's fields (lists joined by LIST_SEPARATOR), `_problems` and `_warnings`
-    (null when none), `_reminders` (an index into the returned reminder schedules), and the schedules.
+    (null when none), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
+    `_reminders` (an index into the returned reminder schedules), and the schedules.
     """
     absent = [pl.lit(None, pl.String).alias(f) for f in FIELDS if f not in cells.columns]
     frame = cells.with_columns(absent)
+    frame = frame.with_columns(nfkc(frame[f]) for f in _NFKC_FIELDS)
     frame = frame.with_columns(pl.col("timezone").fill_null(default_timezone))
     zones = _zone_map(frame["timezone"].unique().to_list())
     frame = frame.with_columns(
         pl.col("timezone").replace_strict(zones, return_dtype=pl.String).alias("_zone")
     )
-    frame = _parse_times(frame, "start")
-    frame = _parse_times(frame, "end")
+    frame = _start_times(frame)
+    frame = _end_times(frame)
     frame = _bound_years(_duration(frame))
     frame = frame.with_columns(
         pl.col("owner_email").str.to_lowercase(),
         *(_split(f).alias(f) for f in LIST_FIELDS),
-        *(_enum(f).alias(f"_{f}") for f in ("location_type", "outcome")),
+        *(_enum(frame[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
+        _start_read(frame),
     )
     frame = frame.with_columns(pl.col("_outcome").fill_null(default_outcome.upper()))
     reminder_index, reminder_problem, schedules = _reminders(frame["reminders"].fill_null(default_reminders))
@@ -120,6 +142,7 @@ def parse_cells(
         pl.col("_reminders"),
         _joined(problems).alias("_problems"),
         _joined([_time_warning(column, t) for t in ("start", "end")]).alias("_warnings"),
+        pl.col("_start_read"),
     )
     return out, schedules
 
@@ -128,7 +151,11 @@ class _Columns:
     """Builds messages that name the sheet's own column for a field (e.g. 開始日時 for start)."""
 
     def __init__(self, headers: dict[str, str]) -> None:
-        self._headers = headers
+        self._headers = dict(headers)
+        # A start or end read from the date and time columns is named by both (`日付 + 開始時刻`).
+        for field, parts in (("start", ("date", "start_time")), ("end", ("date", "end_time"))):
+            if field not in headers and parts[1] in headers:
+                self._headers[field] = " + ".join(headers[p] for p in parts if p in headers)
 
     def __getitem__(self, field: str) -> str:
         return self._headers.get(field, field)
@@ -145,6 +172,16 @@ class _Columns:
 
 def _joined(messages: list[pl.Expr]) -> pl.Expr:
     return pl.concat_str(messages, separator="; ", ignore_nulls=True).replace("", None)
+
+
+def nfkc(cells: pl.Series) -> pl.Series:
+    """NFKC of the cells that hold any non-ASCII character; the others are left as they are, since
+    normalising a million ASCII cells (a no-op) would cost a third of a second."""
+    wide = (cells.str.len_bytes() != cells.str.len_chars()).fill_null(False)
+    if not wide.any():
+        return cells
+    rows = wide.arg_true()
+    return cells.scatter(rows, cells.gather(rows).str.normalize("NFKC"))
 
 
 @cache
@@ -165,7 +202,7 @@ def _zone_names() -> dict[str, str]:
 
 def zone_name(text: str) -> str | None:
     """The IANA name for a zone cell or setting (case-insensitive, `JST` allowed), or None if unknown."""
-    return _zone_names().get(text.strip().casefold())
+    return _zone_names().get(unicodedata.normalize("NFKC", text).strip().casefold())
 
 
 def _zone_map(values: list[str | None]) -> dict[str | None, str | None]:
@@ -173,52 +210,177 @@ def _zone_map(values: list[str | None]) -> dict[str | None, str | None]:
 
 
 def normalised_time_text(text: pl.Expr) -> pl.Expr:
-    """Rewrite the accepted spellings (`/`, `T`, `Z`, 年月日, 時分, a weekday in brackets) to one form."""
+    """Rewrite the accepted spellings (`/`, `T`, `Z`, `JST`, 年月日, 時分, 時半, a weekday in brackets)
+    to `Y-M-D H:MM[:SS]` with any offset after it; apply `nfkc` first (full-width digits, `：`, `（）`).
+
+    Runs of spaces are left: strptime takes any run of whitespace for one, and every regex pass over a
+    million cells costs a tenth of a second.
+    """
     text = text.str.strip_chars().str.replace_all(r"[（(][^)）]*[)）]", " ")
-    for old, new in (("年", "-"), ("月", "-"), ("日", " "), ("時", ":"), ("分", " "), ("秒", " ")):
-        text = text.str.replace_all(old, new, literal=True)
-    text = text.str.replace_all("：", ":", literal=True).str.replace_all("/", "-", literal=True)
-    text = text.str.replace(r"^(\d{4}-\d{1,2}-\d{1,2})[Tt]", "$1 ").str.replace(r"(?i)z$", "+00:00")
-    text = text.str.replace_all(r"\s+", " ").str.replace(r"\s+([+-]\d)", "$1").str.strip_chars()
-    return text.str.replace(r":$", ":00")
+    # Zone names first, so that the `T` of GMT is gone before every other `T` becomes a space.
+    text = text.str.replace(r"(?i)\s*(z|utc|gmt)$", "+00:00").str.replace(r"(?i)\s*jst$", "+09:00")
+    # Longest first: 時半 before 時 (leftmost-first matching takes the first pattern that matches).
+    literals = {"年": "-", "月": "-", "日": " ", "時半": ":30", "時": ":", "分": " ", "秒": " ", "/": "-"}
+    text = text.str.replace_many({**literals, "T": " ", "t": " "}, leftmost=True)
+    # `14時` became `14:`: the minutes are 00, whatever follows (a space, an offset or nothing).
+    return text.str.replace(r"(\d):([ +-]|$)", "$1:00$2").str.strip_chars()
+
+
+def _start_times(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_start` (UTC) and the columns `_parse_times` adds, from the start cell, else the date and
+    start_time cells together."""
+    date_and_time = pl.concat_str([pl.col("date"), pl.col("start_time")], separator=" ", ignore_nulls=True)
+    shown = pl.coalesce(pl.col("start"), date_and_time.replace("", None))
+    frame = frame.with_columns(shown.alias("_start_shown"))
+    return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start")
+
+
+def _end_times(frame: pl.DataFrame) -> pl.DataFrame:
+    """As `_start_times` for the end: the end cell, else the end_time cell on the date cell's day,
+    or on the start's day when there is no date."""
+    from_time = pl.col("end").is_null() & pl.col("end_time").is_not_null()
+    date_and_time = pl.concat_str([pl.col("date"), pl.col("end_time")], separator=" ", ignore_nulls=True)
+    frame = frame.with_columns(
+        pl.when(from_time).then(date_and_time).otherwise(pl.col("end")).alias("_end_shown")
+    )
+    frame = frame.with_columns(_text=nfkc(frame["_end_shown"]))
+    on_start_day = from_time & pl.col("date").is_null()
+    if frame.select(on_start_day.any()).item():
+        start_day = pl.col("_start_local").dt.strftime("%Y-%m-%d")
+        frame = frame.with_columns(
+            pl.when(on_start_day)
+            .then(pl.concat_str([start_day, pl.col("_text")], separator=" "))
+            .otherwise(pl.col("_text"))
+            .alias("_text")
+        )
+    return _parse_times(frame, "end")
 
 
 def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
-    """Add `_<field>` (UTC) and `_<field>_status` (null, unparsable, nonexistent or ambiguous).
+    """From `_text`: `_<field>` (UTC), `_<field>_status` (null, unparsable, no_time, no_date, era,
+    nonexistent or ambiguous), `_<field>_era`, and `_<field>_local` and `_<field>_offset` (the wall time
+    read and the minutes of its written offset).
 
     A time with an offset is taken as written; one without is local to the row's zone. A local time in a
     DST gap does not exist (rejected); one in an overlap happens twice (the first is taken, with a warning).
     """
     # Materialised step by step: polars would otherwise redo the text rewriting in every branch below.
-    frame = frame.with_columns(normalised_time_text(pl.col(field)).alias("_text"))
+    frame = frame.with_columns(normalised_time_text(pl.col("_text")).alias("_text"))
+    frame = _eras(frame)
+    given = pl.col("_text").str.contains_any(["午前", "午後", "am", "pm"], ascii_case_insensitive=True)
+    meridiem = bool(frame.select(given.any()).item())
+    if meridiem:
+        frame = frame.with_columns(
+            pl.col("_text").str.extract(_MERIDIEM).str.to_lowercase().alias("_meridiem"),
+            pl.col("_text").str.replace(_MERIDIEM, " ").str.strip_chars().alias("_text"),
+        )
+    parts = pl.col("_text").str.extract_groups(_OFFSET)
+    sign = pl.when(parts.struct.field("sign") == "-").then(-1).otherwise(1)
     frame = frame.with_columns(
-        pl.coalesce(pl.col("_text").str.to_datetime(f, strict=False, time_unit="us") for f in _OFFSET_FORMATS)
-        .dt.convert_time_zone("UTC")
-        .alias("_offset"),
-        pl.coalesce(
-            pl.col("_text").str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS
-        ).alias("_naive"),
+        pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
+        (
+            sign * (parts.struct.field("hh").cast(pl.Int32) * 60 + parts.struct.field("mm").cast(pl.Int32))
+        ).alias("_offset"),
     )
+    naive = pl.coalesce(
+        pl.col("_wall").str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS
+    )
+    frame = frame.with_columns(naive.alias("_naive"))
+    if meridiem:
+        frame = _apply_meridiem(frame)
     zones = [z for z in frame["_zone"].unique().to_list() if z is not None]
     frame = frame.with_columns(
-        _localise(zones, "earliest").alias("_earliest"), _localise(zones, "latest").alias("_latest")
+        (pl.col("_naive") - pl.duration(minutes=pl.col("_offset")))
+        .dt.replace_time_zone("UTC")
+        .cast(_UTC)
+        .alias("_written"),
+        _localise(zones, "earliest").alias("_earliest"),
+        _localise(zones, "latest").alias("_latest"),
+        _unread_kind(frame).alias("_kind"),
     )
     status = (
-        pl.when(pl.col(field).is_null() | pl.col("_offset").is_not_null())
+        pl.when(pl.col("_text").is_null())
         .then(None)
         .when(pl.col("_naive").is_null())
-        .then(pl.lit("unparsable"))
-        .when(pl.col("_zone").is_null())
+        .then(pl.col("_kind"))
+        .when(_outside_era())
+        .then(pl.lit("era"))
+        .when(pl.col("_offset").is_not_null() | pl.col("_zone").is_null())
         .then(None)
         .when(pl.col("_earliest").is_null())
         .then(pl.lit("nonexistent"))
         .when(pl.col("_earliest") != pl.col("_latest"))
         .then(pl.lit("ambiguous"))
     )
+    frame = frame.with_columns(status.alias(f"_{field}_status"))
+    moment = pl.coalesce(pl.col("_written"), pl.col("_earliest"))
     return frame.with_columns(
-        pl.coalesce(pl.col("_offset").cast(_UTC), pl.col("_earliest")).alias(f"_{field}"),
-        status.alias(f"_{field}_status"),
-    ).drop("_text", "_offset", "_naive", "_earliest", "_latest")
+        pl.when(pl.col(f"_{field}_status").eq_missing("era")).then(None).otherwise(moment).alias(f"_{field}"),
+        pl.col("_era").alias(f"_{field}_era"),
+        pl.col("_naive").alias(f"_{field}_local"),
+        pl.col("_offset").alias(f"_{field}_offset"),
+    ).drop("_text", "_wall", "_offset", "_naive", "_written", "_earliest", "_latest", "_kind", "_era")
+
+
+def _eras(frame: pl.DataFrame) -> pl.DataFrame:
+    """`令和9-1-5 14:00` (as normalised_time_text leaves 令和9年1月5日) or `R9.1.5 14:00` -> `2027-1-5 14:00`,
+    the era's name in `_era` to check the date falls inside it. Skipped when no cell names an era."""
+    if not frame.select(pl.col("_text").str.contains(r"^[令平昭RHSrhs]").any()).item():
+        return frame.with_columns(pl.lit(None, pl.String).alias("_era"))
+    parts = pl.col("_text").str.extract_groups(_ERA)
+    era = parts.struct.field("era").str.to_uppercase().replace(_ERA_NAMES)
+    before_first = {name: first for name, (first, _, _) in _ERAS.items()}
+    number = parts.struct.field("year").replace("元", "1").cast(pl.Int32)
+    year = era.replace_strict(before_first, return_dtype=pl.Int32) + number
+    field = parts.struct.field
+    gregorian = pl.format("{}-{}-{}{}", year, field("month"), field("day"), field("rest"))
+    return frame.with_columns(pl.coalesce(gregorian, pl.col("_text")).alias("_text"), era.alias("_era"))
+
+
+def _outside_era() -> pl.Expr:
+    day = pl.col("_naive").dt.date()
+    first = pl.col("_era").replace_strict(
+        {n: f for n, (_, f, _) in _ERAS.items()}, default=None, return_dtype=pl.Date
+    )
+    last = pl.col("_era").replace_strict(
+        {n: e for n, (_, _, e) in _ERAS.items()}, default=None, return_dtype=pl.Date
+    )
+    return pl.col("_era").is_not_null() & ((day < first) | (day > last).fill_null(False))
+
+
+def _apply_meridiem(frame: pl.DataFrame) -> pl.DataFrame:
+    """午後 (pm) adds 12 hours to 1-11 o'clock and 午前 (am) makes 12 o'clock 0; an hour over 12 with
+    either is not a time."""
+    hour, meridiem = pl.col("_naive").dt.hour(), pl.col("_meridiem")
+    shift = (
+        pl.when((meridiem.is_in(["午後", "pm"])) & (hour < 12))
+        .then(12)
+        .when((meridiem.is_in(["午前", "am"])) & (hour == 12))
+        .then(-12)
+        .otherwise(0)
+    )
+    naive = (
+        pl.when(meridiem.is_not_null() & (hour > 12))
+        .then(None)
+        .otherwise(pl.col("_naive") + pl.duration(hours=shift))
+    )
+    return frame.with_columns(naive.alias("_naive")).drop("_meridiem")
+
+
+def _unread_kind(frame: pl.DataFrame) -> pl.Expr:
+    """Why a time could not be read: a date alone (no_time), a time alone (no_date) or other text.
+    Only worked out when some cell could not be read."""
+    unread = pl.col("_naive").is_null() & pl.col("_text").is_not_null()
+    if not frame.select(unread.any()).item():
+        return pl.lit(None, pl.String)
+    wall = pl.col("_wall")
+    return (
+        pl.when(wall.str.contains(_DATE_ONLY))
+        .then(pl.lit("no_time"))
+        .when(wall.str.contains(_TIME_ONLY))
+        .then(pl.lit("no_date"))
+        .otherwise(pl.lit("unparsable"))
+    )
 
 
 def _localise(zones: list[str], ambiguous: str) -> pl.Expr:
@@ -233,6 +395,27 @@ def _localise(zones: list[str], ambiguous: str) -> pl.Expr:
         for zone in zones
     ]
     return pl.coalesce(branches) if branches else pl.lit(None, dtype=_UTC)
+
+
+def _start_read(frame: pl.DataFrame) -> pl.Expr:
+    """`_start_read`: the start as ISO 8601 with the offset it was read in, written or the zone's
+    (`2027-01-05T14:00:00+09:00`), so a dry run's results can be checked by eye."""
+    offset_s = pl.coalesce(
+        pl.col("_start_offset").cast(pl.Int64) * 60,
+        (pl.col("_start_local") - pl.col("_start").dt.replace_time_zone(None)).dt.total_seconds(),
+    )
+    offsets = frame.select(offset_s.unique()).to_series().drop_nulls().to_list()
+    texts = {seconds: _offset_text(seconds) for seconds in offsets}
+    suffix = offset_s.replace_strict(texts, default=None, return_dtype=pl.String)
+    local = pl.col("_start_local").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return pl.when(pl.col("_start").is_not_null()).then(local + suffix).alias("_start_read")
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
 def _duration(frame: pl.DataFrame) -> pl.DataFrame:
@@ -269,21 +452,32 @@ def _title_problems(column: _Columns) -> list[pl.Expr]:
 
 
 def _time_problems(column: _Columns) -> list[pl.Expr]:
-    problems = [column.problem("start", pl.col("start").is_null(), "is required", with_value=False)]
+    problems = [column.problem("start", pl.col("_start_shown").is_null(), "is required", with_value=False)]
     for field in ("start", "end"):
-        status = pl.col(f"_{field}_status")
+        status, shown = pl.col(f"_{field}_status"), f"_{field}_shown"
+        messages = {
+            "unparsable": f"cannot read '{{}}' as a date and time (write e.g. {_TIME_EXAMPLE})",
+            "no_time": f"'{{}}' has a date but no time of day (write e.g. 2026/12/01 14:00, or give the time in a {field}_time column)",
+            "no_date": "'{}' has a time of day but no date (write e.g. 2026/12/01 14:00, or give the date in a date column)",
+        }
+        problems += [
+            column.problem(field, status == kind, text, value=shown) for kind, text in messages.items()
+        ]
         problems.append(
-            column.problem(
-                field,
-                status == "unparsable",
-                f"cannot read '{{}}' as a date and time (write e.g. {_TIME_EXAMPLE})",
+            pl.when(status == "era").then(
+                pl.format(
+                    f"{column[field]}: '{{}}' is not a date of the {{}} era ({{}})",
+                    pl.col(shown),
+                    pl.col(f"_{field}_era"),
+                    pl.col(f"_{field}_era").replace_strict(_era_spans(), default=None),
+                )
             )
         )
         problems.append(
             pl.when(status == "nonexistent").then(
                 pl.format(
                     f"{column[field]}: '{{}}' does not exist in {{}} (the clocks skip it when daylight saving time starts)",
-                    pl.col(field),
+                    pl.col(shown),
                     pl.col("_zone"),
                 )
             )
@@ -301,7 +495,7 @@ def _time_problems(column: _Columns) -> list[pl.Expr]:
     problems.append(
         column.problem(
             "end",
-            times_read & pl.col("end").is_null() & pl.col("duration_minutes").is_null(),
+            times_read & pl.col("_end_shown").is_null() & pl.col("duration_minutes").is_null(),
             "needs an end time or duration_minutes",
             with_value=False,
         )
@@ -314,10 +508,18 @@ def _time_problems(column: _Columns) -> list[pl.Expr]:
     return problems
 
 
+@cache
+def _era_spans() -> dict[str, str]:
+    return {
+        name: f"{first.isoformat()} to {last.isoformat()}" if last else f"from {first.isoformat()}"
+        for name, (_, first, last) in _ERAS.items()
+    }
+
+
 def _time_warning(column: _Columns, field: str) -> pl.Expr:
     message = pl.format(
         f"{column[field]}: '{{}}' occurs twice in {{}} (daylight saving time ends); took the first, {{}}Z",
-        pl.col(field),
+        pl.col(f"_{field}_shown"),
         pl.col("_zone"),
         pl.col(f"_{field}").dt.strftime("%Y-%m-%d %H:%M"),
     )
@@ -337,11 +539,12 @@ def _duration_problems(column: _Columns) -> list[pl.Expr]:
 
 
 def _split(field: str) -> pl.Expr:
-    """Split on `;`, `,` or newlines; trim; drop empties and repeats, keeping the first order."""
+    """Split on LIST_SPLIT (`;`, `,`, `、` or a line break); trim; drop empties and repeats, keeping the
+    first order."""
     text = pl.col(field)
     if field != "deal_ids" and field != "ticket_ids":
         text = text.str.to_lowercase()
-    items = text.str.replace_all(r"[;,\n\r]+", LIST_SEPARATOR).str.split(LIST_SEPARATOR)
+    items = text.str.replace_all(LIST_SPLIT, LIST_SEPARATOR).str.split(LIST_SEPARATOR)
     items = items.list.eval(pl.element().str.strip_chars())
     if field == "company_domains":
         # `https://www.example.com/about` -> `example.com`: HubSpot stores bare domains.
@@ -368,13 +571,20 @@ def _fits(text: pl.Expr, pattern: str, longest: int) -> pl.Expr:
     return text.str.contains(pattern) & (text.str.len_chars() <= longest)
 
 
-def _enum(field: str) -> pl.Expr:
-    return pl.col(field).str.to_uppercase().str.strip_chars().replace(ENUM_ALIASES)
+def _enum(cells: pl.Series) -> pl.Series:
+    """HubSpot's value for each cell (any case, full-width too, or a Japanese word for it). The values
+    are few and repeat, so each distinct cell is worked out once."""
+    values = {
+        text: ENUM_ALIASES.get(upper, upper)
+        for text in cells.unique().drop_nulls().to_list()
+        if (upper := unicodedata.normalize("NFKC", text).strip().upper())
+    }
+    return cells.replace_strict(values, default=None, return_dtype=pl.String)
 
 
 def _enum_problem(column: _Columns, field: str, allowed: tuple[str, ...]) -> pl.Expr:
     bad = pl.col(f"_{field}").is_not_null() & ~pl.col(f"_{field}").is_in(allowed)
-    return column.problem(field, bad, f"'{{}}' is not one of {', '.join(allowed)} (any case)")
+    return column.problem(field, bad, f"'{{}}' is not one of {allowed_values(allowed)} (any case)")
 
 
 def _reminders(text: pl.Series) -> tuple[pl.Series, pl.Series, list[tuple[Reminder, ...]]]:

@@ -83,8 +83,13 @@ _path = click.Path(path_type=Path, dir_okay=False)
 @click.option(
     "--results", type=_path, help="Results file (.csv or .xlsx). Default: INPUT.results.csv beside it."
 )
-@click.option("--sheet", help="Excel sheet name, or its 1-based position. Default: the first sheet.")
-@click.option("--encoding", help="CSV encoding (utf-8, cp932, ...). Default: detected.")
+@click.option("--sheet", help="Excel sheet name, or its 1-based position. Default: the first visible sheet.")
+@click.option(
+    "--header-row",
+    type=click.IntRange(min=1),
+    help="Row number of the header, as Excel shows it. Default: the first of rows 1-20 with every required column.",
+)
+@click.option("--encoding", help="CSV encoding (utf-8, cp932, utf-16, ...). Default: detected.")
 @click.option(
     "--dry-run", is_flag=True, default=None, help="Validate every row, write results, send nothing."
 )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from importer.cells import zone_name
 from importer.errors import ConfigError
-from importer.models import ENUM_ALIASES, FIELDS, Outcome, parse_reminders
+from importer.models import ENUM_ALIASES, FIELDS, Outcome, allowed_values, parse_reminders
 
 ENV_PREFIX = "MEETING_IMPORTER_"
 
@@ -30,8 +30,10 @@ class Settings(BaseModel):
     # reading
     encoding: str | None = None
     sheet: str | None = None
+    header_row: int | None = Field(default=None, ge=1)
     columns: dict[str, str] = Field(default_factory=dict)
-    default_timezone: str = "UTC"
+    # None: the HubSpot account's zone (a 14:00 with no zone anywhere is 14:00 where the team works).
+    default_timezone: str | None = None
     default_outcome: str = "SCHEDULED"
     default_reminders: str = "30m"
     include_invite_description: bool = False
@@ -65,7 +67,9 @@ class Settings(BaseModel):
 
     @field_validator("default_timezone")
     @classmethod
-    def _zone(cls, value: str) -> str:
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         name = zone_name(value)
         if name is None:
             raise ValueError(f"unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)")
@@ -76,7 +80,7 @@ class Settings(BaseModel):
     def _outcome(cls, value: str) -> str:
         upper = ENUM_ALIASES.get(value.strip().upper(), value.strip().upper())
         if upper not in get_args(Outcome):
-            raise ValueError(f"'{value}' is not one of {', '.join(get_args(Outcome))}")
+            raise ValueError(f"'{value}' is not one of {allowed_values(get_args(Outcome))}")
         return upper
 
     @field_validator("default_reminders")
@@ -96,7 +100,10 @@ class Settings(BaseModel):
     @field_validator("sheet", mode="before")
     @classmethod
     def _sheet(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
+        # A position in the file (`sheet = 2`) becomes text; spaces typed around a name are not part of it.
+        if isinstance(value, int):
+            return str(value)
+        return (value.strip() or None) if isinstance(value, str) else value
 
 
 def load_settings(

@@ -48,6 +48,7 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
             f" searches={summary.searches}"
         ]
         lines += [f"stopped: {_stopped(summary)}"] if summary.stop_reason else []
+        lines += _sheet_lines(summary)
         lines.append(f"results: {summary.results_path}")
         return lines
     width = max((len(s) for s in counts), default=6)
@@ -55,10 +56,25 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
     lines += [f"  {status.ljust(width)}  {count:>7}" for status, count in counts.items()]
     if summary.stop_reason:
         lines.append(f"stopped: {_stopped(summary)}")
+    lines += _sheet_lines(summary)
     if summary.top_errors:
         lines.append("most frequent errors:")
         lines += [f"  {top.count:>5} x {top.error[:150]} ({_rows(top)})" for top in summary.top_errors]
     lines.append(f"results: {summary.results_path}")
+    return lines
+
+
+def _sheet_lines(summary: RunSummary) -> list[str]:
+    """What was read, when it is worth saying: a workbook's sheet, columns left out, the zone assumed."""
+    note = summary.sheet
+    if note is None:
+        return []
+    lines = []
+    if note.name is not None and note.others:
+        lines.append(f"sheet: {note.name} (the workbook also has: {', '.join(note.others)})")
+    if note.unmapped:
+        lines.append(f"columns not imported (they map to no field): {', '.join(note.unmapped)}")
+    lines.append(f"times without a zone: {note.zone}")
     return lines
 
 

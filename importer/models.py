@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,9 @@ FIELDS = (
     "title",
     "start",
     "end",
+    "date",
+    "start_time",
+    "end_time",
     "duration_minutes",
     "timezone",
     "owner_email",
@@ -38,10 +42,17 @@ FIELDS = (
 )
 """Every column the importer understands, in the order the README documents them."""
 
-REQUIRED_FIELDS = ("title", "start", "owner_email")
-"""Columns a sheet must have; it also needs `end` or `duration_minutes`."""
+REQUIRED_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "title": (("title",),),
+    "start (or date and start_time)": (("start",), ("date", "start_time")),
+    "owner_email": (("owner_email",),),
+    "end (or duration_minutes or end_time)": (("end",), ("duration_minutes",), ("end_time",)),
+}
+"""What a sheet must have, each as the columns that can give it: `end_time` falls on the start's date."""
 
-_LIST_SPLIT = re.compile(r"[;,\n\r]+")
+LIST_SPLIT = r"[;,、；，\n\r]+"
+"""What separates the items of a list cell: `;`, `,`, their full-width forms, `、`, or a line break."""
+_LIST_SPLIT = re.compile(LIST_SPLIT)
 _REMINDER = re.compile(r"^(\d{1,4})\s*(\D+)$")
 EMAIL_PATTERN = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 DOMAIN_PATTERN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -93,6 +104,15 @@ ENUM_ALIASES = {
 """Other spellings of the HubSpot enum values `outcome` and `location_type` take (after upper-casing)."""
 
 
+def allowed_values(values: tuple[str, ...]) -> str:
+    """`SCHEDULED/予定, COMPLETED/完了, ...`: HubSpot's values, each with the Japanese words that mean it."""
+    words = {value: [value] for value in values}
+    for alias, value in ENUM_ALIASES.items():
+        if value in words and not alias.isascii():
+            words[value].append(alias)
+    return ", ".join("/".join(spellings) for spellings in words.values())
+
+
 @dataclass(frozen=True, slots=True)
 class Reminder:
     """One e-mail reminder, in HubSpot's `emailReminderSchedule.reminders[]` terms."""
@@ -109,7 +129,8 @@ class ReminderError(ValueError):
 
 
 def parse_reminders(text: str) -> tuple[Reminder, ...]:
-    """`1d; 2h; 30m` (also `2 hours, 1 week`, `1日`) -> reminders; `none` -> no reminders."""
+    """`1d; 2h; 30m` (also `2 hours, 1 week`, `1日`, `１日、３０分`) -> reminders; `none` -> no reminders."""
+    text = unicodedata.normalize("NFKC", text)
     if text.strip().lower() in _NO_REMINDERS:
         return ()
     reminders: dict[Reminder, None] = {}
@@ -123,7 +144,7 @@ def parse_reminders(text: str) -> tuple[Reminder, ...]:
 
 
 def split_list(text: str) -> list[str]:
-    """Split a cell on `;`, `,` or newlines; trim, drop empties, keep first occurrences in order."""
+    """Split a cell on LIST_SPLIT; trim, drop empties, keep first occurrences in order."""
     seen: dict[str, None] = {}
     for part in _LIST_SPLIT.split(text):
         part = part.strip()
@@ -272,6 +293,7 @@ class RowResult:
     row: int
     row_key: str | None
     outcome: RowOutcome
+    start_read: str | None = None  # the start as read, with the offset of the zone used
 
     @property
     def status(self) -> RowStatus:
@@ -283,6 +305,7 @@ RESULT_COLUMNS = (
     "status",
     "meeting_id",
     "meeting_url",
+    "start_read",
     "error",
     "http_status",
     "correlation_id",

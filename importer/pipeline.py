@@ -80,6 +80,7 @@ class RunSummary:
     stop_reason: str | None = None
     top_errors: list[TopError] = field(default_factory=list)
     portal_id: int | None = None
+    sheet: SheetNote | None = None
 
     @property
     def complete(self) -> bool:
@@ -105,7 +106,22 @@ class RunSummary:
                 {"error": top.error, "rows": top.count, "first_rows": top.first_rows}
                 for top in self.top_errors
             ],
+            "sheet": self.sheet.name if self.sheet else None,
+            "other_sheets": self.sheet.others if self.sheet else [],
+            "unmapped_columns": self.sheet.unmapped if self.sheet else [],
+            "zone": self.sheet.zone if self.sheet else None,
         }
+
+
+@dataclass(frozen=True)
+class SheetNote:
+    """How the input was read: the sheet (and the workbook's others), columns left out, the zone used
+    for times written without one."""
+
+    name: str | None
+    others: list[str]
+    unmapped: list[str]
+    zone: str
 
 
 @dataclass(frozen=True)
@@ -135,9 +151,15 @@ def run_import(
     results_path = settings.results or default_results_path(input_path, kind)
     _check_results_path(input_path, results_path)
     if settings.dry_run:
-        sheet, results, _ = read_rows(input_path, settings, settings.default_timezone or "UTC", build=False)
+        zone = settings.default_timezone or "UTC"
+        sheet, results, _ = read_rows(input_path, settings, zone, build=False)
         Board(sheet.frame, results, results_path, progress).checkpoint(final=True)
-        return _summary(input_path, results_path, results, started)
+        assumed = (
+            zone
+            if settings.default_timezone
+            else "UTC (no default_timezone; a real run uses the HubSpot account's)"
+        )
+        return _summary(input_path, results_path, results, started, sheet=_note(sheet, assumed))
     token = settings.token.get_secret_value() if settings.token else None
     if not token:
         raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
@@ -165,7 +187,14 @@ def read_rows(
     input_path: Path, settings: Settings, zone: str, *, build: bool = True
 ) -> tuple[Sheet, list[RowResult], Pending]:
     """Stage: the sheet, a result for every row (invalid ones settled), and the valid rows' meetings."""
-    sheet = load_sheet(input_path, columns=settings.columns, encoding=settings.encoding, sheet=settings.sheet)
+    sheet = load_sheet(
+        input_path,
+        columns=settings.columns,
+        encoding=settings.encoding,
+        sheet=settings.sheet,
+        header_row=settings.header_row,
+        key_column=settings.key_column,
+    )
     chunks = parse_rows(
         sheet,
         default_timezone=zone,
@@ -179,18 +208,21 @@ def read_rows(
         for parsed in chunk:
             if parsed.error:
                 outcome = RowOutcome(RowStatus.INVALID, error=parsed.error, warning=parsed.warning)
-                results.append(RowResult(parsed.row, None, outcome))
+                results.append(RowResult(parsed.row, None, outcome, parsed.start_read))
                 _log_row(results[-1])
                 continue
             row_key = None
             if parsed.meeting is not None:
                 meetings.append((len(results), parsed.meeting))
                 row_key = parsed.meeting.row_key
-            results.append(
-                RowResult(parsed.row, row_key, RowOutcome(RowStatus.VALID, warning=parsed.warning))
-            )
+            outcome = RowOutcome(RowStatus.VALID, warning=parsed.warning)
+            results.append(RowResult(parsed.row, row_key, outcome, parsed.start_read))
     log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
     return sheet, results, meetings
+
+
+def _note(sheet: Sheet, zone: str) -> SheetNote:
+    return SheetNote(sheet.sheet_name, sheet.other_sheets, sheet.unmapped, zone)
 
 
 def _summary(
@@ -335,6 +367,7 @@ class _Import:
             send_s=self.send_s,
             stop_reason=self.stop_reason,
             portal_id=account.portal_id,
+            sheet=_note(sheet, zone if settings.default_timezone else f"{zone} (the HubSpot account's)"),
         )
 
     @contextmanager

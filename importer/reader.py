@@ -1,10 +1,10 @@
 """Reader: a CSV or Excel sheet -> validated meetings, or the row's problems named by column and value.
 
 Two steps. `load_sheet` reads the file as text cells (never letting a parser guess types, so `0012345`
-stays `0012345`), finds the header and maps it to the importer's fields. `parse_rows` then turns each row
-into a `Meeting`: times are parsed and put into UTC vectorised in polars (per-row Python date parsing is
-the slowest part of a million-row sheet), everything else goes through the pydantic model row by row so
-one bad row never costs the others.
+stays `0012345`), finds the header (below any title or blank rows) and maps it to the importer's fields.
+`parse_rows` then turns each row into a `Meeting`: times are parsed and put into UTC vectorised in polars
+(per-row Python date parsing is the slowest part of a million-row sheet), everything else goes through the
+pydantic model row by row so one bad row never costs the others.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+import logging
 import re
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,167 +29,454 @@ from importer.cells import LIST_FIELDS, LIST_SEPARATOR, parse_cells
 from importer.errors import InputError
 from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, RESULT_MARKERS, Meeting, Reminder
 
+log = logging.getLogger(__name__)
+
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+HEADER_SEARCH_ROWS = 20
+"""The header is looked for in this many rows from the top (title and blank rows above it are common)."""
 _DELIMITERS = ",;\t"
 _CHUNK_ROWS = 50_000
+_SAMPLE_BYTES = 1 << 16
+_WINDOW_BYTES = 1 << 20
 # Japanese Excel saves "Shift_JIS" that is really Microsoft's CP932 (a superset with ㈱, ①, 髙...).
 _ENCODING_ALIASES = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "s-jis": "cp932"}
+_UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig", "utf_8")
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# What calamine makes of Excel's typed cells, read as text: a date-only cell is that day at midnight, a
+# time-only cell that time on day 0 of the workbook's epoch (1900 or 1904).
+_EXCEL_DATE_ONLY = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+_EXCEL_TIME_ONLY = r"^(?:1899-12-3[01]|1904-01-01) (\d{2}:\d{2}:\d{2})$"
+_TIME_FIELDS = ("start", "end", "date", "start_time", "end_time")
 
 
 @dataclass(frozen=True)
 class Sheet:
-    """A sheet's data rows as text, with the row numbers a person sees and the header of each field."""
+    """A sheet's data rows as text, with the row numbers a person sees and the header of each field.
+
+    `unmapped` are the headers that map to no field (their cells are not imported); `row_problems` are
+    the rows that could not be read as cells at all (a malformed CSV line), by row number.
+    """
 
     path: Path
     frame: pl.DataFrame
     row_numbers: list[int]
     headers: dict[str, str]
+    sheet_name: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)
+    row_problems: dict[int, str] = field(default_factory=dict)
     evidence: pl.DataFrame | None = None  # a results file's outcome columns, row for row with `frame`
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedRow:
-    """One data row: its meeting when valid (and built), else every problem, each naming column and value."""
+    """One data row: its meeting when valid (and built), else every problem, each naming column and value.
+
+    `start_read` is the start as read, ISO 8601 with the offset of the zone used
+    (`2027-01-05T14:00:00+09:00`), whenever the start could be read, valid row or not.
+    """
 
     row: int
     meeting: Meeting | None
     error: str | None = None
     warning: str | None = None
+    start_read: str | None = None
+
+
+@dataclass(frozen=True)
+class _Table:
+    """What a CSV or Excel reader found: the header's cells, every row below it, and where it starts."""
+
+    header: list[str]
+    frame: pl.DataFrame
+    header_row: int
+    row_problems: dict[int, str] = field(default_factory=dict)
+    sheet_name: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _HeaderFinder:
+    """Finds the header among a sheet's top rows: row `header_row` when given, else the first of the
+    top HEADER_SEARCH_ROWS rows that has every required column."""
+
+    path: Path
+    columns: dict[str, str]
+    header_row: int | None
+
+    @property
+    def rows_needed(self) -> int:
+        return max(HEADER_SEARCH_ROWS, self.header_row or 0)
+
+    def __call__(self, rows: list[list[str]]) -> int:
+        """The index of the header in `rows` (the sheet's top rows); raises InputError if none is."""
+        if self.header_row is not None:
+            if self.header_row > len(rows):
+                raise InputError(
+                    f"{self.path}: no row {self.header_row} (header_row); the sheet has {len(rows)}"
+                )
+            return self.header_row - 1
+        mappings = [_map_cells(cells, self.columns) for cells in rows[:HEADER_SEARCH_ROWS]]
+        for index, mapping in enumerate(mappings):
+            if not mapping.missing:
+                return index
+        filled = [i for i, cells in enumerate(rows[:HEADER_SEARCH_ROWS]) if any(c.strip() for c in cells)]
+        if not filled:
+            raise InputError(
+                f"{self.path}: rows 1 to {HEADER_SEARCH_ROWS} are empty; name the header row with --header-row"
+            )
+        # None will do: the row most like a header is the one the missing columns are reported against.
+        return max(filled, key=lambda i: (len(mappings[i].fields), -i))
 
 
 def load_sheet(
-    path: Path, *, columns: dict[str, str], encoding: str | None = None, sheet: str | None = None
+    path: Path,
+    *,
+    columns: dict[str, str],
+    encoding: str | None = None,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    key_column: str | None = None,
 ) -> Sheet:
-    """Read `path` (CSV or Excel) into text cells and map its header; raises InputError."""
+    """Read `path` (CSV or Excel) into text cells, find its header and map it; raises InputError.
+
+    The header is row `header_row` (as Excel numbers rows) when given, else the first of the top
+    HEADER_SEARCH_ROWS rows that has every required column. Columns that map to no field are logged.
+    """
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    if path.suffix.lower() in EXCEL_SUFFIXES:
-        frame, first_row = _read_excel(path, sheet)
-    else:
-        frame, first_row = _read_csv(path, encoding)
-    if frame.width == 0:
-        raise InputError(f"{path}: the file is empty")
-    frame, evidence = _split_results(frame)
-    numbers = pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row")
-    frame = frame.with_columns(numbers)
-    text_cols = [c for c in frame.columns if c != "_row"]
-    blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in text_cols)
-    kept = frame.select(~blank).to_series()
+    find = _HeaderFinder(path, columns, header_row)
+    excel = path.suffix.lower() in EXCEL_SUFFIXES
+    table = _read_excel(path, sheet, find) if excel else _read_csv(path, encoding, find)
+    frame, header = table.frame, table.header
+    frame, header, evidence = _split_results(frame, header)
+    mapping = _map_cells(header, columns)
+    _check_mapping(path, mapping, header, table.header_row, forced=header_row is not None)
+    first_row = table.header_row + 1
+    frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row"))
+    kept = frame.select(~_blank([c for c in frame.columns if c != "_row"])).to_series()
     frame = frame.filter(kept)
     evidence = evidence.filter(kept) if evidence is not None else None
-    if frame.height == 0:
-        raise InputError(f"{path}: the file has a header but no data rows")
-    headers = _map_headers(path, text_cols, columns)
-    return Sheet(path, frame.drop("_row"), frame["_row"].to_list(), headers, evidence)
+    headers = {f: frame.columns[i] for f, i in mapping.fields.items()}
+    if excel:
+        frame = _excel_time_cells(frame, [headers[f] for f in _TIME_FIELDS if f in headers])
+    unmapped = [
+        header[i] or frame.columns[i]
+        for i in mapping.unmapped
+        if (header[i] or frame[frame.columns[i]].is_not_null().any()) and header[i] != key_column
+    ]
+    if unmapped:
+        log.warning("%s: columns not imported, as they map to no field: %s", path, ", ".join(unmapped))
+    return Sheet(
+        path,
+        frame.drop("_row"),
+        frame["_row"].to_list(),
+        headers,
+        sheet_name=table.sheet_name,
+        other_sheets=table.other_sheets,
+        unmapped=unmapped,
+        row_problems={first_row + i: text for i, text in table.row_problems.items()},
+        evidence=evidence,
+    )
 
 
 _EVIDENCE = ("status", "meeting_id", "row_key", "portal_id")
 _NEUTRALISED = r"^'[=+\-@\t\r]"  # the reporter's `'` before a cell Excel would run as a formula
 
 
-def _split_results(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+def _split_results(
+    frame: pl.DataFrame, header: list[str]
+) -> tuple[pl.DataFrame, list[str], pl.DataFrame | None]:
     """A results file imported again (after fixing rows in it): its outcome columns are not input but
     evidence of what HubSpot has, and the `'` the reporter put before formula-like cells comes off, so a
     fixed row goes to HubSpot exactly as the user wrote it."""
-    if not set(frame.columns) >= RESULT_MARKERS:
-        return frame, None
-    evidence = frame.select(c for c in _EVIDENCE if c in frame.columns)
-    own = frame.drop([c for c in RESULT_COLUMNS if c in frame.columns])
+    if not set(header) >= RESULT_MARKERS:
+        return frame, header, None
+    evidence = frame.select(
+        pl.col(frame.columns[header.index(name)]).alias(name) for name in _EVIDENCE if name in header
+    )
+    kept = [i for i, name in enumerate(header) if name not in RESULT_COLUMNS]
+    own = frame.select(frame.columns[i] for i in kept)
     own = own.with_columns(
         pl.when(pl.col(c).str.contains(_NEUTRALISED)).then(pl.col(c).str.slice(1)).otherwise(pl.col(c))
         for c in own.columns
     )
-    return own.rename({c: c[1:] for c in own.columns if re.match(_NEUTRALISED, c)}), evidence
+    names = [header[i][1:] if re.match(_NEUTRALISED, header[i]) else header[i] for i in kept]
+    return own, names, evidence
 
 
-def _read_csv(path: Path, encoding: str | None) -> tuple[pl.DataFrame, int]:
-    """The CSV's cells and the row number of its first data row (blank lines above the header count,
-    as in Excel, though polars skips them)."""
+def _blank(columns: list[str]) -> pl.Expr:
+    return pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in columns)
+
+
+# --- CSV ---
+
+
+def _read_csv(path: Path, encoding: str | None, find: _HeaderFinder) -> _Table:
     raw = path.read_bytes()
     if not raw.removeprefix(codecs.BOM_UTF8).strip():
         raise InputError(f"{path}: the file is empty")
-    if b"\x00" in raw[:65536]:
-        raise InputError(
-            f"{path}: not a CSV or Excel file (binary content); Excel files need an Excel suffix"
-        )
-    text = _decode(path, raw, encoding)
-    separator = _sniff_separator(text)
-    blank_lines_above = text[: len(text) - len(text.lstrip("\r\n"))].count("\n")
+    if _native_utf8(raw, encoding):
+        try:
+            return _read_utf8(path, raw.removeprefix(codecs.BOM_UTF8), find)
+        except (UnicodeDecodeError, pl.exceptions.PolarsError):
+            pass  # not UTF-8 after all, or a malformed line: decoded and read line by line below
+    return _read_text(path, _decode(path, raw, encoding), find)
+
+
+def _native_utf8(raw: bytes, encoding: str | None) -> bool:
+    """Whether polars may read the bytes as they are: UTF-8 is the one encoding it decodes itself,
+    which saves decoding and re-encoding the whole file in Python."""
+    if encoding is not None and encoding.lower() not in _UTF8_NAMES:
+        return False
+    return not raw.startswith(_UTF16_BOMS) and b"\x00" not in raw[:_SAMPLE_BYTES]
+
+
+def _read_utf8(path: Path, body: bytes, find: _HeaderFinder) -> _Table:
+    """The common case, valid UTF-8 and well-formed: polars reads the bytes from the header on.
+    Raises UnicodeDecodeError or PolarsError for anything else."""
+    size = _SAMPLE_BYTES
+    while True:
+        # Cut at a line end, which is never inside a UTF-8 character.
+        sample = body if len(body) <= size else body[: body.rfind(b"\n", 0, size) + 1]
+        text = sample.decode("utf-8")
+        separator, records = _top_records(text, find.rows_needed)
+        if len(records) >= find.rows_needed or len(sample) == len(body) or not sample:
+            break
+        size *= 4
+    index = find([cells for cells, _ in records])
+    start = len(text[: _record_start(records, index)].encode())
+    frame = pl.read_csv(body[start:] if start else body, separator=separator, infer_schema=False)
+    return _csv_table(path, records[index][0], frame, index + 1)
+
+
+def _read_text(path: Path, text: str, find: _HeaderFinder) -> _Table:
+    """Text decoded in Python: polars reads it from the header on; where it cannot, the lines are read
+    one by one and each malformed one becomes a row of its own."""
+    separator, records = _top_records(text, find.rows_needed)
+    index = find([cells for cells, _ in records])
+    header, end = records[index]
     try:
-        # Polars parses UTF-8 natively; passing bytes (not a str path) keeps CRLF inside quoted cells.
-        frame = pl.read_csv(io.BytesIO(text.encode()), separator=separator, infer_schema=False)
-        return frame, 2 + blank_lines_above
-    except pl.exceptions.PolarsError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise InputError(f"{path}: not a readable CSV file: {first_line}") from None
+        frame = pl.read_csv(
+            text[_record_start(records, index) :].encode(), separator=separator, infer_schema=False
+        )
+        return _csv_table(path, header, frame, index + 1)
+    except pl.exceptions.PolarsError:
+        names = _unique_names([h.strip() for h in header])
+        frame, problems = _read_leniently(text[end:], separator, names, text.count("\n", 0, end) + 1)
+        return _Table([h.strip() for h in header], frame, index + 1, problems)
+
+
+def _csv_table(path: Path, header: list[str], frame: pl.DataFrame, header_row: int) -> _Table:
+    if frame.width != len(header):
+        raise InputError(f"{path}: cannot read row {header_row}, the header, as {len(header)} cells")
+    header = [h.strip() for h in header]
+    frame.columns = _unique_names(header)
+    return _Table(header, frame, header_row)
+
+
+def _top_records(text: str, limit: int) -> tuple[str, list[tuple[list[str], int]]]:
+    """The separator, and the first `limit` rows (as Excel counts them, blank lines too), each with the
+    offset in `text` where it ends."""
+    separator = _sniff_separator(text[:_SAMPLE_BYTES])
+    handle = io.StringIO(text, newline="")
+    end = [0]
+
+    def lines() -> Iterator[str]:
+        for line in handle:
+            end[0] += len(line)
+            yield line
+
+    records: list[tuple[list[str], int]] = []
+    try:
+        for cells in itertools.islice(csv.reader(lines(), delimiter=separator), limit):
+            records.append((cells, end[0]))
+    except csv.Error:
+        pass  # a sample cut inside a quoted cell: the rows before it are whole
+    return separator, records
+
+
+def _record_start(records: list[tuple[list[str], int]], index: int) -> int:
+    return records[index - 1][1] if index else 0
+
+
+def _read_leniently(
+    text: str, separator: str, names: list[str], first_line: int
+) -> tuple[pl.DataFrame, dict[int, str]]:
+    """Each record of `text` a row, as polars reads them; a line that starts no well-formed record of
+    at most len(names) cells is a row of its own, its text in the first cell, with why (by row index).
+    Reading goes on from the line after it."""
+    lines = list(io.StringIO(text, newline=""))
+    width = len(names)
+    rows: list[list[str | None]] = []
+    problems: dict[int, str] = {}
+    position = 0
+    while position < len(lines):
+        start = position
+        reader = csv.reader(itertools.islice(lines, start, None), delimiter=separator, strict=True)
+        try:
+            for cells in reader:
+                if any(c.strip() for c in cells[width:]):
+                    problem = _malformed(first_line + position, lines[position], separator, width, cells)
+                    break
+                rows.append([c or None for c in cells[:width]] + [None] * (width - len(cells)))
+                position = start + reader.line_num
+            else:
+                break
+        except csv.Error:
+            problem = _malformed(first_line + position, lines[position], separator, width, None)
+        problems[len(rows)] = problem
+        rows.append([lines[position].rstrip("\r\n"), *[None] * (width - 1)])
+        position += 1
+    return pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row"), problems
+
+
+def _malformed(number: int, line: str, separator: str, width: int, cells: list[str] | None) -> str:
+    """Why CSV line `number` is not a row, for each way a hand-edited line goes wrong."""
+    if line.count('"') % 2:
+        return f'line {number}: unterminated quote (a " opens a cell that is never closed)'
+    if cells is None:
+        return f'line {number}: text after a closing quote (in a quoted cell, write " as "")'
+    name = "a tab" if separator == "\t" else f"'{separator}'"
+    return f"line {number}: {len(cells)} cells where the header has {width} (put quotes around a cell with {name} in it)"
 
 
 def _decode(path: Path, raw: bytes, encoding: str | None) -> str:
+    """The file's text: in the encoding named, else as its BOM says (UTF-8, UTF-16), else UTF-8, else
+    CP932. A mostly UTF-8 file is never taken for CP932, where its Japanese would all become mojibake."""
     if encoding:
-        name = _ENCODING_ALIASES.get(encoding.lower(), encoding)
-        try:
-            return raw.decode(name).removeprefix("\ufeff")
-        except LookupError:
-            raise InputError(f"unknown encoding '{encoding}' (try utf-8 or cp932)") from None
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise InputError(f"{path}: line {line} is not valid {encoding} text") from None
-    for name in ("utf-8-sig", "cp932"):
-        try:
-            return raw.decode(name)
-        except UnicodeDecodeError:
-            continue
-    raise InputError(f"{path}: neither UTF-8 nor CP932 (Shift_JIS) text; name the encoding with --encoding")
-
-
-def _sniff_separator(text: str) -> str:
-    sample = text[:65536]
+        return _decode_as(path, raw, _ENCODING_ALIASES.get(encoding.lower(), encoding), encoding)
+    if raw.startswith(_UTF16_BOMS):
+        return _decode_as(path, raw, "utf-16", "UTF-16")
+    if raw.startswith(codecs.BOM_UTF8):
+        return _decode_as(path, raw, "utf-8-sig", "UTF-8")
+    if b"\x00" in raw[:_SAMPLE_BYTES]:
+        raise InputError(
+            f"{path}: not a CSV or Excel file (binary content); Excel files need an Excel suffix"
+        )
     try:
-        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if _mostly_utf8(raw[: exc.start + _WINDOW_BYTES]):
+            raise InputError(
+                f"{path}: line {_line_of(raw, exc.start, 'utf-8')} is not valid UTF-8 text, unlike the rest"
+                " of the file; correct it, or name the encoding with --encoding"
+            ) from None
+    try:
+        return raw.decode("cp932")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: line {_line_of(raw, exc.start, 'cp932')} is neither UTF-8 nor CP932 (Shift_JIS) text;"
+            " name the encoding with --encoding"
+        ) from None
+
+
+def _decode_as(path: Path, raw: bytes, codec: str, name: str) -> str:
+    try:
+        return raw.decode(codec).removeprefix("\ufeff")
+    except LookupError:
+        raise InputError(f"unknown encoding '{name}' (try utf-8 or cp932)") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: line {_line_of(raw, exc.start, codec)} is not valid {name} text") from None
+
+
+def _line_of(raw: bytes, offset: int, codec: str) -> int:
+    return raw[:offset].decode(codec, errors="replace").count("\n") + 1
+
+
+def _mostly_utf8(raw: bytes) -> bool:
+    """More characters read as UTF-8 than bytes that do not: a UTF-8 file with a stray byte or two.
+    CP932 text is almost all invalid UTF-8, so it fails this by far. `raw` is the file up to a window
+    past its first invalid byte: enough to tell, without decoding a large CP932 file twice."""
+    text = raw.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    return non_ascii - invalid > invalid
+
+
+def _sniff_separator(sample: str) -> str:
+    # Title lines above the header hold no separator at all; they would only confuse the sniffer.
+    lines = [line for line in sample.splitlines() if any(d in line for d in _DELIMITERS)]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=_DELIMITERS).delimiter
     except csv.Error:
-        header = sample.splitlines()[0] if sample else ""
-        counts = {d: header.count(d) for d in _DELIMITERS}
+        top = lines[:HEADER_SEARCH_ROWS]
+        counts = {d: max((line.count(d) for line in top), default=0) for d in _DELIMITERS}
         best = max(counts, key=lambda d: counts[d])
         return best if counts[best] else ","
 
 
-def _read_excel(path: Path, sheet: str | None) -> tuple[pl.DataFrame, int]:
+# --- Excel ---
+
+
+def _read_excel(path: Path, sheet: str | None, find: _HeaderFinder) -> _Table:
     try:
-        names = fastexcel.read_excel(path).sheet_names
-        target = _pick_sheet(path, names, sheet)
-        # No header and every cell as text: frame row i is sheet row i + 1, and ids keep their zeros.
-        grid = pl.read_excel(
-            path,
-            sheet_name=target,
-            has_header=False,
-            drop_empty_rows=False,
-            drop_empty_cols=False,
-            raise_if_empty=False,
-            read_options={"header_row": None, "skip_rows": 0, "dtypes": "string"},
-        )
+        reader = fastexcel.read_excel(path)
+        names = reader.sheet_names
+        target, grid = _load_sheet(path, reader, names, sheet)
     except fastexcel.FastExcelError as exc:
         first_line = str(exc).strip().splitlines()[0]  # calamine appends a multi-line "Context:" trailer
         raise InputError(f"{path}: not a readable Excel file ({type(exc).__name__}: {first_line})") from None
-    filled = grid.select(pl.any_horizontal(pl.all().is_not_null() & (pl.all().str.strip_chars() != "")))
-    hits = filled.to_series().arg_true()
-    if hits.len() == 0:
+    if grid.height == 0 or grid.select(_blank(grid.columns).all()).item():
         raise InputError(f"{path}: sheet '{target}' is empty")
-    header_index = int(hits[0])
-    names_row = grid.row(header_index)
-    headers = _unique_names([str(v).strip() if v is not None else "" for v in names_row])
-    data = grid.slice(header_index + 1)
-    data.columns = headers
-    return data, header_index + 2
+    top = [["" if v is None else str(v).strip() for v in row] for row in grid.head(find.rows_needed).rows()]
+    index = find(top)
+    data = grid.slice(index + 1)
+    data.columns = _unique_names(top[index])
+    others = [n for n in names if n != target]
+    return _Table(top[index], data, index + 1, sheet_name=target, other_sheets=others)
 
 
-def _pick_sheet(path: Path, names: list[str], sheet: str | None) -> str:
-    if sheet is None:
-        return names[0]
-    if sheet in names:
-        return sheet
-    if sheet.isdigit() and 1 <= int(sheet) <= len(names):
-        return names[int(sheet) - 1]
+def _load_sheet(path: Path, reader: Any, names: list[str], sheet: str | None) -> tuple[str, pl.DataFrame]:
+    """The sheet named (by name or 1-based position), else the first visible one: a hidden lookup sheet
+    often comes first. Every cell as text, no header, blank rows kept: frame row i is sheet row i + 1."""
+    if sheet is not None:
+        target = _pick_sheet(path, names, sheet)
+        return target, _grid(reader, target)[1]
+    for name in names:
+        visible, grid = _grid(reader, name)
+        if visible:
+            return name, grid
+    return names[0], _grid(reader, names[0])[1]  # none visible: Excel itself would not save that
+
+
+def _grid(reader: Any, name: str) -> tuple[bool, pl.DataFrame]:
+    sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+    # Visibility is known only once a sheet is loaded (loading the rows is most of the cost anyway).
+    return sheet.visible == "visible", sheet.to_polars()
+
+
+def _pick_sheet(path: Path, names: list[str], sheet: str) -> str:
+    choice = sheet.strip()
+    if choice in names:
+        return choice
+    folded = [n for n in names if _header_key(n) == _header_key(choice)]
+    if folded:
+        return folded[0]
+    if choice.isdigit() and 1 <= int(choice) <= len(names):
+        return names[int(choice) - 1]
     raise InputError(f"{path}: no sheet '{sheet}'; the workbook has: {', '.join(names)}")
+
+
+def _excel_time_cells(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Time cells as Excel shows them: a date-only cell (calamine gives midnight) as the date, so that a
+    start without a time of day is refused, and a time-only cell (day 0 of the epoch) as the time."""
+    return frame.with_columns(
+        pl.col(c).str.replace(_EXCEL_DATE_ONLY, "$1").str.replace(_EXCEL_TIME_ONLY, "$1") for c in columns
+    )
+
+
+# --- headers ---
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    """A header row read against the fields: field -> column index, what maps nowhere, what is missing."""
+
+    fields: dict[str, int]
+    unmapped: list[int]
+    conflicts: list[tuple[str, int, int]]
+    missing: list[str]
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -201,30 +491,52 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _header_key(text: str) -> str:
-    return re.sub(r"[\s\-]+", "_", text.strip().casefold())
+    """What headers are compared by: NFKC (所要時間（分） is 所要時間(分), 取引ＩＤ is 取引ID), any case,
+    without spaces, `-` or `_` (Owner Email is owner_email)."""
+    return re.sub(r"[\s\-_]+", "", unicodedata.normalize("NFKC", text).casefold())
 
 
-def _map_headers(path: Path, headers: list[str], columns: dict[str, str]) -> dict[str, str]:
-    """Field -> the sheet's header for it: the config's [columns] first, then the field's own name."""
-    wanted = {_header_key(source): field for source, field in columns.items()}
-    wanted.update({_header_key(field): field for field in FIELDS if _header_key(field) not in wanted})
-    found: dict[str, str] = {}
-    for header in headers:
-        field = wanted.get(_header_key(header))
-        if field is None:
-            continue
-        if field in found:
-            raise InputError(f"{path}: columns '{found[field]}' and '{header}' both map to '{field}'")
-        found[field] = header
-    missing = [f for f in REQUIRED_FIELDS if f not in found]
-    if "end" not in found and "duration_minutes" not in found:
-        missing.append("end (or duration_minutes)")
-    if missing:
+def _map_cells(cells: list[str], columns: dict[str, str]) -> _Mapping:
+    """Read one row as a header: the config's [columns] first, then the fields' own names."""
+    wanted = {_header_key(source): target for source, target in columns.items()}
+    wanted.update({_header_key(f): f for f in FIELDS if _header_key(f) not in wanted})
+    found: dict[str, int] = {}
+    unmapped, conflicts = [], []
+    for index, cell in enumerate(cells):
+        target = wanted.get(_header_key(cell)) if cell.strip() else None
+        if target is None:
+            unmapped.append(index)
+        elif target in found:
+            conflicts.append((target, found[target], index))
+        else:
+            found[target] = index
+    missing = [
+        need
+        for need, options in REQUIRED_FIELDS.items()
+        if not any(all(f in found for f in o) for o in options)
+    ]
+    return _Mapping(found, unmapped, conflicts, missing)
+
+
+def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int, *, forced: bool) -> None:
+    """Stop when two columns map to one field, or when a required field has no column."""
+    for target, first, second in mapping.conflicts:
+        if header[first] == header[second]:
+            raise InputError(f"{path}: two columns are named '{header[first]}' (field '{target}'); keep one")
+        raise InputError(f"{path}: columns '{header[first]}' and '{header[second]}' both map to '{target}'")
+    if mapping.missing:
+        cells = ", ".join(h for h in header if h)
+        if forced:
+            where = f"row {row} (header_row) has"
+        else:
+            where = "the file has" if row == 1 else f"row {row}, the closest to a header, has"
         raise InputError(
-            f"{path}: missing column(s) {', '.join(missing)}; the file has: {', '.join(headers)}"
+            f"{path}: missing column(s) {', '.join(mapping.missing)}; {where}: {cells}"
             " (map headers to fields in the config's [columns] table)"
         )
-    return found
+
+
+# --- rows ---
 
 
 def parse_rows(
@@ -256,35 +568,41 @@ def parse_rows(
         )
         numbers = sheet.row_numbers[offset : offset + chunk_rows]
         if not build_meetings:
-            columns = zip(numbers, typed["_problems"], typed["_warnings"], strict=True)
-            yield [ParsedRow(number, None, error, warning) for number, error, warning in columns]
-            continue
-        yield [
-            _build(number, values, schedules, sheet.headers)
-            for number, values in zip(numbers, typed.iter_rows(named=True), strict=True)
-        ]
+            columns = zip(numbers, typed["_problems"], typed["_warnings"], typed["_start_read"], strict=True)
+            rows = [ParsedRow(number, None, error, warning, read) for number, error, warning, read in columns]
+        else:
+            rows = [
+                _build(number, values, schedules, sheet.headers)
+                for number, values in zip(numbers, typed.iter_rows(named=True), strict=True)
+            ]
+        yield _unreadable(rows, sheet.row_problems) if sheet.row_problems else rows
+
+
+def _unreadable(rows: list[ParsedRow], problems: dict[int, str]) -> list[ParsedRow]:
+    """A malformed line's row is invalid for that alone: its cells are not the sheet's columns."""
+    return [ParsedRow(p.row, None, problems[p.row]) if p.row in problems else p for p in rows]
 
 
 def _build(
     number: int, values: dict[str, Any], schedules: list[tuple[Reminder, ...]], headers: dict[str, str]
 ) -> ParsedRow:
-    error, warning = values.pop("_problems"), values.pop("_warnings")
+    error, warning, read = values.pop("_problems"), values.pop("_warnings"), values.pop("_start_read")
     if error:
-        return ParsedRow(number, None, error, warning)
+        return ParsedRow(number, None, error, warning, read)
     values["reminders"] = schedules[values.pop("_reminders")]
-    for field in LIST_FIELDS:
-        items = values[field]
-        values[field] = items.split(LIST_SEPARATOR) if items else ()
+    for field_name in LIST_FIELDS:
+        items = values[field_name]
+        values[field_name] = items.split(LIST_SEPARATOR) if items else ()
     try:
-        return ParsedRow(number, Meeting.model_validate(values), None, warning)
+        return ParsedRow(number, Meeting.model_validate(values), None, warning, read)
     except ValidationError as exc:
         # The column checks should have caught this already; the model has the last word all the same.
-        return ParsedRow(number, None, _describe(exc, headers), warning)
+        return ParsedRow(number, None, _describe(exc, headers), warning, read)
 
 
 def _describe(exc: ValidationError, headers: dict[str, str]) -> str:
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "row"
-        problems.append(f"{headers.get(field, field)}: {error['msg']} (got {error.get('input')!r})")
+        name = str(error["loc"][0]) if error["loc"] else "row"
+        problems.append(f"{headers.get(name, name)}: {error['msg']} (got {error.get('input')!r})")
     return "; ".join(problems)

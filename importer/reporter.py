@@ -46,7 +46,11 @@ def results_frame(
     says each row's `action` instead of its `status`."""
     own = inputs.drop([c for c in RESULT_COLUMNS if c in inputs.columns])
     outcomes = [r.outcome for r in results]
-    values: dict[str, list[Any]] = {"row": [r.row for r in results], "row_key": [r.row_key for r in results]}
+    values: dict[str, list[Any]] = {
+        "row": [r.row for r in results],
+        "row_key": [r.row_key for r in results],
+        "start_read": [r.start_read for r in results],
+    }
     for name in _OUTCOME_FIELDS:
         values[name] = [getattr(o, name) for o in outcomes]
     values["status"] = [str(s) for s in values["status"]]

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer.cells import LIST_FIELDS, LIST_SEPARATOR, normalised_time_text, parse_cells
+from importer.cells import LIST_FIELDS, LIST_SEPARATOR, nfkc, normalised_time_text, parse_cells
 from importer.models import FIELDS, MAX_MINUTES, Meeting, Reminder, TimeUnit
 
 TIME_HELP = (
-    "(write e.g. 2026-12-01 14:00, 2026/12/01 14:00, 2026年12月1日 14:00 or 2026-12-01T14:00:00+09:00)"
+    "(write e.g. 2026/12/01 14:00, 2026年12月1日 午後2時, 令和8年12月1日 14:00 or 2026-12-01T14:00:00+09:00)"
 )
 Row = dict[str, str | None]
 BASE: Row = {
@@ -72,7 +72,7 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
         ("2026-12-01T14:00:00Z", "2026-12-01 14:00:00+00:00"),
         ("2026-12-01t14:00z", "2026-12-01 14:00+00:00"),
         ("2026-12-01T14:00:00.250-05:00", "2026-12-01 14:00:00.250-05:00"),
-        ("2026-12-01 14:00 +09:00", "2026-12-01 14:00+09:00"),
+        ("2026-12-01 14:00 +09:00", "2026-12-01 14:00 +09:00"),
         ("2026-12-01T14:00:00", "2026-12-01 14:00:00"),
         ("  2026-12-01   14:00  ", "2026-12-01 14:00"),
         ("2026/12/01 14:00", "2026-12-01 14:00"),
@@ -83,11 +83,18 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
         ("2026-12-01 14時", "2026-12-01 14:00"),
         ("2026-12-01 14：00", "2026-12-01 14:00"),
         ("2027-03-14 02:30:00", "2027-03-14 02:30:00"),
+        ("２０２７/０１/０５　１４：００", "2027-01-05 14:00"),
+        ("2027/1/5 14時 JST", "2027-1-5 14:00+09:00"),
+        ("2027/1/5 14:00 utc", "2027-1-5 14:00+00:00"),
+        ("2027-01-05t14:00 GMT", "2027-01-05 14:00+00:00"),
+        ("2027年1月5日 14時半", "2027-1-5 14:30"),
+        ("令和9年1月5日（火） 午後2時", "令和9-1-5 午後2:00"),
     ],
 )
 def test_normalised_time_text(text: str, expected: str) -> None:
-    result = pl.select(normalised_time_text(pl.lit(text))).item()
-    assert result == expected
+    """Runs of spaces are left as they are (strptime reads any run as one): compared as one space."""
+    cells = pl.DataFrame({"t": nfkc(pl.Series([text]))})
+    assert " ".join(cells.select(normalised_time_text(pl.col("t"))).item().split()) == expected
 
 
 @pytest.mark.parametrize(
@@ -113,7 +120,7 @@ def test_accepted_start_spellings(text: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2026/13/01 10:00", "2026-02-30 10:00", "2026-12-01", "tomorrow 10am", "25:00"]
+    "text", ["2026/13/01 10:00", "2026-02-30 10:00", "tomorrow 10am", "25:00", "2026/12/01 14:60"]
 )
 def test_unreadable_time_message(text: str) -> None:
     assert problems(start=text) == f"start: cannot read '{text}' as a date and time {TIME_HELP}"
@@ -315,8 +322,12 @@ def test_default_outcome_applies_to_empty_cells() -> None:
 @pytest.mark.parametrize(
     ("field", "text", "allowed"),
     [
-        ("outcome", "maybe", "SCHEDULED, COMPLETED, RESCHEDULED, NO_SHOW, CANCELED"),
-        ("location_type", "ONLINE", "ADDRESS, CUSTOM, PHONE"),
+        (
+            "outcome",
+            "maybe",
+            "SCHEDULED/予定, COMPLETED/完了, RESCHEDULED/日程変更, NO_SHOW/無断欠席, CANCELED/キャンセル",
+        ),
+        ("location_type", "ONLINE", "ADDRESS/住所, CUSTOM/その他, PHONE/電話"),
     ],
 )
 def test_enum_message(field: str, text: str, allowed: str) -> None:
@@ -373,8 +384,9 @@ def test_every_problem_of_a_row_in_one_message() -> None:
             "company_domains: 'nope' is not a domain name",
             "deal_ids: '0012' is not a HubSpot record id (digits only)",
             "ticket_ids: 'x' is not a HubSpot record id (digits only)",
-            "location_type: 'online' is not one of ADDRESS, CUSTOM, PHONE (any case)",
-            "outcome: 'maybe' is not one of SCHEDULED, COMPLETED, RESCHEDULED, NO_SHOW, CANCELED (any case)",
+            "location_type: 'online' is not one of ADDRESS/住所, CUSTOM/その他, PHONE/電話 (any case)",
+            "outcome: 'maybe' is not one of SCHEDULED/予定, COMPLETED/完了, RESCHEDULED/日程変更,"
+            " NO_SHOW/無断欠席, CANCELED/キャンセル (any case)",
             "reminders: '3 fortnights' is not a reminder like 30m, 2h, 1d or 1w",
         ]
     )
@@ -525,7 +537,219 @@ def test_a_row_without_problems_is_a_valid_meeting(rows: list[Row]) -> None:
         if values.pop("_problems") is not None:
             continue
         values.pop("_warnings")
+        values.pop("_start_read")
         values["reminders"] = schedules[values.pop("_reminders")]
         for field in LIST_FIELDS:
             values[field] = tuple(values[field].split(LIST_SEPARATOR)) if values[field] else ()
         Meeting.model_validate(values)
+
+
+# --- Japanese spellings, eras and separate date and time columns ---
+
+
+def test_nfkc_touches_only_cells_with_non_ascii_text() -> None:
+    cells = pl.Series(["ａ＠ｘ．ｊｐ", "plain", None, "㈱さくら", "①"])
+    assert nfkc(cells).to_list() == ["a@x.jp", "plain", None, "(株)さくら", "1"]
+    ascii_only = pl.Series(["a", None])
+    assert nfkc(ascii_only) is ascii_only
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("令和9年1月5日 14:00", utc(2027, 1, 5, 5)),
+        ("㋿9年1月5日 14:00", utc(2027, 1, 5, 5)),
+        ("R9.1.5 14:00", utc(2027, 1, 5, 5)),
+        ("R09/01/05 14:00", utc(2027, 1, 5, 5)),
+        ("令和元年5月1日 0:00", utc(2019, 4, 30, 15)),
+        ("平成31年4月30日 23:59", utc(2019, 4, 30, 14, 59)),
+        ("平成元年1月8日 9:00", utc(1989, 1, 8)),
+        ("昭和64年1月7日 9:00", utc(1989, 1, 7)),
+        ("2027/1/5 午後2:00", utc(2027, 1, 5, 5)),
+        ("2027/1/5 午後 2:00", utc(2027, 1, 5, 5)),
+        ("2027/1/5 2:00 PM", utc(2027, 1, 5, 5)),
+        ("2027/1/5 2:00pm JST", utc(2027, 1, 5, 5)),
+        ("2027/1/5 午前12:00", utc(2027, 1, 4, 15)),
+        ("2027/1/5 午後12:00", utc(2027, 1, 5, 3)),
+        ("2027/1/5 午前9時", utc(2027, 1, 5, 0)),
+        ("2027/1/5 14時", utc(2027, 1, 5, 5)),
+        ("2027/1/5 14:00 JST", utc(2027, 1, 5, 5)),
+        ("2027/1/5 14:00 +09:00", utc(2027, 1, 5, 5)),
+        ("2027/1/5 14:00+0900", utc(2027, 1, 5, 5)),
+        ("2027/1/5 05:00 UTC", utc(2027, 1, 5, 5)),
+        ("２０２７/０１/０５　１４：００", utc(2027, 1, 5, 5)),
+        ("２０２７年１月５日　午後２時", utc(2027, 1, 5, 5)),
+    ],
+)
+def test_japanese_start_spellings(text: str, expected: datetime) -> None:
+    row = one(start=text, end=None, duration_minutes="30", timezone="Asia/Tokyo")
+    assert (row["start"], row["_problems"]) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "平成31年5月1日 10:00",
+            "start: '平成31年5月1日 10:00' is not a date of the 平成 era (1989-01-08 to 2019-04-30)",
+        ),
+        ("H1.1.7 10:00", "start: 'H1.1.7 10:00' is not a date of the 平成 era (1989-01-08 to 2019-04-30)"),
+        (
+            "令和1年4月30日 10:00",
+            "start: '令和1年4月30日 10:00' is not a date of the 令和 era (from 2019-05-01)",
+        ),
+        (
+            "昭和64年1月8日 10:00",
+            "start: '昭和64年1月8日 10:00' is not a date of the 昭和 era (1926-12-25 to 1989-01-07)",
+        ),
+        ("2027/1/5 午後13:00", f"start: cannot read '2027/1/5 午後13:00' as a date and time {TIME_HELP}"),
+        ("令和9年2月30日 10:00", f"start: cannot read '令和9年2月30日 10:00' as a date and time {TIME_HELP}"),
+        (
+            "2027/1/5",
+            "start: '2027/1/5' has a date but no time of day"
+            " (write e.g. 2026/12/01 14:00, or give the time in a start_time column)",
+        ),
+        (
+            "令和9年1月5日",
+            "start: '令和9年1月5日' has a date but no time of day"
+            " (write e.g. 2026/12/01 14:00, or give the time in a start_time column)",
+        ),
+        (
+            "午後2時",
+            "start: '午後2時' has a time of day but no date"
+            " (write e.g. 2026/12/01 14:00, or give the date in a date column)",
+        ),
+    ],
+)
+def test_japanese_start_problems(text: str, message: str) -> None:
+    row = one(start=text, end=None, duration_minutes="30", timezone="Asia/Tokyo")
+    assert (row["start"], row["_problems"], row["_start_read"]) == (None, message, None)
+
+
+def test_date_and_time_columns_make_the_start_and_end() -> None:
+    headers = {"date": "日付", "start_time": "開始時刻", "end_time": "終了時刻"}
+    rows, _ = parse(
+        [
+            {
+                "title": "t",
+                "owner_email": "a@x.jp",
+                "date": "2027/1/5",
+                "start_time": "14:00",
+                "end_time": "15:30",
+            },
+            {
+                "title": "t",
+                "owner_email": "a@x.jp",
+                "date": "令和9年1月6日",
+                "start_time": "午後2時",
+                "end_time": "15時",
+            },
+            {
+                "title": "t",
+                "owner_email": "a@x.jp",
+                "date": "2027-01-07",
+                "start_time": "14:00:00",
+                "end_time": None,
+            },
+            {
+                "title": "t",
+                "owner_email": "a@x.jp",
+                "date": "2027/1/8",
+                "start_time": None,
+                "end_time": "15:00",
+            },
+            {"title": "t", "owner_email": "a@x.jp", "date": None, "start_time": None, "end_time": None},
+        ],
+        headers,
+        default_timezone="Asia/Tokyo",
+    )
+    assert [(r["start"], r["end"]) for r in rows[:2]] == [
+        (utc(2027, 1, 5, 5), utc(2027, 1, 5, 6, 30)),
+        (utc(2027, 1, 6, 5), utc(2027, 1, 6, 6)),
+    ]
+    assert [r["_problems"] for r in rows[2:]] == [
+        "日付 + 終了時刻: needs an end time or duration_minutes",
+        "日付 + 開始時刻: '2027/1/8' has a date but no time of day"
+        " (write e.g. 2026/12/01 14:00, or give the time in a start_time column)",
+        "日付 + 開始時刻: is required",
+    ]
+
+
+def test_a_start_cell_wins_over_the_date_and_time_cells() -> None:
+    row = one(start="2027/1/5 9:00", date="2027/1/6", start_time="10:00", end=None, duration_minutes="30")
+    assert row["start"] == utc(2027, 1, 5, 9)
+
+
+def test_start_read_has_the_offset_of_the_zone_used() -> None:
+    zones = ["Asia/Tokyo", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "UTC"]
+    rows, _ = parse([{**BASE, "start": "2027-07-05 14:00", "timezone": z} for z in zones])
+    assert [r["_start_read"] for r in rows] == [
+        "2027-07-05T14:00:00+09:00",
+        "2027-07-05T14:00:00-04:00",
+        "2027-07-05T14:00:00+05:30",
+        "2027-07-05T14:00:00+10:30",
+        "2027-07-05T14:00:00+00:00",
+    ]
+
+
+def test_start_read_keeps_a_written_offset_and_the_first_of_a_repeated_hour() -> None:
+    written = one(start="2027-01-05T14:00:00-05:00", timezone="Asia/Tokyo", end=None, duration_minutes="30")
+    twice = one(start="2027-11-07 01:30", end="2027-11-07 01:45", timezone="America/New_York")
+    assert (written["_start_read"], twice["_start_read"]) == (
+        "2027-01-05T14:00:00-05:00",
+        "2027-11-07T01:30:00-04:00",
+    )
+
+
+def test_lists_split_on_japanese_commas_and_are_nfkc() -> None:
+    row = one(
+        contact_emails="Ａ@x.jp、b@x.jp；c@x.jp，d@x.jp",
+        deal_ids="３１０００１、３１０００２",
+        owner_email="ａｉｋｏ＠ｅｘａｍｐｌｅ．ｃｏ．ｊｐ",
+        duration_minutes="９０",
+        end=None,
+    )
+    assert (row["contact_emails"], row["deal_ids"], row["owner_email"], row["end"], row["_problems"]) == (
+        "a@x.jp;b@x.jp;c@x.jp;d@x.jp",
+        "310001;310002",
+        "aiko@example.co.jp",
+        utc(2026, 12, 1, 11, 30),
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "value"),
+    [("outcome", "ＣＯＭＰＬＥＴＥＤ", "COMPLETED"), ("location_type", "ｐｈｏｎｅ", "PHONE")],
+)
+def test_full_width_enum_values(field: str, text: str, value: str) -> None:
+    assert one(**{field: text})[field] == value
+
+
+# Any printable ASCII character has a full-width twin (U+FF01..U+FF5E) that NFKC folds back; a space has U+3000.
+WIDE = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)} | {" ": "\u3000"}
+
+
+@st.composite
+def era_texts(draw: st.DrawFn) -> str:
+    moment = draw(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2098, 12, 28, 23, 59)))
+    era = draw(st.sampled_from(["令和", "㋿", "R"]))
+    separator = "." if era == "R" else None
+    if separator:
+        return f"{era}{moment.year - 2018}.{moment.month}.{moment.day} {moment.hour}:{moment.minute:02d}"
+    return f"{era}{moment.year - 2018}年{moment.month}月{moment.day}日 {moment.hour}時{moment.minute}分"
+
+
+@given(st.one_of(time_texts(), era_texts()), st.data())
+def test_nfkc_equivalent_spellings_parse_to_the_same_instant(text: str, data: st.DataObject) -> None:
+    """Full-width digits, colons, slashes, spaces and letters (any mix of them) change nothing."""
+    widen = data.draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    wide = "".join(WIDE.get(c, c) if w else c for c, w in zip(text, widen, strict=True))
+    rows, _ = parse(
+        [
+            {**BASE, "start": s, "end": None, "duration_minutes": "30", "timezone": "Asia/Tokyo"}
+            for s in (text, wide)
+        ]
+    )
+    assert (rows[1]["start"], rows[1]["_start_read"]) == (rows[0]["start"], rows[0]["_start_read"])
+    assert (rows[1]["_problems"] is None) == (rows[0]["_problems"] is None)

@@ -56,6 +56,7 @@ def test_all_rows_valid_exits_0(write_csv: WriteCsv, tmp_path: Path) -> None:
     results = tmp_path / "meetings.dry-run.csv"
     assert stdout_lines(result) == [
         "summary: valid=2 duration_s=<s> requests=0 searches=0",
+        "times without a zone: UTC (no default_timezone; a real run uses the HubSpot account's)",
         f"results: {results}",
     ]
     assert statuses(results) == {2: "valid", 3: "valid"}
@@ -68,6 +69,7 @@ def test_some_rows_invalid_exits_1(write_csv: WriteCsv, tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (1, "")
     assert stdout_lines(result) == [
         "summary: valid=1 invalid=1 duration_s=<s> requests=0 searches=0",
+        "times without a zone: UTC (no default_timezone; a real run uses the HubSpot account's)",
         f"results: {out}",
     ]
     back = pl.read_excel(out, read_options={"dtypes": "string"})
@@ -82,8 +84,18 @@ def test_sheet_flag_reaches_the_reader(tmp_path: Path) -> None:
     assert invoke("run", workbook, "--dry-run", "--sheet", "Meetings", "--results", results).exit_code == 1
     assert_stopped(
         invoke("run", workbook, "--dry-run", "--sheet", "2", "--results", results),
-        f"{workbook}: the file has a header but no data rows",
+        f"{workbook}: missing column(s) title, start (or date and start_time), owner_email,"
+        " end (or duration_minutes or end_time); the file has: The importer reads the first sheet unless"
+        " --sheet says otherwise. (map headers to fields in the config's [columns] table)",
     )
+
+
+def test_header_row_flag_reaches_the_reader(write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv("Meetings for January\n" * 25 + HEADER + GOOD)
+    results = tmp_path / "r.csv"
+    assert invoke("run", path, "--dry-run", "--results", results).exit_code == 2  # past the rows searched
+    assert invoke("run", path, "--dry-run", "--results", results, "--header-row", "26").exit_code == 0
+    assert statuses(results) == {27: "valid"}
 
 
 def test_environment_reaches_the_settings(write_csv: WriteCsv, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,9 +119,12 @@ def test_empty_file(write_csv: WriteCsv) -> None:
     assert_stopped(invoke("run", path, "--dry-run"), f"{path}: the file is empty")
 
 
-def test_header_only(write_csv: WriteCsv) -> None:
+def test_header_only_is_a_night_without_meetings(write_csv: WriteCsv, tmp_path: Path) -> None:
     path = write_csv(HEADER)
-    assert_stopped(invoke("run", path, "--dry-run"), f"{path}: the file has a header but no data rows")
+    result = invoke("run", path, "--dry-run")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert stdout_lines(result)[0] == "summary: rows=0 duration_s=<s> requests=0 searches=0"
+    assert statuses(tmp_path / "meetings.dry-run.csv") == {}
 
 
 def test_not_a_spreadsheet(tmp_path: Path) -> None:
@@ -143,7 +158,7 @@ def test_missing_column(write_csv: WriteCsv) -> None:
     path = write_csv("title,start\nReview,2026-12-01 10:00\n")
     assert_stopped(
         invoke("run", path, "--dry-run"),
-        f"{path}: missing column(s) owner_email, end (or duration_minutes); the file has: title, start"
+        f"{path}: missing column(s) owner_email, end (or duration_minutes or end_time); the file has: title, start"
         " (map headers to fields in the config's [columns] table)",
     )
 

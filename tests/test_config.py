@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from importer.config import Settings, load_settings
 from importer.errors import ConfigError
+from importer.models import FIELDS
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -37,7 +38,7 @@ def test_defaults() -> None:
     settings = load_settings(None, {}, {})
     assert settings == Settings()
     assert (settings.default_timezone, settings.concurrency, settings.dry_run, settings.token) == (
-        "UTC",
+        None,  # the HubSpot account's zone
         8,
         False,
         None,
@@ -90,6 +91,37 @@ def test_sheet_position_in_the_file_becomes_text(toml: Any) -> None:
     assert load_settings(toml("sheet = 2\n"), {}, {}).sheet == "2"
 
 
+def test_sheet_name_is_trimmed(toml: Any) -> None:
+    assert load_settings(None, {}, {"sheet": "  Meetings "}).sheet == "Meetings"
+    assert load_settings(toml('sheet = " 商談 "\n'), {}, {}).sheet == "商談"
+    assert load_settings(None, {}, {"sheet": "  "}).sheet is None
+
+
+def test_header_row_from_each_layer(toml: Any) -> None:
+    path = toml("header_row = 3\n")
+    assert load_settings(path, {}, {}).header_row == 3
+    assert load_settings(path, {"MEETING_IMPORTER_HEADER_ROW": "4"}, {}).header_row == 4
+    assert load_settings(path, {"MEETING_IMPORTER_HEADER_ROW": "4"}, {"header_row": 5}).header_row == 5
+
+
+def test_header_row_counts_from_1(toml: Any) -> None:
+    path = toml("header_row = 0\n")
+    assert (
+        config_error(path) == f"bad setting in {path}: header_row: Input should be greater than or equal to 1"
+    )
+
+
+def test_default_timezone_unset_means_the_accounts_zone(toml: Any) -> None:
+    """No zone anywhere is None, for the pipeline to take the HubSpot account's; a given one is checked."""
+    assert load_settings(toml("concurrency = 2\n"), {}, {}).default_timezone is None
+    assert (
+        load_settings(None, {"MEETING_IMPORTER_DEFAULT_TIMEZONE": "jst"}, {}).default_timezone == "Asia/Tokyo"
+    )
+    assert (
+        load_settings(None, {}, {"default_timezone": "ａｓｉａ/ｔｏｋｙｏ"}).default_timezone == "Asia/Tokyo"
+    )
+
+
 def test_columns_come_from_the_file_only(toml: Any) -> None:
     path = toml('[columns]\n"件名" = "title"\n"Subject" = "title"\n')
     settings = load_settings(path, {"MEETING_IMPORTER_COLUMNS": "{}"}, {})
@@ -100,7 +132,7 @@ def test_shipped_files_load() -> None:
     assert load_settings(CONFIG / "importer.toml", {}, {}) == Settings()
     japanese = load_settings(CONFIG / "japanese.toml", {}, {})
     assert (japanese.default_timezone, japanese.columns["開始日時"]) == ("Asia/Tokyo", "start")
-    assert len(japanese.columns) == 17
+    assert sorted(set(japanese.columns.values())) == sorted(FIELDS)
 
 
 def test_shipped_file_documents_every_setting() -> None:
@@ -184,6 +216,11 @@ def test_unknown_key(toml: Any) -> None:
         ),
         ('on_missing_association = "ignore"', "on_missing_association: Input should be 'fail' or 'skip'"),
         (
+            'default_outcome = "maybe"',
+            "default_outcome: 'maybe' is not one of SCHEDULED/予定, COMPLETED/完了, RESCHEDULED/日程変更,"
+            " NO_SHOW/無断欠席, CANCELED/キャンセル",
+        ),
+        (
             'default_timezone = "Mars/Olympus"',
             "default_timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Tokyo)",
         ),
@@ -202,7 +239,7 @@ def test_columns_to_unknown_fields(toml: Any) -> None:
     path = toml('[columns]\n"Subject" = "titel"\n')
     assert config_error(path) == (
         f"bad setting in {path}: columns: maps to unknown fields ['titel']; known: title, start, end,"
-        " duration_minutes, timezone, owner_email, attendee_emails, contact_emails, company_domains, deal_ids,"
+        " date, start_time, end_time, duration_minutes, timezone, owner_email, attendee_emails, contact_emails, company_domains, deal_ids,"
         " ticket_ids, location, location_type, body, internal_notes, outcome, reminders"
     )
 

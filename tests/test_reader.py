@@ -6,11 +6,13 @@ import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
 import xlsxwriter
 
+from importer.config import load_settings
 from importer.errors import InputError
 from importer.reader import ParsedRow, Sheet, load_sheet, parse_rows
 
@@ -24,11 +26,11 @@ WriteCsv = Callable[..., Path]
 WriteXlsx = Callable[..., Path]
 
 
-def load(path: Path, columns: dict[str, str] | None = None, /, **options: str) -> Sheet:
+def load(path: Path, columns: dict[str, str] | None = None, /, **options: Any) -> Sheet:
     return load_sheet(path, columns=columns or {}, **options)
 
 
-def failure(path: Path, columns: dict[str, str] | None = None, /, **options: str) -> str:
+def failure(path: Path, columns: dict[str, str] | None = None, /, **options: Any) -> str:
     with pytest.raises(InputError) as caught:
         load(path, columns, **options)
     return str(caught.value)
@@ -113,7 +115,7 @@ def test_text_in_neither_detected_encoding(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes(f"{HEADER}\n".encode() + b"Caf\x81 ,2026-12-01 10:00,,a@example.com,1\n")
     assert failure(path) == (
-        f"{path}: neither UTF-8 nor CP932 (Shift_JIS) text; name the encoding with --encoding"
+        f"{path}: line 2 is neither UTF-8 nor CP932 (Shift_JIS) text; name the encoding with --encoding"
     )
 
 
@@ -185,12 +187,13 @@ def test_headers_match_after_trimming_case_and_spaces(write_csv: WriteCsv) -> No
     text = " TITLE ,Start,End,Owner Email, deal-ids ,Notes\nReview,2026-12-01 10:00,,a@example.com,1,x\n"
     sheet = load(write_csv(text))
     assert sheet.headers == {
-        "title": " TITLE ",
+        "title": "TITLE",
         "start": "Start",
         "end": "End",
         "owner_email": "Owner Email",
-        "deal_ids": " deal-ids ",
+        "deal_ids": "deal-ids",
     }
+    assert sheet.unmapped == ["Notes"]
 
 
 def test_config_columns_map_other_headers(write_csv: WriteCsv) -> None:
@@ -218,8 +221,9 @@ def test_two_headers_for_one_field(write_csv: WriteCsv) -> None:
 def test_missing_columns_are_listed_with_what_the_file_has(write_csv: WriteCsv) -> None:
     path = write_csv("Subject,Notes\nReview,x\n")
     assert failure(path) == (
-        f"{path}: missing column(s) title, start, owner_email, end (or duration_minutes);"
-        " the file has: Subject, Notes (map headers to fields in the config's [columns] table)"
+        f"{path}: missing column(s) title, start (or date and start_time), owner_email,"
+        " end (or duration_minutes or end_time); the file has: Subject, Notes"
+        " (map headers to fields in the config's [columns] table)"
     )
 
 
@@ -239,9 +243,11 @@ def test_empty_file(tmp_path: Path, content: bytes) -> None:
 
 
 @pytest.mark.parametrize("text", [f"{HEADER}\n", HEADER, f"{HEADER}\n\n,,,,\n\n"])
-def test_header_without_data_rows(write_csv: WriteCsv, text: str) -> None:
-    path = write_csv(text)
-    assert failure(path) == f"{path}: the file has a header but no data rows"
+def test_header_without_data_rows_is_a_sheet_of_no_rows(write_csv: WriteCsv, text: str) -> None:
+    """A night with no meetings is not an error: no rows to check, none to send."""
+    sheet = load(write_csv(text))
+    assert (sheet.frame.height, sheet.row_numbers, sheet.frame.columns) == (0, [], HEADER.split(","))
+    assert parsed(sheet) == []
 
 
 def test_binary_file(tmp_path: Path) -> None:
@@ -345,8 +351,8 @@ def test_empty_sheet(write_xlsx: WriteXlsx) -> None:
 
 
 def test_xlsx_header_only(write_xlsx: WriteXlsx) -> None:
-    path = write_xlsx([XLSX_HEADER, None, None])
-    assert failure(path) == f"{path}: the file has a header but no data rows"
+    sheet = load(write_xlsx([XLSX_HEADER, None, None]))
+    assert (sheet.frame.height, sheet.row_numbers, parsed(sheet)) == (0, [], [])
 
 
 @pytest.mark.parametrize("cut", [0, 100, 1000])
@@ -488,3 +494,329 @@ def test_samples_parse_to_the_readme_statuses() -> None:
         rows = [p for chunk in chunks for p in chunk]
         assert [p.row for p in rows if p.error] == invalid, path.name
         assert all(p.meeting is not None for p in rows if not p.error), path.name
+
+
+# --- Japanese sheets as sales ops keep them (files made by tests/data/make_japanese.py) ---
+
+DATA = Path(__file__).resolve().parent / "data"
+JA = load_settings(Path(__file__).resolve().parents[1] / "config" / "japanese.toml", {}, {}).columns
+SPELLED = (
+    "(write e.g. 2026/12/01 14:00, 2026年12月1日 午後2時, 令和8年12月1日 14:00 or 2026-12-01T14:00:00+09:00)"
+)
+NO_TIME = (
+    "has a date but no time of day (write e.g. 2026/12/01 14:00, or give the time in a start_time column)"
+)
+NO_DATE = "has a time of day but no date (write e.g. 2026/12/01 14:00, or give the date in a date column)"
+
+
+def by_title(sheet: Sheet, zone: str = "Asia/Tokyo", build: bool = True) -> dict[str, ParsedRow]:
+    """Each row's outcome under the title in its 件名 cell (the case's name in the data files)."""
+    rows = [
+        p
+        for chunk in parse_rows(
+            sheet,
+            default_timezone=zone,
+            default_outcome="SCHEDULED",
+            default_reminders="30m",
+            build_meetings=build,
+        )
+        for p in chunk
+    ]
+    titles = sheet.frame[sheet.headers["title"]].to_list()
+    return dict(zip(titles, rows, strict=True))
+
+
+def sent(row: ParsedRow, end: bool = False) -> str:
+    """The start (or end) exactly as it goes to HubSpot."""
+    assert row.meeting is not None, row.error
+    return str(row.meeting.body_without_ids()["properties"][f"hs_meeting_{'end' if end else 'start'}_time"])
+
+
+@pytest.mark.parametrize(
+    ("zone", "instant", "read"),
+    [
+        ("Asia/Tokyo", "2027-01-05T05:00:00Z", "2027-01-05T14:00:00+09:00"),
+        ("UTC", "2027-01-05T14:00:00Z", "2027-01-05T14:00:00+00:00"),
+        ("America/New_York", "2027-01-05T19:00:00Z", "2027-01-05T14:00:00-05:00"),
+    ],
+)
+def test_a_time_without_zone_is_read_in_the_zone_given(zone: str, instant: str, read: str) -> None:
+    """No zone in the row or the config: the pipeline passes the HubSpot account's zone, never UTC blindly."""
+    row = by_title(load(DATA / "ja_times.csv", JA), zone)["no-zone"]
+    assert (sent(row), row.start_read) == (instant, read)
+
+
+def test_start_read_is_filled_for_every_row_whose_start_was_read() -> None:
+    """As ISO 8601 with the offset used: the zone's, or the one written in the cell; dry run and invalid rows too."""
+    times = by_title(load(DATA / "ja_times.csv", JA), build=False)
+    assert [times[t].start_read for t in ("no-zone", "offset-utc", "jst", "date-only")] == [
+        "2027-01-05T14:00:00+09:00",
+        "2027-01-05T05:00:00+00:00",
+        "2027-01-05T14:00:00+09:00",
+        None,
+    ]
+    invalid = by_title(load(DATA / "ja_lists.csv", JA))["保留の商談"]
+    assert (invalid.error is not None, invalid.start_read) == (True, "2027-01-05T15:00:00+09:00")
+
+
+@pytest.mark.parametrize(
+    ("case", "instant"),
+    [
+        ("era", "2027-01-05T05:00:00Z"),
+        ("era-letter-dots", "2027-01-05T05:00:00Z"),
+        ("era-letter-slashes", "2027-01-05T05:00:00Z"),
+        ("era-lower-case", "2027-01-05T05:00:00Z"),
+        ("era-weekday-pm", "2027-01-05T05:30:00Z"),
+        ("full-width", "2027-01-05T05:00:00Z"),
+        ("pm-colon", "2027-01-05T05:00:00Z"),
+        ("pm-hour", "2027-01-05T05:00:00Z"),
+        ("am-twelve", "2027-01-04T15:30:00Z"),
+        ("pm-zero", "2027-01-05T03:30:00Z"),
+        ("hour-kanji", "2027-01-05T05:00:00Z"),
+        ("half-past", "2027-01-05T05:30:00Z"),
+        ("jst", "2027-01-05T05:00:00Z"),
+        ("offset", "2027-01-05T05:00:00Z"),
+        ("offset-utc", "2027-01-05T05:00:00Z"),
+        ("reiwa-first-day", "2019-05-01T01:00:00Z"),
+        ("heisei-last-day", "2019-04-30T01:00:00Z"),
+        ("heisei-square", "2019-04-30T01:00:00Z"),
+        ("heisei-letter", "2019-04-30T01:00:00Z"),
+        ("heisei-first-day", "1989-01-08T00:00:00Z"),
+        ("showa-last-day", "1989-01-07T00:00:00Z"),
+    ],
+)
+def test_japanese_time_spellings_in_a_cp932_sheet(case: str, instant: str) -> None:
+    assert sent(by_title(load(DATA / "ja_times.csv", JA))[case]) == instant
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            "after-heisei",
+            "開始日時: '平成31年5月1日 10:00' is not a date of the 平成 era (1989-01-08 to 2019-04-30)",
+        ),
+        ("before-reiwa", "開始日時: '令和1年4月30日 10:00' is not a date of the 令和 era (from 2019-05-01)"),
+        ("date-only", f"開始日時: '2027/1/5' {NO_TIME}"),
+        ("pm-fourteen", f"開始日時: cannot read '2027/1/5 午後14:00' as a date and time {SPELLED}"),
+    ],
+)
+def test_japanese_times_that_are_refused(case: str, message: str) -> None:
+    row = by_title(load(DATA / "ja_times.csv", JA))[case]
+    assert (row.meeting, row.error) == (None, message)
+
+
+@pytest.mark.parametrize("name", ["ja_excel_cells.xlsx", "ja_excel_cells_1904.xlsx"])
+def test_excel_date_only_and_time_only_cells(name: str) -> None:
+    """A date-only cell is no longer a meeting at midnight; a time-only cell says what it lacks."""
+    rows = by_title(load(DATA / name, JA))
+    assert sent(rows["date-time"]) == "2027-01-05T05:00:00Z"
+    assert rows["date-only"].error == f"開始日時: '2027-01-05' {NO_TIME}"
+    assert rows["time-only"].error == f"開始日時: '14:00:00' {NO_DATE}"
+
+
+def test_date_and_times_in_separate_columns_below_title_rows() -> None:
+    """日付 | 開始時刻 | 終了時刻 in CP932 under a title and a blank row: the header is found, rows keep their numbers."""
+    sheet = load(DATA / "ja_separate_columns.csv", JA)
+    assert sheet.row_numbers == [5, 6, 7, 8, 9]
+    rows = by_title(sheet)
+    assert [(sent(rows[t]), sent(rows[t], end=True)) for t in list(rows)[:3]] == [
+        ("2027-01-05T05:00:00Z", "2027-01-05T06:00:00Z"),
+        ("2027-01-06T05:00:00Z", "2027-01-06T06:30:00Z"),
+        ("2027-01-07T01:00:00Z", "2027-01-07T02:00:00Z"),
+    ]
+    assert rows["時刻なし"].error == f"日付 + 開始時刻: '2027/1/8' {NO_TIME}"
+    assert rows["日付なし"].error == f"日付 + 開始時刻: '14:00' {NO_DATE}"
+
+
+def test_end_time_without_a_date_column_falls_on_the_start_day(write_csv: WriteCsv) -> None:
+    path = write_csv("件名,開始日時,終了時刻,担当者メール\n定例,令和9年1月5日 23:00,23:30,a@example.com\n")
+    row = by_title(load(path, JA))["定例"]
+    assert (sent(row), sent(row, end=True)) == ("2027-01-05T14:00:00Z", "2027-01-05T14:30:00Z")
+
+
+def test_excel_header_below_a_merged_title_on_the_first_visible_sheet() -> None:
+    sheet = load(DATA / "ja_title_rows.xlsx", JA)
+    assert (sheet.sheet_name, sheet.other_sheets, sheet.row_numbers) == (
+        "商談予定",
+        ["マスタ", "メモ"],
+        [5, 6, 7],
+    )
+    rows = by_title(sheet)
+    assert [(sent(r), sent(r, end=True)) for r in rows.values()] == [
+        ("2027-01-05T05:00:00Z", "2027-01-05T06:00:00Z"),
+        ("2027-01-06T01:30:00Z", "2027-01-06T03:00:00Z"),
+        ("2027-01-07T05:00:00Z", "2027-01-07T06:00:00Z"),
+    ]
+    assert rows["さくら商事 定例"].meeting is not None and rows["さくら商事 定例"].meeting.deal_ids == (
+        "3100004",
+    )
+
+
+@pytest.mark.parametrize("choice", ["商談予定", " 商談予定 ", "2"])
+def test_sheet_choice_is_trimmed(choice: str) -> None:
+    assert load(DATA / "ja_title_rows.xlsx", JA, sheet=choice).sheet_name == "商談予定"
+
+
+def test_a_hidden_sheet_is_read_when_named() -> None:
+    path = DATA / "ja_title_rows.xlsx"
+    assert failure(path, JA, sheet="マスタ") == (
+        f"{path}: missing column(s) title, start (or date and start_time), owner_email,"
+        " end (or duration_minutes or end_time); the file has: 担当者, メール (map headers to fields in the config's [columns] table)"
+    )
+
+
+def test_header_row_forced(write_csv: WriteCsv) -> None:
+    """Past the rows searched, the header is found only when named; a row that is no header says so."""
+    path = write_csv("\n".join(["メモ"] * 21 + [HEADER, ROW.format(id=1)]) + "\n")
+    assert failure(path).startswith(f"{path}: missing column(s) title, start (or date and start_time),")
+    assert load(path, header_row=22).row_numbers == [23]
+    separate = DATA / "ja_separate_columns.csv"
+    assert load(separate, JA, header_row=4).row_numbers == [5, 6, 7, 8, 9]
+    assert failure(separate, JA, header_row=2).startswith(
+        f"{separate}: missing column(s) title, start (or date and start_time), owner_email,"
+        " end (or duration_minutes or end_time); row 2 (header_row) has: 作成: 営業企画部"
+    )
+    assert failure(separate, JA, header_row=40) == f"{separate}: no row 40 (header_row); the sheet has 9"
+
+
+def test_headers_match_after_nfkc_and_unmapped_ones_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    path = DATA / "ja_headers.csv"
+    sheet = load(path, JA)
+    assert (sheet.headers["duration_minutes"], sheet.headers["deal_ids"]) == ("所要時間(分)", "取引ＩＤ")
+    assert sheet.unmapped == ["取引先担当者メールアドレス", "備考"]
+    assert [r.getMessage() for r in caplog.records if r.name == "importer.reader"] == [
+        f"{path}: columns not imported, as they map to no field: 取引先担当者メールアドレス, 備考"
+    ]
+    meeting = by_title(sheet)["定例"].meeting
+    assert meeting is not None and (meeting.deal_ids, meeting.contact_emails) == (("3100004",), ())
+
+
+def test_two_columns_for_one_field_stop_the_run() -> None:
+    path = DATA / "ja_two_starts.csv"
+    assert failure(path, JA) == f"{path}: two columns are named '開始日時' (field 'start'); keep one"
+
+
+@pytest.mark.parametrize("encoding", [None, "utf-16", "UTF-16"])
+def test_utf16_unicode_text_from_excel(encoding: str | None) -> None:
+    """Excel's "Unicode テキスト": UTF-16 with a BOM, tab-separated, CRLF; a quoted cell keeps its line break."""
+    sheet = load(DATA / "ja_unicode_text.txt", JA, **({"encoding": encoding} if encoding else {}))
+    assert sheet.frame["内容"].to_list() == ["議題：①来期予算", "デモ\r\n質疑応答"]
+    rows = by_title(sheet)
+    assert [(sent(r), sent(r, end=True)) for r in rows.values()] == [
+        ("2027-01-05T05:00:00Z", "2027-01-05T06:00:00Z"),
+        ("2027-01-06T01:30:00Z", "2027-01-06T03:00:00Z"),
+    ]
+
+
+def test_a_mostly_utf8_file_is_never_read_as_cp932() -> None:
+    """One stray CP932 line (髙橋様) in a UTF-8 file: stop and name it, rather than send every title as mojibake."""
+    path = DATA / "ja_stray_cp932.csv"
+    assert failure(path, JA) == (
+        f"{path}: line 5 is not valid UTF-8 text, unlike the rest of the file; correct it,"
+        " or name the encoding with --encoding"
+    )
+    assert failure(path, JA, encoding="utf-8") == f"{path}: line 5 is not valid utf-8 text"
+
+
+@pytest.mark.parametrize("build", [True, False])
+def test_malformed_lines_are_invalid_rows_and_the_others_go_on(build: bool) -> None:
+    sheet = load(DATA / "ja_malformed.csv", JA)
+    assert sheet.row_numbers == [2, 3, 4, 5, 6]
+    assert sheet.frame["件名"].to_list() == [
+        "商談A",
+        "商談B,2027/1/5 11:00,30,aiko.tanaka@example.co.jp,東京都千代田区丸の内1-1-1, ㈱さくら商事",
+        "商談C",
+        '"商談D,2027/1/5 13:00,30,aiko.tanaka@example.co.jp,本社',
+        "商談E",
+    ]
+    rows = list(by_title(sheet, build=build).values())
+    assert [(r.row, r.error) for r in rows] == [
+        (2, None),
+        (3, "line 3: 6 cells where the header has 5 (put quotes around a cell with ',' in it)"),
+        (4, None),
+        (5, 'line 5: unterminated quote (a " opens a cell that is never closed)'),
+        (6, None),
+    ]
+    if build:
+        assert [sent(rows[i]) for i in (0, 2, 4)] == [
+            "2027-01-05T01:00:00Z",
+            "2027-01-05T03:00:00Z",
+            "2027-01-05T05:00:00Z",
+        ]
+
+
+def test_malformed_line_numbers_count_lines_not_rows(write_csv: WriteCsv) -> None:
+    """Line numbers are the text file's (a quoted cell's line breaks count); row numbers are Excel's."""
+    text = f'{HEADER},body\n{ROW.format(id=1)},"two\nlines"\n"Bad, 2026-12-01 10:00,,a@example.com,2,x\n'
+    text += 'Literal 5" quote,2026-12-01 10:00,,a@example.com,3,x\n'
+    sheet = load(write_csv(text))
+    assert sheet.row_problems == {3: 'line 4: unterminated quote (a " opens a cell that is never closed)'}
+    assert sheet.frame["title"].to_list()[2] == 'Literal 5" quote'
+
+
+def test_extra_empty_cells_at_the_end_of_a_line_are_no_problem(write_csv: WriteCsv) -> None:
+    sheet = load(write_csv(f"{HEADER}\n{ROW.format(id=1)},,\n{ROW.format(id=2)},x\n"))
+    assert sheet.row_problems == {
+        3: "line 3: 6 cells where the header has 5 (put quotes around a cell with ',' in it)"
+    }
+    assert sheet.frame["deal_ids"].to_list() == ["1", None]
+
+
+def test_lists_split_on_japanese_separators_and_values_are_nfkc() -> None:
+    meeting = by_title(load(DATA / "ja_lists.csv", JA))["定例"].meeting
+    assert meeting is not None
+    assert (meeting.owner_email, meeting.contact_emails, meeting.deal_ids) == (
+        "aiko.tanaka@example.co.jp",
+        ("a@sakura.co.jp", "b@sakura.co.jp", "c@sakura.co.jp"),
+        ("310001", "310002"),
+    )
+    assert (meeting.outcome, meeting.location_type, [r.to_hubspot() for r in meeting.reminders]) == (
+        "COMPLETED",
+        "PHONE",
+        [{"numberOfTimeUnits": 1, "timeUnit": "DAYS"}, {"numberOfTimeUnits": 30, "timeUnit": "MINUTES"}],
+    )
+
+
+def test_allowed_values_name_the_japanese_words_too() -> None:
+    assert by_title(load(DATA / "ja_lists.csv", JA))["保留の商談"].error == (
+        "場所の種類: 'オンライン' is not one of ADDRESS/住所, CUSTOM/その他, PHONE/電話 (any case); "
+        "結果: '保留' is not one of SCHEDULED/予定, COMPLETED/完了, RESCHEDULED/日程変更, NO_SHOW/無断欠席,"
+        " CANCELED/キャンセル (any case)"
+    )
+
+
+def test_missing_columns_name_the_row_most_like_a_header(write_csv: WriteCsv) -> None:
+    path = write_csv("2027年1月 商談予定一覧,,\n件名,開始日時,終了日時\n定例,2027/1/5 14:00,2027/1/5 15:00\n")
+    assert failure(path, JA) == (
+        f"{path}: missing column(s) owner_email; row 2, the closest to a header, has: 件名, 開始日時, 終了日時"
+        " (map headers to fields in the config's [columns] table)"
+    )
+
+
+def test_half_width_katakana_in_cp932_is_not_taken_for_utf8(tmp_path: Path) -> None:
+    """ｶﾌﾞｼｷｶﾞｲｼｬ in CP932 holds byte pairs that are valid UTF-8 too: the file is CP932 all the same."""
+    path = tmp_path / "kana.csv"
+    path.write_bytes(
+        f"{HEADER}\nﾃｽﾄ ｶﾌﾞｼｷｶﾞｲｼｬ 定例,2026-12-01 10:00,2026-12-01 11:00,a@example.com,1\n".encode("cp932")
+    )
+    assert load(path).frame["title"].to_list() == ["ﾃｽﾄ ｶﾌﾞｼｷｶﾞｲｼｬ 定例"]
+
+
+def test_a_stray_byte_before_any_japanese_still_means_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "stray.csv"
+    rows = "".join(f"商談{n},2026-12-01 10:00,2026-12-01 11:00,a@example.com,{n}\n" for n in range(1, 50))
+    path.write_bytes(
+        f"{HEADER}\n".encode() + "髙,2026-12-01 10:00,,a@example.com,9\n".encode("cp932") + rows.encode()
+    )
+    assert failure(path) == (
+        f"{path}: line 2 is not valid UTF-8 text, unlike the rest of the file; correct it,"
+        " or name the encoding with --encoding"
+    )
+
+
+@pytest.mark.parametrize("separator", ["\t", ";", ","])
+def test_separator_is_found_below_a_title_line_without_any(write_csv: WriteCsv, separator: str) -> None:
+    text = f"2027年1月 商談予定一覧\n\n{HEADER}\n{ROW.format(id=1)}\n".replace(",", separator)
+    sheet = load(write_csv(text))
+    assert (sheet.row_numbers, sheet.frame["deal_ids"].to_list()) == ([4], ["1"])

@@ -33,6 +33,7 @@ RESULTS = [
         RowOutcome(
             RowStatus.CREATED, meeting_id="8100001", http_status=200, correlation_id="c-1", attempts=1
         ),
+        "2026-12-01T14:00:00+09:00",
     ),
     RowResult(4, None, RowOutcome(RowStatus.INVALID, error="start: is required", warning="w")),
 ]
@@ -59,6 +60,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
         "status",
         "meeting_id",
         "meeting_url",
+        "start_read",
         "error",
         "http_status",
         "correlation_id",
@@ -70,8 +72,21 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
     assert result.select(INPUTS.columns).equals(INPUTS)
     url = "https://app.hubspot.com/contacts/12345678/record/0-47/8100001"
     assert result.select(RESULT_COLUMNS).rows() == [
-        (2, "created", "8100001", url, None, 200, "c-1", 1, "a1b2", None, "12345678"),
-        (4, "invalid", None, None, "start: is required", None, None, 0, None, "w", "12345678"),
+        (
+            2,
+            "created",
+            "8100001",
+            url,
+            "2026-12-01T14:00:00+09:00",
+            None,
+            200,
+            "c-1",
+            1,
+            "a1b2",
+            None,
+            "12345678",
+        ),
+        (4, "invalid", None, None, None, "start: is required", None, None, 0, None, "w", "12345678"),
     ]
 
 
@@ -103,6 +118,7 @@ def test_csv_has_a_bom_and_reads_back(tmp_path: Path) -> None:
         "created",
         "8100001",
         "https://app.hubspot.com/contacts/12345678/record/0-47/8100001",
+        "2026-12-01T14:00:00+09:00",
         None,
         "200",
         "c-1",
@@ -127,6 +143,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "created",
             "8100001",
             "https://app.hubspot.com/contacts/12345678/record/0-47/8100001",
+            "2026-12-01T14:00:00+09:00",
             None,
             "200",
             "c-1",
@@ -141,6 +158,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "1",
             "4",
             "invalid",
+            None,
             None,
             None,
             "start: is required",

@@ -188,3 +188,24 @@ def test_contact_lookups_are_batched(start_sandbox: Callable[..., Sandbox], tmp_
     assert stats["requests_by_route"]["batch_read"] - before == math.ceil(len(unique) / 100)
     assert stats["requests_by_route"]["owners"] == 2  # active and archived, one page each
     assert stats["meetings_created"] == 460
+
+
+def test_times_without_a_zone_are_the_hubspot_accounts(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """No zone in the row nor in the config: 14:00 is 14:00 in the portal's zone, not in UTC."""
+    sandbox = start_sandbox(time_zone="America/New_York")
+    sheet = tmp_path / "m.csv"
+    sheet.write_text(
+        "title,start,duration_minutes,owner_email\nReview,2027-01-05 14:00,30,aiko.tanaka@example.co.jp\n"
+    )
+
+    proc = run_cli(["run", str(sheet)], importer_env(sandbox))
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (meeting,) = sandbox.meetings()
+    assert meeting["properties"]["hs_meeting_start_time"] == "2027-01-05T19:00:00Z"
+    assert meeting["timezone"] == "America/New_York"
+    frame = read_results(tmp_path / "m.results.csv")
+    assert frame["start_read"].to_list() == ["2027-01-05T14:00:00-05:00"]
+    assert "times without a zone: America/New_York (the HubSpot account's)" in proc.stdout
