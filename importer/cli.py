@@ -20,7 +20,7 @@ import click
 
 from importer import __version__, logs
 from importer.config import load_settings
-from importer.console import ProgressLine, problem_report, summary_lines
+from importer.console import PlainPhases, ProgressLine, problem_report, summary_lines
 from importer.errors import LockHeld, StopRun
 from importer.ledger import find_ledgers, read_state
 from importer.pipeline import run_import
@@ -186,7 +186,11 @@ def _import(
 ) -> None:
     interactive = sys.stderr.isatty() and not quiet
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
-    progress = ProgressLine(sys.stderr) if interactive else None
+    progress: ProgressLine | PlainPhases | None = None
+    if interactive:
+        progress = ProgressLine(sys.stderr)
+    elif not quiet:
+        progress = PlainPhases(sys.stdout)
     try:
         settings = load_settings(config_path, os.environ, flags)
         summary = run_import(input_path, settings, progress, plan=plan)

@@ -20,6 +20,15 @@ class ProgressLine:
         self._drawn = 0.0
         self._shown = False
 
+    def phase(self, text: str) -> None:
+        """A line saying what the run is doing now (reading, looking up, waiting for search)."""
+        if self._shown:
+            self._stream.write("\r" + " " * 60 + "\r")
+        self._stream.write(f"{text}\n")
+        self._stream.flush()
+        self._shown = False
+        self._drawn = 0.0
+
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
         if done < total and now - self._drawn < 0.2:
@@ -36,6 +45,25 @@ class ProgressLine:
         if self._shown:
             self._stream.write("\n")
             self._stream.flush()
+
+
+class PlainPhases:
+    """Cron's view of the phases: only the line that names the portal the run writes to, so a sandbox
+    and production never look alike in a mailed log; the rest goes to the log file."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def phase(self, text: str) -> None:
+        if text.startswith("writing to HubSpot portal"):
+            self._stream.write(f"{text}\n")
+            self._stream.flush()
+
+    def __call__(self, done: int, total: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:

@@ -20,11 +20,11 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import polars as pl
@@ -59,8 +59,16 @@ from importer.sender import Sender, SendJob, UpdateJob
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-Progress = Callable[[int, int], None]
-"""Told (rows finished, rows to send) as rows finish."""
+
+
+class Progress(Protocol):
+    """Told (rows finished, rows to send) as rows finish, and each phase of the run as it begins."""
+
+    def __call__(self, done: int, total: int) -> None: ...
+
+    def phase(self, text: str) -> None: ...
+
+
 Pending = list[tuple[int, Meeting]]
 """Rows still to settle: their index in the results, and their meeting."""
 
@@ -282,10 +290,16 @@ class Board:
             outcome.warning = "; ".join(w for w in (read_warning, outcome.warning) if w)
         result.outcome = outcome
         _log_row(result)
-        self._finished += 1
-        if self.progress is not None:
-            self.progress(self._finished, self.to_send)
+        if outcome.status is not RowStatus.NOT_SENT:  # a stop settles rows, but finishes none
+            self._finished += 1
+            if self.progress is not None:
+                self.progress(self._finished, self.to_send)
         self.checkpoint()
+
+    def phase(self, text: str) -> None:
+        log.info("%s", text)
+        if self.progress is not None:
+            self.progress.phase(text)
 
     def checkpoint(self, *, final: bool = False) -> None:
         """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
@@ -300,7 +314,12 @@ class Board:
                 ui_domain=account.ui_domain if account else None,
                 plan=self.plan,
             )
-            write_results(frame, self.results_path)
+            try:
+                write_results(frame, self.results_path)
+            except OSError as exc:  # the ledger is right already: the next run needs no results file
+                raise StopRun(
+                    f"cannot write the results file {self.results_path}: {exc.strerror or exc}"
+                ) from None
             self._last_checkpoint = time.monotonic()
             self._write_s = self._last_checkpoint - started
 
@@ -348,10 +367,15 @@ class _Import:
         async with client:
             with self._signals():
                 account = await self._stage(connect(client, settings.base_url))
+                self._phase(
+                    f"writing to HubSpot portal {account.portal_id}"
+                    f" ({account.account_type or 'account type unknown'}, {account.ui_domain or 'no UI domain'})"
+                )
                 ledger_path = settings.state_path or default_ledger_path(account.portal_id)
                 with self._ledger(ledger_path, str(account.portal_id)) as ledger:
                     previous = _earlier_results(settings.only_failed, account)
                     zone = settings.default_timezone or account.time_zone or "UTC"
+                    self._phase(f"reading {self.input_path}")
                     sheet, results, meetings = read_rows(self.input_path, settings, zone)
                     board = Board(sheet.frame, results, self.results_path, self.progress, account, self.plan)
                     try:
@@ -407,12 +431,15 @@ class _Import:
             )
             edits = {edit.index: edit for edit in edited}
             rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
+            if rows:
+                self._phase(f"looking up owners and associations of {len(rows)} rows")
             jobs = await self._stage(map_rows(client, rows, keys, settings, board))
             updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)
             jobs = [j for j in jobs if j.index not in edits]
             # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
             checked = jobs if settings.check_existing else [j for j in jobs if j.index in known.suspect]
             if checked:
+                self._phase(f"asking HubSpot which of {len(checked)} rows it has already")
                 run_keys = set(keys.values())
                 sent = await self._stage(
                     check_existing(client, ledger, checked, run_keys, self.run_id, board)
@@ -421,6 +448,8 @@ class _Import:
             if self.plan:
                 _record_plan(jobs, updates, board)
                 return
+            if jobs or updates:
+                self._phase(f"sending {len(jobs)} creates and {len(updates)} updates")
             await self._send(client, pacer, ledger, jobs, updates, board)
         except _Stopped:
             pass  # a signal during the lookups: nothing was sent
@@ -435,7 +464,8 @@ class _Import:
                     board.results[index].outcome.error = self.stop_reason
             for index, first in twins:
                 board.record(index, _twin_outcome(board.results[first]))
-            ledger.finish_run(self.run_id, self.stop_reason or "finished")
+            counts = " ".join(f"{k}={n}" for k, n in count_statuses(board.results).items() if n)
+            ledger.finish_run(self.run_id, f"{self.stop_reason or 'finished'}: {counts or 'no rows'}")
 
     async def _send(
         self,
@@ -458,6 +488,7 @@ class _Import:
             on_outcome=board.record,
             daily_remaining=lambda: pacer.daily_remaining,
             recreate_missing=self.settings.recreate_missing,
+            on_phase=self._phase,
         )
         if self.stop_reason is not None:
             self.sender.stop(self.stop_reason)
@@ -466,6 +497,11 @@ class _Import:
             await self.sender.send_all(jobs)
         finally:
             self.stop_reason = self.stop_reason or self.sender.stop_reason
+
+    def _phase(self, text: str) -> None:
+        log.info("%s", text)
+        if self.progress is not None:
+            self.progress.phase(text)
 
     async def _stage(self, work: Any) -> Any:
         """Run a lookup stage; a signal meanwhile cancels it (lookups send nothing) and raises _Stopped."""
@@ -487,6 +523,8 @@ class _Import:
         def interrupt(name: str) -> None:
             reason = f"stopped by {name}"
             log.warning("%s received: finishing the requests in flight, sending no more", name)
+            if self.progress is not None:
+                self.progress.phase(f"{name}: finishing the requests in flight, sending no more")
             if self.sender is not None:
                 self.sender.stop(reason)
             elif self.stop_reason is None and task is not None:
@@ -512,19 +550,12 @@ async def connect(client: HubSpotClient, base_url: str) -> Account:
     """Stage: the account the token belongs to. One request, which also checks the token; the ledger is
     the portal's, however the API's URL is spelt."""
     try:
-        account = await client.account()
+        return await client.account()
     except AuthFailed:
         raise
     except HubSpotError as error:
         host = urlsplit(base_url).hostname or base_url
         raise StopRun(f"cannot reach HubSpot at {host} ({base_url}): {error}") from None
-    log.info(
-        "writing to HubSpot portal %s (%s, %s)",
-        account.portal_id,
-        account.account_type or "account type unknown",
-        account.ui_domain or "no UI domain",
-    )
-    return account
 
 
 def _merge_legacy_ledger(ledger: Ledger, legacy: Path) -> None:

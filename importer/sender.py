@@ -99,8 +99,10 @@ class Sender:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         recreate_missing: bool = False,
+        on_phase: Callable[[str], None] = lambda text: None,
     ) -> None:
         self._recreate_missing = recreate_missing
+        self._on_phase = on_phase
         self._client = client
         self._ledger = ledger
         self._run_id = run_id
@@ -302,6 +304,10 @@ class Sender:
         while self._doubts and self.stop_reason is None:
             due_at = min(self._due(doubt) for doubt in self._doubts)
             if (wait := due_at - self._clock()) > 0:
+                self._on_phase(
+                    f"waiting {wait:.0f} s for HubSpot's search to catch up"
+                    f" ({len(self._doubts)} rows whose answer was lost)"
+                )
                 await self._sleep(wait)
             if self.stop_reason is not None:
                 return  # stopped while waiting: they stay in doubt for the next run

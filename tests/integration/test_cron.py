@@ -225,7 +225,7 @@ def test_status_reports_the_ledger(start_sandbox: Callable[..., Sandbox], tmp_pa
     assert lines[0] == f"portal 12345678 ({state})"
     assert lines[1] == "  rows: 7 created"
     assert lines[2].startswith(f"  last run: {SAMPLES / 'meetings_en.csv'} started ")
-    assert lines[2].endswith(": finished")
+    assert lines[2].endswith(": finished: invalid=3 created=7 failed=2")
     missing = run_cli(["status", "--state", str(tmp_path / "nope.sqlite")], importer_env(sandbox))
     assert missing.returncode == 2
 

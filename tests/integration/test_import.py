@@ -32,7 +32,9 @@ def test_english_sample_imports_every_valid_row_once(
     )
 
     assert proc.returncode == 1, proc.stderr
-    assert proc.stdout.splitlines()[0].startswith("summary: invalid=3 created=7 failed=2 ")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "writing to HubSpot portal 12345678 (STANDARD, app.hubspot.com)"
+    assert lines[1].startswith("summary: invalid=3 created=7 failed=2 ")
     frame = read_results(results)
     statuses = dict(zip(frame["row"], frame["status"], strict=True))
     assert statuses == {
