@@ -159,19 +159,11 @@ def run(
       meeting-importer run meetings.csv --only-failed meetings.results.csv
       meeting-importer run meetings.csv --key-column 商談ID
     """
-    _import(False, input_path, config_path, quiet, log_file, log_format, summary_json, flags)
+    _import(False, input_path, config_path, quiet, log_file, log_format, summary_json, **flags)
 
 
-def _plan(
-    input_path: Path,
-    config_path: Path | None,
-    quiet: bool,
-    log_file: Path | None,
-    log_format: logs.LogFormat,
-    summary_json: Path | None,
-    **flags: Any,
-) -> None:
-    _import(True, input_path, config_path, quiet, log_file, log_format, summary_json, flags)
+def _plan(**options: Any) -> None:
+    _import(True, **options)
 
 
 def _import(
@@ -182,7 +174,7 @@ def _import(
     log_file: Path | None,
     log_format: logs.LogFormat,
     summary_json: Path | None,
-    flags: dict[str, Any],
+    **flags: Any,
 ) -> None:
     interactive = sys.stderr.isatty() and not quiet
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
