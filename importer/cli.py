@@ -111,6 +111,13 @@ _path = click.Path(path_type=Path, dir_okay=False)
     default=None,
     help="Look for each row among the portal's meetings before creating it (default: on).",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["schedule", "log", "auto"]),
+    help="schedule: calendar events, a request a meeting; log: logged without a calendar event (past"
+    " meetings), 100 a request; auto: log the meetings that ended before the run started, schedule the"
+    " rest. Default: schedule.",
+)
 @click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
 @click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
 @click.option(
@@ -137,6 +144,7 @@ def run(
       meeting-importer run meetings.csv --dry-run
       meeting-importer run meetings_ja.csv --config config/japanese.toml
       meeting-importer run meetings.csv --only-failed meetings.results.csv
+      meeting-importer run last_quarter.csv --mode auto
     """
     interactive = sys.stderr.isatty() and not quiet
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)

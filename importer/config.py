@@ -53,6 +53,7 @@ class Settings(BaseModel):
     backoff_cap_s: float = Field(default=30.0, gt=0)
     search_lag_s: float = Field(default=30.0, ge=0)
     check_existing: bool = True
+    mode: Literal["schedule", "log", "auto"] = "schedule"
     # files
     results: Path | None = None
     state_path: Path | None = None
