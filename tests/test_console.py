@@ -248,7 +248,12 @@ def test_a_run_in_auto_mode_says_how_many_rows_went_each_way() -> None:
         "mode auto: 90 rows logged without a calendar event (100 a request), 10 scheduled",
         "results: sheets/meetings.results.csv",
     ]
-    assert summary.to_json()["routing"] == {"mode": "auto", "logged": 90, "scheduled": 10, "past_scheduled": 0}
+    assert summary.to_json()["routing"] == {
+        "mode": "auto",
+        "logged": 90,
+        "scheduled": 10,
+        "past_scheduled": 0,
+    }
 
 
 def test_a_run_in_schedule_mode_with_past_rows_suggests_auto() -> None:
