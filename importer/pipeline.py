@@ -362,7 +362,8 @@ class _Import:
                 sent = await self._stage(
                     check_existing(client, ledger, checked, run_keys, self.run_id, board)
                 )
-                jobs = [j for j in jobs if j not in checked] + sent
+                looked_for = {j.index for j in checked}  # by index: comparing whole jobs is quadratic
+                jobs = [j for j in jobs if j.index not in looked_for] + sent
             await self._send(client, pacer, ledger, jobs, board)
         except _Stopped:
             pass  # a signal during the lookups: nothing was sent
