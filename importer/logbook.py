@@ -8,7 +8,7 @@ stage's jobs; `BatchSender` sends the logged ones.
 BatchSender is the Sender (importer.sender) with its creates batched: the ledger moves, the handling of
 rows an earlier run left and the rules for rows in doubt are the Sender's own, applied row by row.
 - Every row of a batch is marked `sending` before the request goes out, and every row HubSpot reports as
-  created is marked `created` with its id. HubSpot returns a batch's results in no particular order, so a
+  created is marked `created` with its id, a batch's marks in one commit. HubSpot returns a batch's results in no particular order, so a
   result is matched to its row by `objectWriteTraceId` (the row key); one that lacks it, by the owner,
   start and title sent (`batches` never puts two rows that share them in one batch) and the rest that
   `existing.match` compares. Never by position.
@@ -162,11 +162,14 @@ class BatchSender(Sender):
 
     async def _send_batch(self, batch: list[SendJob]) -> list[list[SendJob]]:
         """One batch create, and every row's outcome; returns the halves of a batch HubSpot refused whole."""
-        for job in batch:
-            request = job.request
-            self._ledger.mark_sending(
-                job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
-            )
+        # The ledger's own transaction: every row still moves by its transition, but the batch's marks are
+        # one commit (and sync) instead of a hundred, each batch's before its request goes out.
+        with self._ledger._transaction():
+            for job in batch:
+                request = job.request
+                self._ledger.mark_sending(
+                    job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
+                )
         inputs = [crm_input(job.request, job.row_key) for job in batch]
 
         async def attempt() -> BatchCreated:
@@ -184,8 +187,9 @@ class BatchSender(Sender):
             return []
         except HubSpotError as error:
             if len(batch) > 1 and _refused_whole(error):
-                for job in batch:
-                    self._ledger.mark_failed(job.row_key, str(error))  # certainly not created
+                with self._ledger._transaction():
+                    for job in batch:
+                        self._ledger.mark_failed(job.row_key, str(error))  # certainly not created
                 half = len(batch) // 2
                 return [batch[:half], batch[half:]]
             for job in batch:
@@ -198,11 +202,13 @@ class BatchSender(Sender):
         """Settle each row of a batch HubSpot answered: created, refused, or not accounted for (in doubt)."""
         made = match_results(batch, answer.logged)
         refused = {key: refusal.error for refusal in answer.refused for key in refusal.trace_ids}
-        unaccounted = []
+        with self._ledger._transaction():  # every created row in one commit, before anything is reported
+            for key, logged in made.items():
+                self._ledger.mark_created(key, logged.id)
+        unaccounted: list[SendJob] = []
         for job in batch:
             meeting = made.get(job.row_key)
             if meeting is not None:
-                self._ledger.mark_created(job.row_key, meeting.id)
                 outcome = RowOutcome(
                     RowStatus.CREATED,
                     meeting.id,
@@ -222,9 +228,10 @@ class BatchSender(Sender):
     def _set_aside(self, jobs: list[SendJob], why: str, error: str, *, surely_created: bool) -> None:
         """Rows whose create may have happened: in doubt until a search settles them."""
         since = self._clock()
-        for job in jobs:
-            self._ledger.mark_in_doubt(job.row_key, error)
-            self._doubts.append(_Doubt(job, since, why, surely_created=surely_created))
+        with self._ledger._transaction():
+            for job in jobs:
+                self._ledger.mark_in_doubt(job.row_key, error)
+        self._doubts.extend(_Doubt(job, since, why, surely_created=surely_created) for job in jobs)
 
 
 def _refused_whole(error: HubSpotError) -> bool:
