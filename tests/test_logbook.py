@@ -81,6 +81,7 @@ class FakeBatchHubSpot(FakeHubSpot):
         super().__init__()
         self.batches: list[list[dict[str, Any]]] = []  # the inputs of each batch create, in arrival order
         self.forbid: str | None = None  # a batch holding this title is refused whole, 403
+        self.on_batch: Callable[[int], None] = lambda count: None  # told how many batches came so far
         self._batch_steps: deque[Batch] = deque()
 
     def script_batches(self, *steps: Batch) -> None:
@@ -96,6 +97,7 @@ class FakeBatchHubSpot(FakeHubSpot):
         assert 1 <= len(inputs) <= 100
         self.batches.append(inputs)
         self.events.append(f"batch {len(inputs)}")
+        self.on_batch(len(self.batches))
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -358,6 +360,20 @@ def test_the_daily_cap_stops_before_the_next_batch(harness: Harness) -> None:
     assert {(outcomes[i].status, outcomes[i].error) for i in range(100, 150)} == {
         (RowStatus.NOT_SENT, DAILY_STOP)
     }
+
+
+def test_a_stop_lets_the_batch_in_flight_finish_and_sends_no_other(harness: Harness) -> None:
+    def stop(count: int) -> None:
+        assert harness.sender is not None
+        harness.sender.stop("stopped by SIGTERM")
+
+    harness.hubspot.on_batch = stop
+    outcomes = harness.send(jobs_of(300), concurrency=1)
+    assert len(harness.hubspot.batches) == 1
+    assert {outcomes[i].status for i in range(100)} == {RowStatus.CREATED}
+    left = {(outcomes[i].status, outcomes[i].error) for i in range(100, 300)}
+    assert left == {(RowStatus.NOT_SENT, "stopped by SIGTERM")}
+    assert harness.state("key-100") is None  # never marked: nothing of it went out
 
 
 # --- lost answers: every row of the batch in doubt, searched for before any is sent again ---

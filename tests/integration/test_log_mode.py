@@ -128,6 +128,25 @@ def test_auto_mode_logs_the_past_rows_and_schedules_the_others(
     _once_each(sandbox, 50)
 
 
+def test_rows_scheduled_by_an_earlier_run_elsewhere_are_adopted_not_logged_again(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(**LIMITS)
+    sheet = write_visits(tmp_path / "history.csv", 10)
+    first = run_cli(["run", str(sheet), "--state", str(tmp_path / "a.sqlite")], importer_env(sandbox))
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    again = run_cli(
+        ["run", str(sheet), "--mode", "log", "--state", str(tmp_path / "b.sqlite")], importer_env(sandbox)
+    )
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    frame = read_results(tmp_path / "history.results.csv")
+    assert set(frame["status"]) == {"skipped"}
+    assert "batch_create_meetings" not in sandbox.stats()["requests_by_route"]
+    _once_each(sandbox, 10)
+
+
 def test_schedule_mode_says_how_many_rows_lie_in_the_past(
     start_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
