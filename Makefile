@@ -46,6 +46,7 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/read_validate.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/log_mode.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

@@ -131,6 +131,13 @@ _path = click.Path(path_type=Path, dir_okay=False)
     default=None,
     help="An edited row whose meeting was deleted in HubSpot is created anew (default: it fails).",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["schedule", "log", "auto"]),
+    help="schedule: calendar events, a request a meeting; log: logged without a calendar event (past"
+    " meetings), 100 a request; auto: log the meetings that ended before the run started, schedule the"
+    " rest. Default: schedule.",
+)
 @click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
 @click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
 @click.option(
@@ -158,6 +165,7 @@ def run(
       meeting-importer run meetings_ja.csv --config config/japanese.toml
       meeting-importer run meetings.csv --only-failed meetings.results.csv
       meeting-importer run meetings.csv --key-column 商談ID
+      meeting-importer run last_quarter.csv --mode auto
     """
     _import(False, input_path, config_path, quiet, log_file, log_format, summary_json, **flags)
 

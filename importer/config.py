@@ -59,6 +59,7 @@ class Settings(BaseModel):
     key_column: str | None = None
     on_change: Literal["update", "skip"] = "update"
     recreate_missing: bool = False
+    mode: Literal["schedule", "log", "auto"] = "schedule"
     # files
     results: Path | None = None
     state_path: Path | None = None

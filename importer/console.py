@@ -77,6 +77,7 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
         ]
         lines += [f"stopped: {_stopped(summary)}"] if summary.stop_reason else []
         lines += _sheet_lines(summary)
+        lines += _routing(summary)
         lines.append(f"results: {summary.results_path}")
         return lines
     width = max((len(s) for s in counts), default=6)
@@ -88,6 +89,7 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
     if summary.top_errors:
         lines.append("most frequent errors:")
         lines += [f"  {top.count:>5} x {top.error[:150]} ({_rows(top)})" for top in summary.top_errors]
+    lines += _routing(summary)
     lines.append(f"results: {summary.results_path}")
     return lines
 
@@ -114,6 +116,26 @@ def problem_report(summary: RunSummary) -> list[str]:
         lines.append(f"stopped: {_stopped(summary)}")
     lines += [f"  {_rows(top)}: {top.error[:200]}" for top in summary.top_errors]
     lines.append(f"results: {summary.results_path}")
+    return lines
+
+
+def _routing(summary: RunSummary) -> list[str]:
+    """Which way the rows went, unless every row was scheduled as always; and, when rows in the past were
+    scheduled, the mode that would have logged them."""
+    routing = summary.routing
+    if routing is None:
+        return []
+    lines = []
+    if routing.mode != "schedule":
+        lines.append(
+            f"mode {routing.mode}: {routing.logged} rows logged without a calendar event (100 a request),"
+            f" {routing.scheduled} scheduled"
+        )
+    if routing.past_scheduled:
+        lines.append(
+            f"hint: {routing.past_scheduled} of the rows scheduled had ended before this run started;"
+            " --mode auto logs such rows without a calendar event, 100 a request"
+        )
     return lines
 
 

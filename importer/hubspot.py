@@ -1,4 +1,5 @@
-"""HubSpot client: owners, batch reads, search and the calendar-meeting create, over one httpx.AsyncClient.
+"""HubSpot client: owners, batch reads, search, the calendar-meeting create and the CRM batch create (meetings
+logged without a calendar event), over one httpx.AsyncClient.
 
 It knows HTTP and HubSpot's answers, nothing about spreadsheets, rows or the ledger. Every answer's
 `X-HubSpot-RateLimit-*` headers go to the gate; every failure becomes one of these types, translated in
@@ -20,8 +21,8 @@ one place (`_send`):
             └── CreatedWithoutId  a 2xx naming no meeting: it was created, its id is unknown
 
 Reads (owners, batch read, search) change nothing, so the client retries them on every transient error,
-dropped connections included. A create is tried exactly once: whether to try it again is the sender's
-decision, because HubSpot has no idempotency key.
+dropped connections included. A create, single or batch, is tried exactly once: whether to try it again is
+the sender's decision, because HubSpot has no idempotency key.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -39,6 +40,8 @@ import httpx
 log = logging.getLogger(__name__)
 CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
 MEETINGS_PATH = "/crm/v3/objects/meetings"
+BATCH_CREATE_PATH = "/crm/v3/objects/meetings/batch/create"
+BATCH_CREATE_LIMIT = 100  # HubSpot's maximum inputs per batch create
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
 BATCH_LIMIT = 100  # HubSpot's maximum inputs per batch read
 SEARCH_PAGE_LIMIT = 200  # HubSpot's maximum search page size
@@ -265,6 +268,36 @@ class Created:
     status: int
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedMeeting:
+    """One meeting a batch create made: its id, the objectWriteTraceId HubSpot echoed (if it did) and the
+    properties HubSpot stored."""
+
+    id: str
+    trace_id: str | None
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedInput:
+    """Inputs a batch create refused, certainly without creating them: the objectWriteTraceIds its error
+    names (none when it names none) and HubSpot's error."""
+
+    trace_ids: tuple[str, ...]
+    error: Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCreated:
+    """A batch create's answer: 201 when every input was created, 207 when some were refused. `logged` and
+    `refused` come in no particular order (HubSpot's batch results are unordered)."""
+
+    status: int
+    correlation_id: str | None
+    logged: list[LoggedMeeting]
+    refused: list[RefusedInput]
+
+
 class HubSpotClient:
     """One connection pool for a run. Use as `async with HubSpotClient(...) as client:`."""
 
@@ -458,6 +491,26 @@ class HubSpotClient:
                 message = str(errors[0].get("message") if errors else "some inputs were refused")
                 raise Rejected(207, message, category=errors[0].get("category") if errors else None)
 
+    async def batch_create_meetings(self, inputs: Sequence[Mapping[str, Any]]) -> BatchCreated:
+        """`POST /crm/v3/objects/meetings/batch/create` with at most BATCH_CREATE_LIMIT inputs, each
+        `{properties, associations, objectWriteTraceId}`: meetings logged without a calendar event, one
+        request against the window. A 2xx whose results cannot be read is an unknown outcome: a 201 says
+        every input was created (CreatedWithoutId), a 207 that some were not (OutcomeUnknown)."""
+        if len(inputs) > BATCH_CREATE_LIMIT:
+            raise ValueError(f"a batch create takes at most {BATCH_CREATE_LIMIT} inputs, not {len(inputs)}")
+        body = {"inputs": list(inputs)}
+        response = await self._send("POST", BATCH_CREATE_PATH, params=None, json_body=body, kind="api")
+        correlation_id = response.headers.get("x-hubspot-correlation-id")
+        status = response.status_code
+        try:
+            data = _json(response)
+            logged = [_logged(item) for item in data["results"]]
+            refused = [_refused(item, status, correlation_id) for item in data.get("errors") or []]
+        except (Unavailable, KeyError, TypeError, ValueError, AttributeError):
+            lost = CreatedWithoutId if status != 207 else OutcomeUnknown
+            raise lost(f"POST {BATCH_CREATE_PATH}: {status} without readable results") from None
+        return BatchCreated(status, correlation_id, logged, refused)
+
     # --- plumbing ---
 
     async def _read(
@@ -590,6 +643,33 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Unavailable(response.status_code, "HubSpot answered with unexpected JSON")
     return data
+
+
+def _logged(item: Mapping[str, Any]) -> LoggedMeeting:
+    meeting_id = item["id"]
+    if not meeting_id:
+        raise KeyError("id")
+    trace_id = item.get("objectWriteTraceId")
+    return LoggedMeeting(
+        str(meeting_id), str(trace_id) if trace_id else None, dict(item.get("properties") or {})
+    )
+
+
+def _refused(item: Mapping[str, Any], status: int, correlation_id: str | None) -> RefusedInput:
+    """One entry of a 207's `errors[]`; its `context.objectWriteTraceId` names the inputs it refuses."""
+    traced = (item.get("context") or {}).get("objectWriteTraceId") or []
+    trace_ids = (traced,) if isinstance(traced, str) else tuple(str(t) for t in traced)
+    details = tuple(
+        str(e.get("message")) for e in item.get("errors") or [] if isinstance(e, dict) and e.get("message")
+    )
+    error = Rejected(
+        status,
+        str(item.get("message") or "input refused"),
+        category=item.get("category"),
+        correlation_id=correlation_id,
+        details=details,
+    )
+    return RefusedInput(trace_ids, error)
 
 
 def _next_after(page: Mapping[str, Any]) -> str | None:

@@ -323,7 +323,7 @@ class Ledger:
             targets = [t for (t,) in self._db.execute("SELECT DISTINCT target FROM other.rows")]
             mine = [t for t in targets if _portal_of(t) == self.target]
             count = 0
-            with self._transaction():
+            with self.transaction():
                 for source_target in mine:
                     params = {"target": self.target, "source_target": source_target}
                     count += self._db.execute(
@@ -341,7 +341,7 @@ class Ledger:
         legacy = [
             t for (t,) in self._db.execute("SELECT DISTINCT target FROM rows UNION SELECT target FROM runs")
         ]
-        with self._transaction():
+        with self.transaction():
             for old in legacy:
                 portal = _portal_of(old)
                 if portal is None or portal == old:
@@ -360,7 +360,8 @@ class Ledger:
                 self._db.execute(f"ALTER TABLE rows ADD COLUMN {name} TEXT")
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
+        """Several transitions in one commit (and one sync), all or none of them."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

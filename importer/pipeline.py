@@ -6,7 +6,7 @@ settle_known     rows the ledger, or a results file's own evidence, already know
 confirm_vouched  meeting ids a results file names, checked in HubSpot in batch reads
 map_rows         owners and association ids -> create requests
 check_existing   rows HubSpot already has (made earlier, elsewhere, or by hand) are adopted
-send             the creates, paced, retried, never twice
+send             the creates, paced, retried, never twice: past meetings logged (logbook), the rest scheduled
 Board            every outcome into the results file, the log and the progress line
 """
 
@@ -42,6 +42,7 @@ from importer.ledger import (
     open_ledger,
     state_lock,
 )
+from importer.logbook import BatchSender, Routing, route
 from importer.mapper import CreateRequest, build_directory, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
 from importer.pacing import Pacer
@@ -89,6 +90,7 @@ class RunSummary:
     top_errors: list[TopError] = field(default_factory=list)
     portal_id: int | None = None
     sheet: SheetNote | None = None
+    routing: Routing | None = None
 
     @property
     def complete(self) -> bool:
@@ -110,6 +112,7 @@ class RunSummary:
             "requests_per_s": round(self.requests / self.send_s, 3) if self.send_s else 0.0,
             "rate_limited_429s": self.rate_limited,
             "stop_reason": self.stop_reason,
+            "routing": self.routing.to_json() if self.routing else None,
             "top_errors": [
                 {"error": top.error, "rows": top.count, "first_rows": top.first_rows}
                 for top in self.top_errors
@@ -345,6 +348,9 @@ class _Import:
         self.run_id = uuid.uuid4().hex
         self.stop_reason: str | None = None
         self.sender: Sender | None = None
+        self.logbook: BatchSender | None = None
+        self.routing: Routing | None = None
+        self.started_ms = round(time.time() * 1000)  # `auto` logs the meetings that ended before this
         self.send_s = 0.0
 
     async def run(self, token: str) -> RunSummary:
@@ -392,6 +398,7 @@ class _Import:
             stop_reason=self.stop_reason,
             portal_id=account.portal_id,
             sheet=_note(sheet, zone if settings.default_timezone else f"{zone} (the HubSpot account's)"),
+            routing=self.routing,
         )
 
     @contextmanager
@@ -444,7 +451,8 @@ class _Import:
                 sent = await self._stage(
                     check_existing(client, ledger, checked, run_keys, self.run_id, board)
                 )
-                jobs = [j for j in jobs if j not in checked] + sent
+                looked_for = {j.index for j in checked}  # by index: comparing whole jobs is quadratic
+                jobs = [j for j in jobs if j.index not in looked_for] + sent
             if self.plan:
                 _record_plan(jobs, updates, board)
                 return
@@ -476,27 +484,34 @@ class _Import:
         updates: list[UpdateJob],
         board: Board,
     ) -> None:
-        """Stage: update the edited rows' meetings and create the rest; the sender decides about
-        retries and rows in doubt."""
-        self.sender = Sender(
-            client,
-            ledger,
-            run_id=self.run_id,
-            concurrency=self.settings.concurrency,
-            max_attempts=self.settings.max_attempts,
-            search_lag_s=self.settings.search_lag_s,
-            on_outcome=board.record,
-            daily_remaining=lambda: pacer.daily_remaining,
-            recreate_missing=self.settings.recreate_missing,
-            on_phase=self._phase,
-        )
+        """Stage: update the edited rows' meetings, then create the rest, the logged ones
+        (importer.logbook) beside the scheduled ones; the senders decide about retries and rows in doubt."""
+        logged, scheduled, self.routing = route(jobs, self.settings.mode, self.started_ms)
+        options: dict[str, Any] = {
+            "run_id": self.run_id,
+            "concurrency": self.settings.concurrency,
+            "max_attempts": self.settings.max_attempts,
+            "search_lag_s": self.settings.search_lag_s,
+            "on_outcome": board.record,
+            "daily_remaining": lambda: pacer.daily_remaining,
+            "recreate_missing": self.settings.recreate_missing,
+            "on_phase": self._phase,
+        }
+        self.sender = Sender(client, ledger, **options)
+        self.logbook = BatchSender(client, ledger, **options)
         if self.stop_reason is not None:
             self.sender.stop(self.stop_reason)
+            self.logbook.stop(self.stop_reason)
         try:
             await self.sender.update_all(updates)
-            await self.sender.send_all(jobs)
+            # Both to the end, whatever one raises: neither may be left sending once the ledger closes.
+            done = await asyncio.gather(
+                self.logbook.send_all(logged), self.sender.send_all(scheduled), return_exceptions=True
+            )
+            for failure in (d for d in done if isinstance(d, BaseException)):
+                raise failure
         finally:
-            self.stop_reason = self.stop_reason or self.sender.stop_reason
+            self.stop_reason = self.stop_reason or self.sender.stop_reason or self.logbook.stop_reason
 
     def _phase(self, text: str) -> None:
         log.info("%s", text)
@@ -527,6 +542,8 @@ class _Import:
                 self.progress.phase(f"{name}: finishing the requests in flight, sending no more")
             if self.sender is not None:
                 self.sender.stop(reason)
+                if self.logbook is not None:
+                    self.logbook.stop(reason)
             elif self.stop_reason is None and task is not None:
                 self.stop_reason = reason
                 task.cancel()

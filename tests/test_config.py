@@ -73,6 +73,20 @@ def test_flags_not_given_leave_the_lower_layers(toml: Any) -> None:
     assert (settings.concurrency, settings.sheet) == (6, "Meetings")
 
 
+def test_mode_from_each_layer(toml: Any) -> None:
+    path = toml('mode = "log"\n')
+    environ = {"MEETING_IMPORTER_MODE": "auto"}
+    assert Settings().mode == "schedule"
+    assert load_settings(path, {}, {}).mode == "log"
+    assert load_settings(path, environ, {}).mode == "auto"
+    assert load_settings(path, environ, {"mode": "schedule"}).mode == "schedule"
+
+
+def test_an_unknown_mode_is_refused(toml: Any) -> None:
+    path = toml('mode = "calendar"\n')
+    assert config_error(path) == f"bad setting in {path}: mode: Input should be 'schedule', 'log' or 'auto'"
+
+
 def test_empty_environment_variable_is_not_set() -> None:
     assert load_settings(None, {"MEETING_IMPORTER_CONCURRENCY": ""}, {}).concurrency == 8
 

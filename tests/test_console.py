@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from importer.console import ProgressLine, summary_lines
+from importer.logbook import Routing
 from importer.pipeline import RunSummary, TopError
 
 DAILY_STOP = "HubSpot's daily request limit is reached; the next run sends the rest"
@@ -221,6 +223,48 @@ def test_plain_lines_without_rows() -> None:
         "summary: rows=0 duration_s=0.0 requests=12 searches=0",
         "results: sheets/meetings.results.csv",
     ]
+
+
+# --- which way the rows went ---
+
+HINT = (
+    "hint: 40 of the rows scheduled had ended before this run started; --mode auto logs such rows without"
+    " a calendar event, 100 a request"
+)
+
+
+def routed(routing: Routing) -> RunSummary:
+    return dataclasses.replace(make_summary({"created": 100}), routing=routing)
+
+
+def test_a_run_in_auto_mode_says_how_many_rows_went_each_way() -> None:
+    summary = routed(Routing("auto", logged=90, scheduled=10))
+    assert summary_lines(summary, table=False) == [
+        "summary: created=100 duration_s=75.4 requests=12 searches=0",
+        "mode auto: 90 rows logged without a calendar event (100 a request), 10 scheduled",
+        "results: sheets/meetings.results.csv",
+    ]
+    assert summary_lines(summary, table=True)[-2:] == [
+        "mode auto: 90 rows logged without a calendar event (100 a request), 10 scheduled",
+        "results: sheets/meetings.results.csv",
+    ]
+    assert summary.to_json()["routing"] == {
+        "mode": "auto",
+        "logged": 90,
+        "scheduled": 10,
+        "past_scheduled": 0,
+    }
+
+
+def test_a_run_in_schedule_mode_with_past_rows_suggests_auto() -> None:
+    summary = routed(Routing("schedule", logged=0, scheduled=100, past_scheduled=40))
+    assert summary_lines(summary, table=False)[1:] == [HINT, "results: sheets/meetings.results.csv"]
+    assert summary_lines(summary, table=True)[-2:] == [HINT, "results: sheets/meetings.results.csv"]
+
+
+def test_a_run_in_schedule_mode_of_future_rows_says_nothing_of_modes() -> None:
+    summary = routed(Routing("schedule", logged=0, scheduled=100))
+    assert summary_lines(summary, table=False) == summary_lines(make_summary({"created": 100}), table=False)
 
 
 @pytest.mark.parametrize("summary", [STOPPED, make_summary({"created": 3}), make_summary({})])

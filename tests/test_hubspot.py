@@ -19,9 +19,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from importer.hubspot import (
+    BATCH_CREATE_PATH,
     CREATE_MEETING_PATH,
     ApiError,
     AuthFailed,
+    BatchCreated,
     BatchRead,
     Created,
     CreatedWithoutId,
@@ -29,12 +31,14 @@ from importer.hubspot import (
     HubSpotClient,
     HubSpotError,
     Kind,
+    LoggedMeeting,
     NotSent,
     OutcomeUnknown,
     Owner,
     RateLimited,
     RateLimitInfo,
     Record,
+    RefusedInput,
     Rejected,
     RetryPolicy,
     ServerError,
@@ -617,6 +621,107 @@ def test_a_create_answered_2xx_without_a_readable_id_is_in_doubt(
     caught = raised(hubspot, create)
     assert type(caught) is CreatedWithoutId
     assert len(hubspot.requests) == 1
+
+
+# --- the batch create: meetings logged without a calendar event ---
+
+LOG_INPUTS: list[dict[str, Any]] = [
+    {
+        "properties": {"hs_meeting_title": f"Visit {i}", "hs_timestamp": "2025-06-01T10:00:00Z"},
+        "associations": [],
+        "objectWriteTraceId": f"key-{i}",
+    }
+    for i in range(3)
+]
+
+
+def log(client: HubSpotClient) -> Awaitable[BatchCreated]:
+    return client.batch_create_meetings(LOG_INPUTS)
+
+
+def test_batch_create_sends_the_inputs_once_through_the_api_gate(hubspot: FakeHubSpot) -> None:
+    results = [
+        {"id": "9102", "objectWriteTraceId": "key-1", "properties": {"hs_meeting_title": "Visit 1"}},
+        {"id": "9100", "properties": {"hs_meeting_title": "Visit 0"}},
+        {"id": "9101", "objectWriteTraceId": "key-2", "properties": {}},
+    ]
+    answer = {"status": "COMPLETE", "results": results, "startedAt": "x", "completedAt": "y"}
+    hubspot.script(httpx.Response(201, json=answer, headers={"X-HubSpot-Correlation-Id": "c-b"}))
+    assert hubspot.run(log) == BatchCreated(
+        201,
+        "c-b",
+        [
+            LoggedMeeting("9102", "key-1", {"hs_meeting_title": "Visit 1"}),
+            LoggedMeeting("9100", None, {"hs_meeting_title": "Visit 0"}),
+            LoggedMeeting("9101", "key-2", {}),
+        ],
+        [],
+    )
+    (request,) = hubspot.requests
+    assert (request.method, request.url.path, dict(request.url.params)) == ("POST", BATCH_CREATE_PATH, {})
+    assert json.loads(request.content) == {"inputs": LOG_INPUTS}
+    assert hubspot.gate.slots == ["api"]
+
+
+def test_a_207_names_the_refused_inputs_by_their_trace_ids(hubspot: FakeHubSpot) -> None:
+    refusal = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "inputs[1].properties.hs_meeting_outcome must be one of SCHEDULED, COMPLETED",
+        "context": {"objectWriteTraceId": ["key-1"]},
+        "errors": [{"message": "not a valid option", "in": "hs_meeting_outcome"}],
+    }
+    answer = {"results": [{"id": "9100", "objectWriteTraceId": "key-0"}], "numErrors": 2}
+    answer["errors"] = [refusal, {"status": "error", "message": "no context"}]
+    hubspot.script(httpx.Response(207, json=answer, headers={"X-HubSpot-Correlation-Id": "c-207"}))
+    created = hubspot.run(log)
+    assert (created.status, created.logged) == (207, [LoggedMeeting("9100", "key-0", {})])
+    first, second = created.refused
+    assert first.trace_ids == ("key-1",) and second.trace_ids == ()
+    assert type(first.error) is Rejected
+    assert str(first.error) == (
+        "HubSpot 207 VALIDATION_ERROR: inputs[1].properties.hs_meeting_outcome must be one of SCHEDULED,"
+        " COMPLETED (not a valid option)"
+    )
+    assert first.error.correlation_id == "c-207"
+    assert isinstance(second, RefusedInput) and str(second.error) == "HubSpot 207: no context"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (httpx.Response(201, text="<html>created</html>"), CreatedWithoutId),
+        (httpx.Response(201, json={"status": "COMPLETE"}), CreatedWithoutId),
+        (httpx.Response(200, json={"results": [{"properties": {}}]}), CreatedWithoutId),
+        (httpx.Response(207, json={"results": "nope"}), OutcomeUnknown),
+        (httpx.Response(207, json={"results": [], "errors": ["?"]}), OutcomeUnknown),
+    ],
+)
+def test_a_batch_answered_2xx_without_readable_results_is_in_doubt(
+    hubspot: FakeHubSpot, answer: Answer, expected: type[HubSpotError]
+) -> None:
+    """A 201 says every input was created (their ids unknown); a 207 says some may not have been."""
+    hubspot.script(answer)
+    caught = raised(hubspot, log)
+    assert type(caught) is expected
+    assert str(caught).startswith(f"POST {BATCH_CREATE_PATH}: ")
+    assert len(hubspot.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [rate_limited("TEN_SECONDLY_ROLLING"), error(503, message="down"), httpx.ConnectError, httpx.ReadTimeout],
+)
+def test_batch_create_is_tried_exactly_once(hubspot: FakeHubSpot, answer: Answer) -> None:
+    hubspot.script(answer)
+    raised(hubspot, log, max_attempts=5)
+    assert (len(hubspot.requests), hubspot.sleeps) == (1, [])
+
+
+def test_more_than_100_inputs_are_refused_before_sending(hubspot: FakeHubSpot) -> None:
+    with pytest.raises(ValueError, match="at most 100 inputs, not 101"):
+        hubspot.run(lambda client: client.batch_create_meetings([LOG_INPUTS[0]] * 101))
+    assert hubspot.requests == []
 
 
 # --- owners ---

@@ -28,6 +28,7 @@ from importer.mapper import (
     Directory,
     Mapped,
     build_directory,
+    crm_input,
     map_meeting,
 )
 from importer.models import Meeting, Reminder, TimeUnit
@@ -299,6 +300,47 @@ def test_a_complete_meeting_maps_to_its_create_request() -> None:
         ],
     }
     check_request(request)
+
+
+def test_a_logged_meeting_carries_the_same_properties_and_associations_as_strings() -> None:
+    m = meeting(
+        attendee_emails=(LIAM.email, NOAH.email),
+        contact_emails=("a@b.com",),
+        deal_ids=("701",),
+        location="Room 4",
+        location_type="ADDRESS",
+        body="Agenda",
+        internal_notes="Bring the figures",
+        outcome="COMPLETED",
+        reminders=(Reminder(1, TimeUnit.DAYS),),
+    )
+    request = request_of(mapped(m, invite=True))
+    assert crm_input(request, "row-key-1") == {
+        "properties": {
+            "hs_meeting_title": "Quarterly business review",
+            "hs_meeting_start_time": "2026-12-01T10:00:00Z",
+            "hs_meeting_end_time": "2026-12-01T11:00:00Z",
+            "hs_timestamp": "2026-12-01T10:00:00Z",
+            "hs_meeting_outcome": "COMPLETED",
+            "hs_meeting_body": "Agenda",
+            "hs_meeting_location": "Room 4",
+            "hs_meeting_location_type": "ADDRESS",
+            "hs_internal_meeting_notes": "Bring the figures",
+            "hubspot_owner_id": "8100002",
+            "hs_attendee_owner_ids": "8100006;8100009",
+        },
+        "associations": [assoc("contacts", "501"), assoc("deals", "701")],
+        "objectWriteTraceId": "row-key-1",
+    }
+
+
+def test_a_logged_meeting_sends_no_organizer_time_zone_or_reminders() -> None:
+    request = request_of(mapped(meeting(reminders=(Reminder(30, TimeUnit.MINUTES),))))
+    logged = crm_input(request, "k")
+    assert set(logged) == {"properties", "associations", "objectWriteTraceId"}
+    assert all(type(value) is str for value in logged["properties"].values())
+    assert "hs_attendee_owner_ids" not in logged["properties"]
+    assert request.body["properties"]["hubspot_owner_id"] == "8100002"  # the request itself is untouched
 
 
 def test_association_type_ids_are_hubspots_meeting_ids() -> None:

@@ -142,6 +142,31 @@ async def test_forbid_title_is_set_and_cleared_at_runtime() -> None:
     assert bad.json()["message"] == "forbid_title must be a non-empty string or null, got ''."
 
 
+async def test_a_refused_title_fails_its_batch_input_alone_in_a_207() -> None:
+    async with client(faults=Faults(refuse_title="[draft]")) as api:
+        batch = await api.post(
+            BATCH_CREATE, json={"inputs": [logged("a"), logged("b", hs_meeting_title="[draft] call")]}
+        )
+        single = await api.post(CREATE, params=ORGANIZER, json=meeting(hs_meeting_title="[draft] call"))
+        counters = await stats(api)
+    assert batch.status_code == 207
+    body = batch.json()
+    assert [r["objectWriteTraceId"] for r in body["results"]] == ["a"]
+    (error,) = body["errors"]
+    message = "inputs[1].properties.hs_meeting_title '[draft] call' is refused by a rule of this portal."
+    assert (error["category"], error["message"], error["context"]) == (
+        "VALIDATION_ERROR",
+        message,
+        {"objectWriteTraceId": ["b"]},
+    )
+    assert single.status_code == 400
+    assert (
+        single.json()["message"]
+        == "properties.hs_meeting_title '[draft] call' is refused by a rule of this portal."
+    )
+    assert counters["meetings_created"] == 1
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -292,6 +317,8 @@ def test_new_options_reach_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
         "0.1",
         "--forbid-title",
         "[private]",
+        "--refuse-title",
+        "[draft]",
         "--fault-scope",
         "writes",
     ]
@@ -304,6 +331,7 @@ def test_new_options_reach_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
         search_lag_extra_ms=9000,
         search_lag_extra_share=0.1,
         forbid_title="[private]",
+        refuse_title="[draft]",
         scope="writes",
     )
 

@@ -20,7 +20,13 @@ from importer.sandbox.faults import FaultSettingsError
 from importer.sandbox.gateway import Gateway, RouteKind
 from importer.sandbox.limits import Clock
 from importer.sandbox.meetings import parse_create, parse_manual
-from importer.sandbox.objects import MAX_BATCH_INPUTS, MeetingObjects, refuse_forbidden_titles, title_of
+from importer.sandbox.objects import (
+    MAX_BATCH_INPUTS,
+    MeetingObjects,
+    refuse_forbidden_titles,
+    refused_title_issues,
+    title_of,
+)
 from importer.sandbox.properties import InvalidMeeting
 from importer.sandbox.search import MAX_RESULTS, SearchError, parse_cursor, parse_search
 from importer.sandbox.seed import CrmRecord
@@ -211,6 +217,8 @@ class _Handlers:
             new = parse_create(request.query_params.get("organizerUserId"), body, self.state.seed)
         except InvalidMeeting as exc:
             raise validation_error(str(exc), exc.issues) from exc
+        if issues := refused_title_issues(self.state, title_of(body), "properties"):
+            raise validation_error(str(InvalidMeeting(issues)), issues)
         return JSONResponse(_created_json(self.state.add_meeting(new, "scheduler")))
 
     async def stats(self, request: Request) -> Response:

@@ -175,6 +175,12 @@ def _time_zone(value: str) -> str:
     help="Refuse with 403 MISSING_SCOPES any create whose hs_meeting_title contains this text.",
 )
 @click.option(
+    "--refuse-title",
+    default=_FAULT_DEFAULTS.refuse_title,
+    help="Refuse as invalid (400; in a batch create, that input alone, 207) any create whose"
+    " hs_meeting_title contains this text.",
+)
+@click.option(
     "--fault-scope",
     type=click.Choice(FAULT_SCOPES),
     default=_FAULT_DEFAULTS.scope,
@@ -212,6 +218,7 @@ def sandbox_command(
     search_lag_extra_ms: int,
     search_lag_extra_share: float,
     forbid_title: str | None,
+    refuse_title: str | None,
     fault_scope: str,
     fault_seed: int,
 ) -> None:
@@ -240,6 +247,7 @@ def sandbox_command(
         search_lag_extra_ms=search_lag_extra_ms,
         search_lag_extra_share=search_lag_extra_share,
         forbid_title=forbid_title or None,
+        refuse_title=refuse_title or None,
     )
     config = SandboxConfig(
         host=host,

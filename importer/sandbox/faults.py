@@ -66,6 +66,7 @@ class Faults:
     search_lag_extra_ms: int = 0
     search_lag_extra_share: float = 0.0
     forbid_title: str | None = None
+    refuse_title: str | None = None
 
     def probability(self, kind: FaultKind) -> float:
         value: float = getattr(self, kind.value)
@@ -89,9 +90,9 @@ def _check_setting(name: str, value: object) -> object:
         if value not in FAULT_SCOPES:
             raise FaultSettingsError(f"scope must be one of {', '.join(FAULT_SCOPES)}, got {value!r}.")
         return value
-    if name == "forbid_title":
+    if name in ("forbid_title", "refuse_title"):
         if value is not None and (not isinstance(value, str) or not value):
-            raise FaultSettingsError(f"forbid_title must be a non-empty string or null, got {value!r}.")
+            raise FaultSettingsError(f"{name} must be a non-empty string or null, got {value!r}.")
         return value
     if name in ("slow_ms", "latency_ms", "seed", "search_lag_extra_ms"):
         if not isinstance(value, int) or isinstance(value, bool) or (name != "seed" and value < 0):

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from importer.sandbox.associations import pair_json, target_type_named, type_issues, v3_associations
 from importer.sandbox.errors import ApiError, missing_scopes, not_found, validation_error
 from importer.sandbox.meetings import BatchInput, parse_batch_inputs, parse_update
-from importer.sandbox.properties import InvalidMeeting
+from importer.sandbox.properties import InvalidMeeting, Issue
 from importer.sandbox.shapes import batch_body, json_body, json_object, record_json, system_properties
 from importer.sandbox.state import SandboxState, utc_now
 from importer.sandbox.store import StoredMeeting
@@ -32,6 +32,16 @@ def refuse_forbidden_titles(state: SandboxState, titles: Iterable[object]) -> No
     text = state.faults.forbid_title
     if text and any(isinstance(title, str) and text in title for title in titles):
         raise missing_scopes(WRITE_SCOPES)
+
+
+def refused_title_issues(state: SandboxState, title: object, where: str) -> list[Issue]:
+    """A validation issue for a title `--refuse-title` names, as a portal's own rule would refuse it: in a
+    batch create, that input alone is refused (207) and the others are created."""
+    text = state.faults.refuse_title
+    if not (text and isinstance(title, str) and text in title):
+        return []
+    field = f"{where}.hs_meeting_title"
+    return [Issue(f"{field} '{title}' is refused by a rule of this portal.", field, "INVALID_OPTION")]
 
 
 def object_json(meeting: StoredMeeting) -> dict[str, Any]:
@@ -71,7 +81,10 @@ class MeetingObjects:
         started_at = utc_now()
         inputs = _inputs(await json_object(request), "batch create")
         refuse_forbidden_titles(self.state, (title_of(item) for item in inputs))
-        checked = parse_batch_inputs(inputs, self.state.seed)
+        checked = [
+            self._title_rule(item, raw)
+            for item, raw in zip(parse_batch_inputs(inputs, self.state.seed), inputs, strict=True)
+        ]
         created = [self.state.add_meeting(item.meeting, "batch") for item in checked if item.meeting]
         results = self.state.dice.shuffled([object_json(meeting) for meeting in created])
         body = batch_body(results, started_at, utc_now())
@@ -130,6 +143,10 @@ class MeetingObjects:
         for meeting, target_ids in plan:
             self.state.unlink(meeting, [(target_type, i) for i in target_ids], "association_batch_archive")
         return Response(status_code=204)
+
+    def _title_rule(self, item: BatchInput, raw: object) -> BatchInput:
+        issues = refused_title_issues(self.state, title_of(raw), f"inputs[{item.index}].properties")
+        return BatchInput(item.index, item.write_trace_id, None, item.issues + issues) if issues else item
 
     def _meeting(self, request: Request) -> StoredMeeting:
         meeting_id = str(request.path_params["meeting_id"])
