@@ -454,6 +454,7 @@ class _Import:
                 looked_for = {j.index for j in checked}  # by index: comparing whole jobs is quadratic
                 jobs = [j for j in jobs if j.index not in looked_for] + sent
             if self.plan:
+                *_, self.routing = route(jobs, settings.mode, self.started_ms)  # how many each way
                 _record_plan(jobs, updates, board)
                 return
             if jobs or updates:

@@ -101,6 +101,10 @@ def test_auto_mode_logs_the_past_rows_and_schedules_the_others(
     past = pl.read_csv(write_visits(tmp_path / "past.csv", 30), infer_schema=False)
     future = pl.read_csv(write_visits(tmp_path / "future.csv", 20, year=2031, first=30), infer_schema=False)
     pl.concat([past, future]).sample(fraction=1.0, shuffle=True, seed=1).write_csv(sheet)
+    plan = run_cli(["plan", str(sheet), "--mode", "auto"], importer_env(sandbox))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "mode auto: 30 rows logged without a calendar event (100 a request), 20 scheduled" in plan.stdout
+    assert sandbox.stats()["meetings_created"] == 0
 
     proc = run_cli(["run", str(sheet), "--mode", "auto"], importer_env(sandbox))
 
