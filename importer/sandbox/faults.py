@@ -33,6 +33,9 @@ _ROLL_ORDER = (
 )
 
 
+_MILLISECONDS = ("slow_ms", "latency_ms", "latency_jitter_ms", "uplink_ms", "uplink_jitter_ms")
+
+
 class FaultSettingsError(ValueError):
     """Raised when fault settings sent to the admin API are not valid."""
 
@@ -48,6 +51,9 @@ class Faults:
     slow: float = 0.0
     slow_ms: int = 5000
     latency_ms: int = 0
+    latency_jitter_ms: int = 0  # up to this much more on each answer, at random
+    uplink_ms: int = 0  # before a request is counted: it reaches "HubSpot" later than it was sent
+    uplink_jitter_ms: int = 0  # up to this much more, at random, so requests may arrive out of order
     scope: FaultScope = "create"
     seed: int = 0
 
@@ -73,7 +79,7 @@ def _check_setting(name: str, value: object) -> object:
         if value not in FAULT_SCOPES:
             raise FaultSettingsError(f"scope must be one of {', '.join(FAULT_SCOPES)}, got {value!r}.")
         return value
-    if name in ("slow_ms", "latency_ms", "seed"):
+    if name in _MILLISECONDS or name == "seed":
         if not isinstance(value, int) or isinstance(value, bool) or (name != "seed" and value < 0):
             raise FaultSettingsError(f"{name} must be a non-negative integer, got {value!r}.")
         return value
@@ -87,6 +93,11 @@ class FaultDice:
 
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
+        self._delays = random.Random(f"{seed}-delays")  # apart, so delays leave the faults' sequence as is
+
+    def delay_s(self, base_ms: int, jitter_ms: int) -> float:
+        """`base_ms` plus up to `jitter_ms` at random, in seconds."""
+        return (base_ms + (self._delays.uniform(0, jitter_ms) if jitter_ms else 0)) / 1000
 
     def roll(self, faults: Faults, on_create_route: bool) -> FaultKind | None:
         """Pick the fault for one request, or None to answer normally."""
