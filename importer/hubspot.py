@@ -26,7 +26,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -143,11 +143,12 @@ class RateLimitInfo:
 class Gate(Protocol):
     """Paces requests: entered around every request, told every answer's rate-limit headers."""
 
-    def slot(self, kind: Kind) -> Any:
-        """An async context manager held while one request of `kind` is in flight."""
+    def slot(self, kind: Kind) -> AbstractAsyncContextManager[Any]:
+        """Held while one request of `kind` is in flight; yields a ticket, given back to `observe`."""
 
-    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
-        """Learn from an answer's headers."""
+    def observe(self, kind: Kind, info: RateLimitInfo, ticket: Any) -> None:
+        """Learn from the headers of the answer to the request that held `ticket` (HubSpot counted it
+        when it arrived: the gate knows when it let it through)."""
 
     def back_off(self, kind: Kind, seconds: float) -> None:
         """Hold every request of `kind` for `seconds` (after a 429 for a window)."""
@@ -160,7 +161,7 @@ class OpenGate:
     async def slot(self, kind: Kind) -> AsyncIterator[None]:
         yield
 
-    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
+    def observe(self, kind: Kind, info: RateLimitInfo, ticket: Any) -> None:
         pass
 
     def back_off(self, kind: Kind, seconds: float) -> None:
@@ -415,7 +416,7 @@ class HubSpotClient:
         json_body: Any,
         kind: Kind,
     ) -> httpx.Response:
-        async with self._gate.slot(kind):
+        async with self._gate.slot(kind) as ticket:
             self.requests_sent += 1
             try:
                 response = await self._http.request(method, path, params=params, json=json_body)
@@ -424,7 +425,7 @@ class HubSpotClient:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise OutcomeUnknown(f"{method} {path}: no answer ({type(exc).__name__})") from None
         info = RateLimitInfo.from_headers(response.headers)
-        self._gate.observe(kind, info)
+        self._gate.observe(kind, info, ticket)
         if response.status_code >= 400:
             error = _api_error(response)
             if response.status_code == 429:
