@@ -84,7 +84,8 @@ _path = click.Path(path_type=Path, dir_okay=False)
     "--rate-limit",
     "requests_per_10s",
     type=click.IntRange(1, 10_000),
-    help="Requests per rolling 10 s, lookups included (HubSpot: 100 to 250 by tier). Default: 100.",
+    help="At most this many requests per rolling 10 s, lookups included, to leave room for other "
+    "integrations. Default: HubSpot's limit, as its answers report it (100 to 250 by tier).",
 )
 @click.option(
     "--state",
