@@ -14,6 +14,7 @@ import argparse
 import heapq
 import math
 import random
+import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,8 +170,9 @@ def simulate(case: Case, seed: int, requests: int) -> tuple[float, int, int]:
         arrivals = importers[0].arrivals[1:]  # the creates, after the lone first request
     else:  # together, from the first arrival of any until the last
         arrivals = [t for importer in importers for t in importer.arrivals]
-    share = (len(arrivals) - 1) / (max(arrivals) - min(arrivals)) / allowed_per_s
-    return share, hubspot.busiest, hubspot.rejected
+    # Arrivals per second: the slope of a least-squares line, so the uplink jitter at the ends does not count.
+    seconds_per_arrival = statistics.linear_regression(range(len(arrivals)), sorted(arrivals)).slope
+    return 1 / seconds_per_arrival / allowed_per_s, hubspot.busiest, hubspot.rejected
 
 
 def _foreign(loop: Loop, hubspot: HubSpot, rng: random.Random, per_s: float, until: float) -> None:

@@ -30,8 +30,9 @@ import asyncio
 import bisect
 import math
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from importer.hubspot import Kind, RateLimitInfo
@@ -41,7 +42,6 @@ START_LIMIT = 100  # HubSpot's lowest tier: the pace until an answer tells the r
 _ROUND_TRIP_WEIGHT = 0.1  # smoothing of the round-trip estimate (a moving average over ~10 answers)
 _OTHERS_WEIGHT = 0.1  # and of the unbiased estimate of others' requests
 _PROBE_SHARE = 0.1  # of the window, between our requests while another client takes the rest
-_EARLIER_S = 0.005  # an answer wakes the first in line only if its turn comes sooner by more than this
 MARGIN = 1  # requests always left free: room for another client's first request
 Clock = Callable[[], float]
 
@@ -112,12 +112,17 @@ class Window:
         self._hold_until = -math.inf
         self._round_trip: float | None = None
         self._answered = False
+        self._retune()
 
-    @property
-    def limit(self) -> float:
-        """Requests allowed per window: HubSpot's Max (or the lowest tier until known), under the ceiling."""
+    def _retune(self) -> None:
+        """Work out, once per change of limit or window, what every request's turn needs."""
         known = self.portal_max if self.portal_max is not None else START_LIMIT
-        return min(math.inf if self.ceiling is None else self.ceiling, known if self._follow else math.inf)
+        ceiling = math.inf if self.ceiling is None else self.ceiling
+        # Requests allowed per window: HubSpot's Max (the lowest tier until known), under the ceiling.
+        self.limit = min(ceiling, known) if self._follow else ceiling
+        self._span = self.window_s + self.spread_s  # how long a send counts in our log
+        self._base = max(1, math.floor(self.limit) - self.margin)  # our log's capacity when alone
+        self._gap = self._span / self._base
 
     def delay(self, now: float) -> float:
         """Seconds until a request may be let through (0: now)."""
@@ -127,10 +132,10 @@ class Window:
         """Let one request through at `now` (after `delay(now)` said 0; `waited`: after a sleep)."""
         # A request that slept for its turn may have woken late: the next one is still due a gap after
         # this one was, so wake-up delays do not add up. One that found the pacer idle starts afresh.
-        late = self._gap() if waited else 0.0
-        self._due = max(self._due, now - late) + self._gap()
+        late = self._gap if waited else 0.0
+        self._due = max(self._due, now - late) + self._gap
         self._sent.append(now)
-        kept = now - 2 * (self.window_s + self.spread_s)
+        kept = now - 2 * self._span
         if self._sent[0] < kept:
             del self._sent[: bisect.bisect_left(self._sent, kept)]
         return Ticket(now)
@@ -139,31 +144,37 @@ class Window:
         """Let nothing through for `seconds` (a later hold extends, an earlier one doesn't cut)."""
         self._hold_until = max(self._hold_until, now + seconds)
 
-    def learn(self, ticket: Ticket, info: RateLimitInfo, now: float) -> None:
-        """Take in one answer's rate-limit headers (`ticket`: its request's)."""
+    def learn(self, ticket: Ticket, info: RateLimitInfo, now: float) -> bool:
+        """Take in one answer's rate-limit headers (`ticket`: its request's). True if the next turn may
+        have come sooner: the first answer, a higher limit, or fewer requests of others."""
         if not self._follow:
-            return
+            return False
+        sooner = not self._answered
         self._answered = True
         round_trip = now - ticket.sent_at
         previous = round_trip if self._round_trip is None else self._round_trip
         self._round_trip = previous + _ROUND_TRIP_WEIGHT * (round_trip - previous)
-        if info.interval_ms:
-            self.window_s = info.interval_ms / 1000
-        if info.max and info.max != self.portal_max:
-            self.portal_max = info.max
-            if self._sent:  # a higher limit applies from the next send on
-                self._due = min(self._due, self._sent[-1] + self._gap())
+        window_s = info.interval_ms / 1000 if info.interval_ms else self.window_s
+        if window_s != self.window_s or (info.max and info.max != self.portal_max):
+            limit, self.window_s, self.portal_max = self.limit, window_s, info.max or self.portal_max
+            self._retune()
+            if self._sent and self.limit > limit:  # a higher limit applies from the next send on
+                self._due = min(self._due, self._sent[-1] + self._gap)
+                sooner = True
         # An answer older than the freshest one, or to a request sent a window ago, tells nothing new.
-        sent_at, window_s = ticket.sent_at, self.window_s
+        sent_at = ticket.sent_at
         fresh = sent_at >= self.others.since and sent_at > now - window_s
         if info.max and info.remaining is not None and fresh:
+            before = self.others.count(now)
             self.others.tell(
                 info.max - info.remaining,
-                ours_at_most=self._sent_between(sent_at - window_s - self.spread_s, sent_at + self.spread_s),
+                ours_at_most=self._sent_between(sent_at - self._span, sent_at + self.spread_s),
                 ours_likely=self._sent_between(sent_at - window_s, sent_at),
                 sent_at=sent_at,
                 until=now + window_s,
             )
+            sooner = sooner or self.others.count(now) < before
+        return sooner
 
     def _blind(self, now: float) -> float:
         """Until an answer tells how full the window is (others may have filled it), one request at a
@@ -171,13 +182,6 @@ class Window:
         if not self._follow or self._answered:
             return 0.0
         return self._since_last(now, self.window_s * _PROBE_SHARE)
-
-    def _base(self) -> int:
-        """Our log's capacity when we are alone."""
-        return max(1, math.floor(self.limit) - self.margin)
-
-    def _gap(self) -> float:
-        return (self.window_s + self.spread_s) / self._base()
 
     def _reserve(self, now: float) -> int:
         """While others surely share the window: room for their requests we can only know of a round trip
@@ -190,9 +194,9 @@ class Window:
 
     def _room_in(self, now: float) -> float:
         """Seconds until our log of the last W + D leaves room for one more request."""
-        room = self._base() - self.others.count(now)
+        room = self._base - self.others.count(now)
         budget = room - self._reserve(now)
-        first = bisect.bisect_right(self._sent, now - self.window_s - self.spread_s)
+        first = bisect.bisect_right(self._sent, now - self._span)
         held = len(self._sent) - first
         if held < budget:
             return 0.0
@@ -202,7 +206,7 @@ class Window:
             return self._since_last(now, self.window_s * _PROBE_SHARE)
         if budget <= 0:
             return self.others.until - now
-        return self._sent[first + held - budget] + self.window_s + self.spread_s - now
+        return self._sent[first + held - budget] + self._span - now
 
     def _since_last(self, now: float, seconds: float) -> float:
         """Seconds until `seconds` after our last send."""
@@ -213,55 +217,82 @@ class Window:
 
 
 class WindowPacer:
-    """A `Window` on the event loop: requests queue for their turn, the first one sleeps until it comes."""
+    """A `Window` on the event loop. Requests wait in line; one timer, set for the first in line's turn,
+    lets it through and is set again for the next: a loop wake-up per request, nothing polls."""
 
     def __init__(self, rules: Window, clock: Clock = time.monotonic) -> None:
         self.rules = rules
         self._clock = clock
-        self._lock = asyncio.Lock()  # first come, first served; waiters behind it cost nothing
-        self._waker: asyncio.Future[None] | None = None  # the first in line sleeps on it
-        self._wake_at = 0.0
+        self._line: deque[asyncio.Future[Ticket]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Ticket]:
-        """Wait for a turn; the ticket goes back with the answer to `learn`."""
-        async with self._lock:
-            waited = False
-            while (wait := self.rules.delay(self._clock())) > 0:
-                await self._sleep(wait)
-                waited = True
-            ticket = self.rules.send(self._clock(), waited=waited)
-        yield ticket
+    def slot(self) -> _Slot:
+        """`async with pacer.slot() as ticket:` waits for a turn; the ticket goes back with the answer."""
+        return _Slot(self)
+
+    async def acquire(self) -> Ticket:
+        """Wait for a turn (first come, first served) and take it."""
+        if not self._line:
+            now = self._clock()
+            wait = self.rules.delay(now)
+            if wait <= 0:
+                return self.rules.send(now)
+            self._set_timer(now + wait, wait)
+        turn: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        self._line.append(turn)
+        return await turn
 
     def learn(self, ticket: Ticket, info: RateLimitInfo) -> None:
-        """Take in an answer; wake the waiting request early if the answer brought its turn forward."""
-        now = self._clock()
-        self.rules.learn(ticket, info, now)
-        if self._waker is not None and now + self.rules.delay(now) < self._wake_at - _EARLIER_S:
-            self._wake()
+        """Take in an answer; if it may have brought the next turn forward, the timer is set again."""
+        if self.rules.learn(ticket, info, self._clock()) and self._line:
+            self._let_through()
 
     def hold(self, seconds: float) -> None:
         self.rules.hold(seconds, self._clock())
 
-    async def _sleep(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._waker = loop.create_future()
-        self._wake_at = self._clock() + seconds
-        timer = loop.call_later(seconds, self._wake)
-        try:
-            await self._waker
-        finally:
-            timer.cancel()
-            self._waker = None
+    def _let_through(self) -> None:
+        """Let through the requests in line whose turn has come; set the timer for the next one's."""
+        while self._line:
+            turn = self._line[0]
+            if turn.done():  # its task was cancelled while it waited
+                self._line.popleft()
+                continue
+            now = self._clock()
+            wait = self.rules.delay(now)
+            if wait > 0:
+                self._set_timer(now + wait, wait)
+                return
+            self._line.popleft()
+            turn.set_result(self.rules.send(now, waited=True))
+        self._set_timer(math.inf, None)
 
-    def _wake(self) -> None:
-        if self._waker is not None and not self._waker.done():
-            self._waker.set_result(None)
+    def _set_timer(self, at: float, wait: float | None) -> None:
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = None if wait is None else asyncio.get_running_loop().call_later(wait, self._ring)
 
-    async def acquire(self) -> Ticket:
-        """A turn for a request with nothing to hold (its ticket is returned)."""
-        async with self.slot() as ticket:
-            return ticket
+    def _ring(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        self._let_through()
+
+
+class _Slot:
+    """`async with` around one request: a turn in, nothing to give back out."""
+
+    __slots__ = ("_pacer",)
+
+    def __init__(self, pacer: WindowPacer) -> None:
+        self._pacer = pacer
+
+    async def __aenter__(self) -> Ticket:
+        return await self._pacer.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
 
 
 class Pacer:

@@ -79,7 +79,11 @@ def drive(hubspot: HubSpot, *clients: Client, starts: tuple[float, ...] = ()) ->
     def arrive(client: Client, ticket: Ticket) -> Callable[[float], None]:
         def act(now: float) -> None:
             info = hubspot.arrive(now)
-            at(now + client.latency(), lambda answered: client.rules.learn(ticket, info, answered))
+
+            def answer(answered: float) -> None:
+                client.rules.learn(ticket, info, answered)
+
+            at(now + client.latency(), answer)
 
         return act
 
