@@ -11,9 +11,10 @@ requests arrive out of order, as over a real network); the real CLI (`python -m 
 - the busiest rolling window HubSpot saw, and the 429s it served for it;
 - the importers' CPU (user + system, from wait4) per request, start-up and all.
 
-Then the start-up time of `meeting-importer --version`. About five minutes in all.
+Then the start-up time of `meeting-importer --version`. About seven minutes in all. On shared cores the
+figures move with the machine's load: a busy event loop sends late and counts CPU it did not spend alone.
 
-    .venv/bin/python bench/throughput.py [--rows 600] [--only NAME-PREFIX]
+    .venv/bin/python bench/throughput.py [--rows 600] [--only NAME-PREFIX] [--concurrency N]
 """
 
 from __future__ import annotations
