@@ -46,7 +46,8 @@ class Settings(BaseModel):
     on_missing_association: Literal["fail", "skip"] = "fail"
     ambiguous_company_domain: Literal["fail", "all"] = "fail"
     # sending
-    requests_per_10s: int = Field(default=100, ge=1, le=10_000)
+    # A ceiling under HubSpot's own limit (to leave room for other integrations); None follows HubSpot alone.
+    requests_per_10s: int | None = Field(default=None, ge=1, le=10_000)
     search_per_second: float = Field(default=4.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=256)
     max_attempts: int = Field(default=5, ge=1, le=50)

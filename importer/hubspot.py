@@ -31,7 +31,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -168,11 +168,12 @@ class RateLimitInfo:
 class Gate(Protocol):
     """Paces requests: entered around every request, told every answer's rate-limit headers."""
 
-    def slot(self, kind: Kind) -> Any:
-        """An async context manager held while one request of `kind` is in flight."""
+    def slot(self, kind: Kind) -> AbstractAsyncContextManager[Any]:
+        """Held while one request of `kind` is in flight; yields a ticket, given back to `observe`."""
 
-    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
-        """Learn from an answer's headers."""
+    def observe(self, kind: Kind, info: RateLimitInfo, ticket: Any) -> None:
+        """Learn from the headers of the answer to the request that held `ticket` (HubSpot counted it
+        when it arrived: the gate knows when it let it through)."""
 
     def back_off(self, kind: Kind, seconds: float) -> None:
         """Hold every request of `kind` for `seconds` (after a 429 for a window)."""
@@ -185,7 +186,7 @@ class OpenGate:
     async def slot(self, kind: Kind) -> AsyncIterator[None]:
         yield
 
-    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
+    def observe(self, kind: Kind, info: RateLimitInfo, ticket: Any) -> None:
         pass
 
     def back_off(self, kind: Kind, seconds: float) -> None:
@@ -563,7 +564,7 @@ class HubSpotClient:
         json_body: Any,
         kind: Kind,
     ) -> httpx.Response:
-        async with self._gate.slot(kind):
+        async with self._gate.slot(kind) as ticket:
             self.requests_sent += 1
             self.searches_sent += kind == "search"
             try:
@@ -576,7 +577,7 @@ class HubSpotClient:
                 # A proxy that refused, a URL httpx cannot use: the request never reached HubSpot.
                 raise NotSent(f"{method} {path}: could not send ({type(exc).__name__}: {exc})") from None
         info = RateLimitInfo.from_headers(response.headers)
-        self._gate.observe(kind, info)
+        self._gate.observe(kind, info, ticket)
         if response.status_code >= 400:
             error = _api_error(response)
             if response.status_code == 429:

@@ -22,6 +22,7 @@ HubSpot has: losing it costs searches (the existing-meeting check), not duplicat
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import re
 import sqlite3
 import time
@@ -406,23 +407,30 @@ def open_ledger(path: Path, target: str) -> Iterator[Ledger]:
         ledger.close()
 
 
+def lock_path(ledger_path: Path, input_path: Path) -> Path:
+    """The lock of one sheet's runs on one ledger: `<ledger>.<digest of the sheet's path>.lock`."""
+    digest = hashlib.sha256(str(input_path.resolve()).encode()).hexdigest()[:12]
+    return ledger_path.with_name(f"{ledger_path.name}.{digest}.lock")
+
+
 @contextmanager
-def state_lock(ledger_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside the ledger for the whole run: two overlapping cron runs on the same
-    ledger would otherwise both send the rows neither has marked yet. Released when the process ends,
-    however it ends."""
-    lock_path = ledger_path.with_name(ledger_path.name + ".lock")
+def state_lock(ledger_path: Path, input_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for the whole run of one sheet on one ledger: two overlapping cron runs of
+    the same sheet would otherwise both send the rows neither has marked yet. Runs of other sheets on the
+    same portal (two cron entries) go on side by side: their rows are their own, and SQLite serialises
+    their ledger writes. Released when the process ends, however it ends."""
+    path = lock_path(ledger_path, input_path)
     try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("w")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("w")
     except OSError as exc:
-        raise StopRun(f"cannot write the state folder {lock_path.parent}: {exc.strerror or exc}") from None
+        raise StopRun(f"cannot write the state folder {path.parent}: {exc.strerror or exc}") from None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeld(
-                f"another run holds the lock on {ledger_path}; try again when it has finished"
+                f"another run of {input_path} holds the lock on {ledger_path}; try again when it has finished"
             ) from None
         yield
 

@@ -408,7 +408,7 @@ class _Import:
             with closing(Ledger.copy_of(path, portal)) as copy:
                 yield copy
             return
-        with state_lock(path), open_ledger(path, portal) as ledger:
+        with state_lock(path, self.input_path), open_ledger(path, portal) as ledger:
             if self.settings.state_path is None:
                 _merge_legacy_ledger(ledger, self.results_path.parent / LEGACY_PLACE)
             yield ledger

@@ -198,9 +198,17 @@ def test_a_zone_polars_lacks_is_a_bad_row_not_a_crash(write_csv: WriteCsv) -> No
 # --- help ---
 
 
+def command_named(name: str) -> click.Command:
+    """A subcommand as click finds it (some are imported only when asked for)."""
+    command = main.get_command(click.Context(main), name)
+    assert command is not None, name
+    return command
+
+
 def test_every_command_and_option_has_help() -> None:
     assert main.help
-    for name, command in sorted(main.commands.items()):
+    for name in main.list_commands(click.Context(main)):
+        command = command_named(name)
         assert command.help, name
         undocumented = [p.name for p in command.params if isinstance(p, click.Option) and not p.help]
         assert undocumented == [], name
@@ -211,9 +219,18 @@ def test_help_prints_usage_and_text(args: list[str]) -> None:
     result = invoke(*args, "--help")
     assert result.exit_code == 0
     assert result.stdout.startswith(f"Usage: main {' '.join(args)}".rstrip() + " [OPTIONS]")
-    command = main.commands[args[0]] if args else main
+    command = command_named(args[0]) if args else main
     assert command.help is not None
     assert command.help.split()[0] in result.stdout
+
+
+def test_the_command_line_starts_without_what_only_run_needs() -> None:
+    """`--version` and `--help` must start fast: polars, httpx, pydantic and the sandbox's server load only
+    when a command needs them. A fresh interpreter, since this one has imported everything already."""
+    heavy = ["polars", "httpx", "pydantic", "uvicorn", "starlette", "importer.pipeline", "importer.sandbox"]
+    code = f"import sys, importer.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
 
 
 # --- the samples, as the README describes them ---

@@ -90,15 +90,17 @@ class RecordingGate:
     def __init__(self) -> None:
         self.slots: list[Kind] = []
         self.observed: list[tuple[Kind, RateLimitInfo]] = []
+        self.tickets: list[int] = []  # the ticket given back with each observation
         self.back_offs: list[tuple[Kind, float]] = []
 
     @asynccontextmanager
-    async def slot(self, kind: Kind) -> AsyncIterator[None]:
+    async def slot(self, kind: Kind) -> AsyncIterator[int]:
         self.slots.append(kind)
-        yield
+        yield len(self.slots)
 
-    def observe(self, kind: Kind, info: RateLimitInfo) -> None:
+    def observe(self, kind: Kind, info: RateLimitInfo, ticket: Any) -> None:
         self.observed.append((kind, info))
+        self.tickets.append(ticket)
 
     def back_off(self, kind: Kind, seconds: float) -> None:
         self.back_offs.append((kind, seconds))
@@ -396,6 +398,7 @@ def test_every_answer_is_observed_error_or_not(hubspot: FakeHubSpot) -> None:
     assert hubspot.run(owners) == []
     info = RateLimitInfo(190, 12, 10_000, 625_000, 600_001)
     assert hubspot.gate.observed == [("api", info), ("api", info)]
+    assert hubspot.gate.tickets == [1, 2]  # each answer goes back with its own request's ticket
 
 
 def test_search_goes_through_the_search_gate_and_the_rest_through_api(hubspot: FakeHubSpot) -> None:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from importer.errors import InputError, LockHeld, StopRun
-from importer.ledger import Entry, Ledger, Run, TargetState, open_ledger, read_state, state_lock
+from importer.ledger import Entry, Ledger, Run, TargetState, lock_path, open_ledger, read_state, state_lock
 
 TARGET = "https://api.hubapi.com"
 SANDBOX = "http://127.0.0.1:8787"
@@ -283,14 +283,20 @@ def test_read_state_of_a_file_that_is_not_a_ledger(tmp_path: Path) -> None:
     )
 
 
-def test_the_state_lock_is_exclusive_until_released(tmp_path: Path) -> None:
+def test_the_state_lock_is_exclusive_for_one_sheet_until_released(tmp_path: Path) -> None:
     state = tmp_path / "state" / "ledger.sqlite"
-    with state_lock(state):
-        with pytest.raises(LockHeld) as caught, state_lock(state):
+    sheet, other = tmp_path / "m.csv", tmp_path / "other.csv"
+    with state_lock(state, sheet):
+        with pytest.raises(LockHeld) as caught, state_lock(state, sheet):
             pass
-        assert str(caught.value) == (f"another run holds the lock on {state}; try again when it has finished")
-    with state_lock(state):
-        assert (state.parent / "ledger.sqlite.lock").is_file()
+        assert str(caught.value) == (
+            f"another run of {sheet} holds the lock on {state}; try again when it has finished"
+        )
+        with state_lock(state, other):  # another sheet's run on the same portal goes on
+            pass
+    with state_lock(state, sheet):
+        assert lock_path(state, sheet).is_file()
+        assert lock_path(state, sheet).parent == state.parent
 
 
 # --- durability ---

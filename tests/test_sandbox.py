@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from importer.sandbox import Faults, SandboxConfig, create_app
 from importer.sandbox.cli import sandbox_command
+from importer.sandbox.faults import FaultDice, FaultSettingsError
 from tests.integration.conftest import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -964,3 +965,26 @@ def test_sigterm_stops_cleanly_and_removes_the_port_file(tmp_path: Path) -> None
     assert returncode == 0
     assert "Traceback" not in stderr
     assert not sandbox.port_file.exists()
+
+
+# --- latency and uplink delays ---
+
+
+async def test_delays_stay_in_range_and_leave_the_fault_dice_as_they_were() -> None:
+    faults = Faults(error_5xx=0.5, scope="all")
+    plain, delayed = FaultDice(3), FaultDice(3)
+    rolls, rolls_between_delays, delays = [], [], []
+    for _ in range(50):
+        rolls.append(plain.roll(faults, on_create_route=True))
+        delays.append(delayed.delay_s(40, 100))
+        rolls_between_delays.append(delayed.roll(faults, on_create_route=True))
+    assert rolls == rolls_between_delays
+    assert all(0.04 <= delay <= 0.14 for delay in delays) and len(set(delays)) == 50
+    assert FaultDice(3).delay_s(40, 0) == 0.04
+
+
+@pytest.mark.parametrize("name", ["latency_jitter_ms", "uplink_ms", "uplink_jitter_ms"])
+async def test_delay_settings_are_non_negative_milliseconds(name: str) -> None:
+    assert getattr(Faults().updated({name: 60}), name) == 60
+    with pytest.raises(FaultSettingsError, match=f"{name} must be a non-negative integer"):
+        Faults().updated({name: -1})

@@ -107,6 +107,27 @@ def _time_zone(value: str) -> str:
     help="Delay added to every API answer.",
 )
 @click.option(
+    "--latency-jitter-ms",
+    type=_MILLISECONDS,
+    default=_FAULT_DEFAULTS.latency_jitter_ms,
+    show_default=True,
+    help="Up to this much more delay on each answer, at random.",
+)
+@click.option(
+    "--uplink-ms",
+    type=_MILLISECONDS,
+    default=_FAULT_DEFAULTS.uplink_ms,
+    show_default=True,
+    help="Delay before a request is counted by the rate limits, as if it arrived late.",
+)
+@click.option(
+    "--uplink-jitter-ms",
+    type=_MILLISECONDS,
+    default=_FAULT_DEFAULTS.uplink_jitter_ms,
+    show_default=True,
+    help="Up to this much more uplink delay, at random: requests may arrive out of order.",
+)
+@click.option(
     "--error-5xx",
     type=_PROBABILITY,
     default=_FAULT_DEFAULTS.error_5xx,
@@ -208,6 +229,9 @@ def sandbox_command(
     search_lag_ms: int,
     data: Path,
     latency_ms: int,
+    latency_jitter_ms: int,
+    uplink_ms: int,
+    uplink_jitter_ms: int,
     error_5xx: float,
     drop_before: float,
     drop_after: float,
@@ -241,6 +265,9 @@ def sandbox_command(
         slow=slow,
         slow_ms=slow_ms,
         latency_ms=latency_ms,
+        latency_jitter_ms=latency_jitter_ms,
+        uplink_ms=uplink_ms,
+        uplink_jitter_ms=uplink_jitter_ms,
         scope=cast(FaultScope, fault_scope),
         seed=fault_seed,
         error_5xx_after=error_5xx_after,

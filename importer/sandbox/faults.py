@@ -44,6 +44,9 @@ _ROLL_ORDER = (
 )
 
 
+_MILLISECONDS = ("slow_ms", "latency_ms", "latency_jitter_ms", "uplink_ms", "uplink_jitter_ms")
+
+
 class FaultSettingsError(ValueError):
     """Raised when fault settings sent to the admin API are not valid."""
 
@@ -59,6 +62,9 @@ class Faults:
     slow: float = 0.0
     slow_ms: int = 5000
     latency_ms: int = 0
+    latency_jitter_ms: int = 0  # up to this much more on each answer, at random
+    uplink_ms: int = 0  # before a request is counted: it reaches "HubSpot" later than it was sent
+    uplink_jitter_ms: int = 0  # up to this much more, at random, so requests may arrive out of order
     scope: FaultScope = "create"
     seed: int = 0
     error_5xx_after: float = 0.0
@@ -94,7 +100,7 @@ def _check_setting(name: str, value: object) -> object:
         if value is not None and (not isinstance(value, str) or not value):
             raise FaultSettingsError(f"{name} must be a non-empty string or null, got {value!r}.")
         return value
-    if name in ("slow_ms", "latency_ms", "seed", "search_lag_extra_ms"):
+    if name in _MILLISECONDS or name in ("seed", "search_lag_extra_ms"):
         if not isinstance(value, int) or isinstance(value, bool) or (name != "seed" and value < 0):
             raise FaultSettingsError(f"{name} must be a non-negative integer, got {value!r}.")
         return value
@@ -111,6 +117,11 @@ class FaultDice:
         # Their own streams, so turning a lag share or a batch on does not shift which requests fail.
         self._lag_rng = random.Random(seed)
         self._order_rng = random.Random(seed)
+        self._delays = random.Random(f"{seed}-delays")  # apart, so delays leave the faults' sequence as is
+
+    def delay_s(self, base_ms: int, jitter_ms: int) -> float:
+        """`base_ms` plus up to `jitter_ms` at random, in seconds."""
+        return (base_ms + (self._delays.uniform(0, jitter_ms) if jitter_ms else 0)) / 1000
 
     def roll(self, faults: Faults, on_create_route: bool, on_write_route: bool = False) -> FaultKind | None:
         """Pick the fault for one request, or None to answer normally."""

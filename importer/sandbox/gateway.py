@@ -71,6 +71,9 @@ class Gateway:
 
     async def _serve_api(self, target: _Target, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
+        if state.faults.uplink_ms or state.faults.uplink_jitter_ms:
+            # The way in: HubSpot counts a request when it arrives, later than the client sent it.
+            await asyncio.sleep(state.dice.delay_s(state.faults.uplink_ms, state.faults.uplink_jitter_ms))
         state.stats.count_request(target.name)
         inbox = _Inbox(receive)
         outbox = _Outbox(send, scope, state.stats.by_status)
@@ -85,8 +88,8 @@ class Gateway:
             state.stats.rate_limited[admission.rejected_by] += 1
             await rate_limit_response(scope, admission.rejected_by)(scope, inbox.receive, outbox.send)
             return
-        if state.faults.latency_ms:
-            await asyncio.sleep(state.faults.latency_ms / 1000)
+        if state.faults.latency_ms or state.faults.latency_jitter_ms:
+            await asyncio.sleep(state.dice.delay_s(state.faults.latency_ms, state.faults.latency_jitter_ms))
         fault = state.dice.roll(
             state.faults,
             on_create_route=target.kind is RouteKind.CREATE,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from importer.ledger import lock_path
 from tests.integration.conftest import Sandbox, importer_env, read_results, run_cli, write_meetings
 
 SAMPLES = Path(__file__).parents[2] / "samples"
@@ -89,7 +90,7 @@ def test_a_second_run_on_the_same_state_exits_3(
     state = tmp_path / "state" / "state.sqlite"
     state.parent.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(state.with_name("state.sqlite.lock"))],
+        [sys.executable, "-c", _HOLD_LOCK, str(lock_path(state, SAMPLES / "meetings_en.csv"))],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -104,7 +105,8 @@ def test_a_second_run_on_the_same_state_exits_3(
 
     assert proc.returncode == 3
     assert proc.stderr.strip() == (
-        f"Error: another run holds the lock on {state}; try again when it has finished"
+        f"Error: another run of {SAMPLES / 'meetings_en.csv'} holds the lock on {state};"
+        " try again when it has finished"
     )
     assert sandbox.stats()["requests_total"] == 1  # the account details, which name the portal's ledger
 
