@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from importer import __version__, logs
-from importer.config import load_settings
+from importer import __version__, logs, messages
+from importer.config import language_from, load_settings
 from importer.console import ProgressLine, problem_report, summary_lines
 from importer.errors import LockHeld, StopRun
 from importer.ledger import find_ledgers, read_state
@@ -141,6 +141,12 @@ _path = click.Path(path_type=Path, dir_okay=False)
     help="Log lines as key=value text or one JSON object each.",
 )
 @click.option("--summary-json", type=_path, help="Write counts, durations, request rate and 429s here.")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["en", "ja"]),
+    help="Language of messages and the summary. Default: the config's `language`, else the locale's.",
+)
 def run(
     input_path: Path,
     config_path: Path | None,
@@ -188,7 +194,10 @@ def _import(
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
     progress = ProgressLine(sys.stderr) if interactive else None
     try:
+        # The settings' own errors are said in the language known before they are read.
+        messages.use(flags.get("language") or language_from(os.environ))
         settings = load_settings(config_path, os.environ, flags)
+        messages.use(settings.language)
         summary = run_import(input_path, settings, progress, plan=plan)
     except (StopRun, LockHeld) as exc:
         _write_summary(summary_json, {"input": str(input_path), "complete": False, "error": str(exc)})
