@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_PORT ?= 8787
 
-.PHONY: demo test lint typecheck unit bench clean sandbox
+.PHONY: demo test lint typecheck unit bench clean sandbox messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/read_validate.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/log_mode.py
+
+# After changing a message in the code: the template (.pot) extracted again, the Japanese .po merged with it.
+# Translate the new or fuzzy entries in the .po; it is compiled to .mo on first use.
+messages: $(STAMP)
+	$(BIN)/pybabel extract --no-location --sort-output --project meeting-importer -F importer/locale/babel.cfg \
+	  -k _code:1c,2 -o importer/locale/meeting_importer.pot importer
+	$(BIN)/pybabel update --no-fuzzy-matching -D meeting_importer -i importer/locale/meeting_importer.pot -d importer/locale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

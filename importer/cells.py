@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import unicodedata
 import zoneinfo
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from typing import get_args
 
 import polars as pl
 
+from importer import problems as codes
+from importer.messages import N_, Language, active, template_parts
 from importer.models import (
     DOMAIN_PATTERN,
     EMAIL_PATTERN,
@@ -48,7 +51,6 @@ _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
 _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
-_TIME_EXAMPLE = "2026/12/01 14:00, 2026年12月1日 午後2時, 令和8年12月1日 14:00 or 2026-12-01T14:00:00+09:00"
 # What normalised_time_text leaves of a time that carries its offset: the wall time, then ±HH:MM.
 _OFFSET = r"^(?P<wall>.*?\d)\s*(?P<sign>[+-])(?P<hh>[01]\d|2[0-3]):?(?P<mm>[0-5]\d)$"
 _MERIDIEM = r"(?i)\s*(午前|午後|am|pm)\s*"
@@ -63,11 +65,11 @@ _ERAS: dict[str, tuple[int, date, date | None]] = {
     "昭和": (1925, date(1926, 12, 25), date(1989, 1, 7)),
 }
 _LIST_RULES = {
-    "attendee_emails": (EMAIL_PATTERN, MAX_EMAIL, "is not an e-mail address"),
-    "contact_emails": (EMAIL_PATTERN, MAX_EMAIL, "is not an e-mail address"),
-    "company_domains": (DOMAIN_PATTERN, MAX_DOMAIN, "is not a domain name"),
-    "deal_ids": (OBJECT_ID_PATTERN, MAX_DOMAIN, "is not a HubSpot record id (digits only)"),
-    "ticket_ids": (OBJECT_ID_PATTERN, MAX_DOMAIN, "is not a HubSpot record id (digits only)"),
+    "attendee_emails": (EMAIL_PATTERN, MAX_EMAIL, codes.INVALID_EMAIL),
+    "contact_emails": (EMAIL_PATTERN, MAX_EMAIL, codes.INVALID_EMAIL),
+    "company_domains": (DOMAIN_PATTERN, MAX_DOMAIN, codes.INVALID_DOMAIN),
+    "deal_ids": (OBJECT_ID_PATTERN, MAX_DOMAIN, codes.INVALID_RECORD_ID),
+    "ticket_ids": (OBJECT_ID_PATTERN, MAX_DOMAIN, codes.INVALID_RECORD_ID),
 }
 
 
@@ -82,7 +84,8 @@ def parse_cells(
     """Typed values for `cells` (a text column per mapped field, trimmed, "" as null).
 
     Returns a frame with the model's fields (lists joined by LIST_SEPARATOR), `_problems` and `_warnings`
-    (null when none), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
+    (messages in the active language, null when none), `_error_codes` (a code per problem, in the order
+    of `_problems`), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
     `_reminders` (an index into the returned reminder schedules), and the schedules.
     """
     absent = [pl.lit(None, pl.String).alias(f) for f in FIELDS if f not in cells.columns]
@@ -108,27 +111,24 @@ def parse_cells(
         reminder_index.alias("_reminders"), reminder_problem.alias("_reminder_problem")
     )
 
-    column = _Columns(headers)
+    column = _Columns(headers, active())
     problems = [
         *_title_problems(column),
         *_time_problems(column),
         *_duration_problems(column),
+        column.problem("timezone", pl.col("_zone").is_null(), codes.UNKNOWN_TIME_ZONE),
+        column.problem("owner_email", pl.col("owner_email").is_null(), codes.MISSING_REQUIRED_PROPERTY),
         column.problem(
-            "timezone",
-            pl.col("_zone").is_null(),
-            "unknown time zone '{}' (use an IANA name such as Asia/Tokyo)",
-        ),
-        column.problem("owner_email", pl.col("owner_email").is_null(), "is required", with_value=False),
-        column.problem(
-            "owner_email",
-            ~_fits(pl.col("owner_email"), EMAIL_PATTERN, MAX_EMAIL),
-            "'{}' is not an e-mail address",
+            "owner_email", ~_fits(pl.col("owner_email"), EMAIL_PATTERN, MAX_EMAIL), codes.INVALID_EMAIL
         ),
         *(_list_problem(column, f) for f in LIST_FIELDS),
         _enum_problem(column, "location_type", get_args(LocationType)),
         _enum_problem(column, "outcome", get_args(Outcome)),
         column.problem(
-            "reminders", pl.col("_reminder_problem").is_not_null(), "{}", value="_reminder_problem"
+            "reminders",
+            pl.col("_reminder_problem").is_not_null(),
+            codes.INVALID_REMINDER,
+            value=pl.col("_reminder_problem"),
         ),
     ]
     out = frame.select(
@@ -140,17 +140,29 @@ def parse_cells(
         pl.col("_location_type").alias("location_type"),
         pl.col("_outcome").alias("outcome"),
         pl.col("_reminders"),
-        _joined(problems).alias("_problems"),
-        _joined([_time_warning(column, t) for t in ("start", "end")]).alias("_warnings"),
+        _joined([p.message for p in problems]).alias("_problems"),
+        _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
+        _joined([_time_warning(column, t).message for t in ("start", "end")]).alias("_warnings"),
         pl.col("_start_read"),
     )
     return out, schedules
 
 
-class _Columns:
-    """Builds messages that name the sheet's own column for a field (e.g. 開始日時 for start)."""
+@dataclass(frozen=True)
+class _Check:
+    """One check over a column: per row, its problem's message (null where the check passes) and code."""
 
-    def __init__(self, headers: dict[str, str]) -> None:
+    message: pl.Expr
+    code: pl.Expr
+
+
+class _Columns:
+    """Builds each check's problem: its code, the sheet's own column for a field (e.g. 開始日時 for
+    start), the cell as written and the parameters, and from them the message in `language`. Only the
+    template is translated, once per check; the cells are filled in by polars, a whole column at once."""
+
+    def __init__(self, headers: dict[str, str], language: Language) -> None:
+        self.language = language
         self._headers = dict(headers)
         # A start or end read from the date and time columns is named by both (`日付 + 開始時刻`).
         for field, parts in (("start", ("date", "start_time")), ("end", ("date", "end_time"))):
@@ -161,17 +173,33 @@ class _Columns:
         return self._headers.get(field, field)
 
     def problem(
-        self, field: str, condition: pl.Expr, template: str, *, with_value: bool = True, value: str = ""
-    ) -> pl.Expr:
-        """`<column>: <template>` where `condition` holds; `{}` in the template is the cell's text
-        (or the column `value`)."""
-        text = f"{self[field]}: {template}"
-        message = pl.format(text, pl.col(value or field)) if with_value else pl.lit(text)
-        return pl.when(condition).then(message)
+        self,
+        field: str,
+        condition: pl.Expr,
+        code: codes.Code,
+        *,
+        value: pl.Expr | None = None,
+        **params: pl.Expr | str | int,
+    ) -> _Check:
+        """`code` where `condition` holds; the message's `value` is the field's cell (or `value`)."""
+        fields: dict[str, pl.Expr | str | int] = {
+            "column": self[field],
+            "value": pl.col(field) if value is None else value,
+            **params,
+        }
+        pieces: list[pl.Expr] = []
+        for literal, name in template_parts(code.template, self.language, code.name):
+            if literal:
+                pieces.append(pl.lit(literal))
+            if name is not None:
+                part = fields[name]
+                pieces.append(part.cast(pl.String) if isinstance(part, pl.Expr) else pl.lit(str(part)))
+        message = pl.concat_str(pieces) if pieces else pl.lit("")
+        return _Check(pl.when(condition).then(message), pl.when(condition).then(pl.lit(code.name)))
 
 
-def _joined(messages: list[pl.Expr]) -> pl.Expr:
-    return pl.concat_str(messages, separator="; ", ignore_nulls=True).replace("", None)
+def _joined(messages: list[pl.Expr], separator: str = codes.MESSAGE_SEPARATOR) -> pl.Expr:
+    return pl.concat_str(messages, separator=separator, ignore_nulls=True).replace("", None)
 
 
 def nfkc(cells: pl.Series) -> pl.Series:
@@ -438,57 +466,49 @@ def _bound_years(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(flags).with_columns(kept)
 
 
-def _title_problems(column: _Columns) -> list[pl.Expr]:
+def _title_problems(column: _Columns) -> list[_Check]:
     title = pl.col("title")
     return [
-        column.problem("title", title.is_null(), "is required", with_value=False),
-        column.problem(
-            "title",
-            title.str.len_chars() > MAX_TITLE,
-            f"is longer than {MAX_TITLE} characters",
-            with_value=False,
-        ),
+        column.problem("title", title.is_null(), codes.MISSING_REQUIRED_PROPERTY),
+        column.problem("title", title.str.len_chars() > MAX_TITLE, codes.COLUMN_TOO_LARGE, limit=MAX_TITLE),
     ]
 
 
-def _time_problems(column: _Columns) -> list[pl.Expr]:
-    problems = [column.problem("start", pl.col("_start_shown").is_null(), "is required", with_value=False)]
+_UNREAD = {
+    "unparsable": codes.COULD_NOT_PARSE_DATE,
+    "no_time": codes.MISSING_TIME_OF_DAY,
+    "no_date": codes.MISSING_DATE,
+}
+
+
+def _time_problems(column: _Columns) -> list[_Check]:
+    problems = [column.problem("start", pl.col("_start_shown").is_null(), codes.MISSING_REQUIRED_PROPERTY)]
     for field in ("start", "end"):
-        status, shown = pl.col(f"_{field}_status"), f"_{field}_shown"
-        messages = {
-            "unparsable": f"cannot read '{{}}' as a date and time (write e.g. {_TIME_EXAMPLE})",
-            "no_time": f"'{{}}' has a date but no time of day (write e.g. 2026/12/01 14:00, or give the time in a {field}_time column)",
-            "no_date": "'{}' has a time of day but no date (write e.g. 2026/12/01 14:00, or give the date in a date column)",
-        }
+        status, shown = pl.col(f"_{field}_status"), pl.col(f"_{field}_shown")
         problems += [
-            column.problem(field, status == kind, text, value=shown) for kind, text in messages.items()
+            column.problem(field, status == kind, code, value=shown, time_column=f"{field}_time")
+            for kind, code in _UNREAD.items()
         ]
+        era = pl.col(f"_{field}_era")
         problems.append(
-            pl.when(status == "era").then(
-                pl.format(
-                    f"{column[field]}: '{{}}' is not a date of the {{}} era ({{}})",
-                    pl.col(shown),
-                    pl.col(f"_{field}_era"),
-                    pl.col(f"_{field}_era").replace_strict(_era_spans(), default=None),
-                )
+            column.problem(
+                field,
+                status == "era",
+                codes.DATE_OUTSIDE_ERA,
+                value=shown,
+                era=era,
+                span=era.replace_strict(_era_spans(column.language), default=None),
             )
         )
         problems.append(
-            pl.when(status == "nonexistent").then(
-                pl.format(
-                    f"{column[field]}: '{{}}' does not exist in {{}} (the clocks skip it when daylight saving time starts)",
-                    pl.col(shown),
-                    pl.col("_zone"),
-                )
+            column.problem(
+                field, status == "nonexistent", codes.TIME_IN_DST_GAP, value=shown, zone=pl.col("_zone")
             )
         )
     for field in ("start", "end"):
         problems.append(
             column.problem(
-                field,
-                pl.col(f"_{field}_out"),
-                f"is outside the years {MIN_YEAR} to {MAX_YEAR}",
-                with_value=False,
+                field, pl.col(f"_{field}_out"), codes.OUTSIDE_VALID_TIME_RANGE, first=MIN_YEAR, last=MAX_YEAR
             )
         )
     times_read = pl.col("_start").is_not_null() & pl.col("_end_status").fill_null("").is_in(["", "ambiguous"])
@@ -496,44 +516,48 @@ def _time_problems(column: _Columns) -> list[pl.Expr]:
         column.problem(
             "end",
             times_read & pl.col("_end_shown").is_null() & pl.col("duration_minutes").is_null(),
-            "needs an end time or duration_minutes",
-            with_value=False,
+            codes.MISSING_END_TIME,
         )
     )
     problems.append(
-        column.problem(
-            "end", times_read & (pl.col("_end") <= pl.col("_start")), "must be after start", with_value=False
-        )
+        column.problem("end", times_read & (pl.col("_end") <= pl.col("_start")), codes.END_BEFORE_START)
     )
     return problems
 
 
 @cache
-def _era_spans() -> dict[str, str]:
-    return {
-        name: f"{first.isoformat()} to {last.isoformat()}" if last else f"from {first.isoformat()}"
-        for name, (_, first, last) in _ERAS.items()
-    }
+def _era_spans(language: Language) -> dict[str, str]:
+    spans = {}
+    for name, (_, first, last) in _ERAS.items():
+        span = (
+            codes.Text(N_("{first} to {last}"), {"first": first.isoformat(), "last": last.isoformat()})
+            if last
+            else codes.Text(N_("from {first}"), {"first": first.isoformat()})
+        )
+        spans[name] = span.render(language)
+    return spans
 
 
-def _time_warning(column: _Columns, field: str) -> pl.Expr:
-    message = pl.format(
-        f"{column[field]}: '{{}}' occurs twice in {{}} (daylight saving time ends); took the first, {{}}Z",
-        pl.col(f"_{field}_shown"),
-        pl.col("_zone"),
-        pl.col(f"_{field}").dt.strftime("%Y-%m-%d %H:%M"),
+def _time_warning(column: _Columns, field: str) -> _Check:
+    return column.problem(
+        field,
+        pl.col(f"_{field}_status") == "ambiguous",
+        codes.AMBIGUOUS_LOCAL_TIME,
+        value=pl.col(f"_{field}_shown"),
+        zone=pl.col("_zone"),
+        utc=pl.col(f"_{field}").dt.strftime("%Y-%m-%d %H:%M"),
     )
-    return pl.when(pl.col(f"_{field}_status") == "ambiguous").then(message)
 
 
-def _duration_problems(column: _Columns) -> list[pl.Expr]:
+def _duration_problems(column: _Columns) -> list[_Check]:
     given, minutes = pl.col("duration_minutes").is_not_null(), pl.col("_minutes")
     return [
-        column.problem("duration_minutes", given & minutes.is_null(), "'{}' is not a number"),
+        column.problem("duration_minutes", given & minutes.is_null(), codes.COULD_NOT_PARSE_NUMBER),
         column.problem(
             "duration_minutes",
             given & ((minutes <= 0) | (minutes > MAX_MINUTES)),
-            f"'{{}}' must be more than 0 and at most {MAX_MINUTES} minutes",
+            codes.INVALID_NUMBER_SIZE,
+            limit=MAX_MINUTES,
         ),
     ]
 
@@ -558,12 +582,12 @@ def _split(field: str) -> pl.Expr:
     return items.fill_null(pl.lit([], dtype=pl.List(pl.String)))
 
 
-def _list_problem(column: _Columns, field: str) -> pl.Expr:
-    pattern, longest, complaint = _LIST_RULES[field]
+def _list_problem(column: _Columns, field: str) -> _Check:
+    pattern, longest, code = _LIST_RULES[field]
     first_bad = (
         pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
     )
-    return pl.when(first_bad.is_not_null()).then(pl.format(f"{column[field]}: '{{}}' {complaint}", first_bad))
+    return column.problem(field, first_bad.is_not_null(), code, value=first_bad)
 
 
 def _fits(text: pl.Expr, pattern: str, longest: int) -> pl.Expr:
@@ -582,13 +606,14 @@ def _enum(cells: pl.Series) -> pl.Series:
     return cells.replace_strict(values, default=None, return_dtype=pl.String)
 
 
-def _enum_problem(column: _Columns, field: str, allowed: tuple[str, ...]) -> pl.Expr:
+def _enum_problem(column: _Columns, field: str, allowed: tuple[str, ...]) -> _Check:
     bad = pl.col(f"_{field}").is_not_null() & ~pl.col(f"_{field}").is_in(allowed)
-    return column.problem(field, bad, f"'{{}}' is not one of {allowed_values(allowed)} (any case)")
+    return column.problem(field, bad, codes.INVALID_ENUMERATION_OPTION, allowed=allowed_values(allowed))
 
 
 def _reminders(text: pl.Series) -> tuple[pl.Series, pl.Series, list[tuple[Reminder, ...]]]:
-    """Reminder schedules are few and repeat: parse each distinct cell once, index it per row."""
+    """Reminder schedules are few and repeat: parse each distinct cell once, index it per row; a cell
+    that is none gets the part that is no reminder."""
     schedules: list[tuple[Reminder, ...]] = []
     index: dict[str, int | None] = {}
     problems: dict[str, str | None] = {}
@@ -597,7 +622,7 @@ def _reminders(text: pl.Series) -> tuple[pl.Series, pl.Series, list[tuple[Remind
             schedules.append(parse_reminders(value))
             index[value], problems[value] = len(schedules) - 1, None
         except ReminderError as exc:
-            index[value], problems[value] = None, str(exc)
+            index[value], problems[value] = None, exc.part
     return (
         text.replace_strict(index, return_dtype=pl.Int64),
         text.replace_strict(problems, return_dtype=pl.String),

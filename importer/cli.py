@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from importer import __version__, logs
+from importer import __version__, logs, messages
 from importer.errors import LockHeld, StopRun
 
 if TYPE_CHECKING:
@@ -162,6 +162,12 @@ _path = click.Path(path_type=Path, dir_okay=False)
     help="Log lines as key=value text or one JSON object each.",
 )
 @click.option("--summary-json", type=_path, help="Write counts, durations, request rate and 429s here.")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["en", "ja"]),
+    help="Language of messages and the summary. Default: the config's `language`, else the locale's.",
+)
 def run(
     input_path: Path,
     config_path: Path | None,
@@ -198,7 +204,7 @@ def _import(
     summary_json: Path | None,
     **flags: Any,
 ) -> None:
-    from importer.config import load_settings
+    from importer.config import language_from, load_settings
     from importer.console import PlainPhases, ProgressLine, problem_report, summary_lines
     from importer.pipeline import run_import
 
@@ -210,7 +216,10 @@ def _import(
     elif not quiet:
         progress = PlainPhases(sys.stdout)
     try:
+        # The settings' own errors are said in the language known before they are read.
+        messages.use(flags.get("language") or language_from(os.environ))
         settings = load_settings(config_path, os.environ, flags)
+        messages.use(settings.language)
         summary = run_import(input_path, settings, progress, plan=plan)
     except (StopRun, LockHeld) as exc:
         _write_summary(summary_json, {"input": str(input_path), "complete": False, "error": str(exc)})

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from importer.cells import zone_name
 from importer.errors import ConfigError
+from importer.messages import Language
 from importer.models import ENUM_ALIASES, FIELDS, Outcome, allowed_values, parse_reminders
 
 ENV_PREFIX = "MEETING_IMPORTER_"
@@ -61,6 +62,8 @@ class Settings(BaseModel):
     on_change: Literal["update", "skip"] = "update"
     recreate_missing: bool = False
     mode: Literal["schedule", "log", "auto"] = "schedule"
+    # messages: the run's language; unset, the locale's (ja when LC_ALL, LC_MESSAGES or LANG starts with ja)
+    language: Language = "en"
     # files
     results: Path | None = None
     state_path: Path | None = None
@@ -129,6 +132,7 @@ def load_settings(
     for values, source in layers:
         merged.update(values)
         sources.update({name: source(name) for name in values})
+    merged.setdefault("language", language_from(environ))
     token_env = str(merged.get("token_env", Settings.model_fields["token_env"].default))
     token = _token(environ.get(token_env), token_env)
     if token:
@@ -137,6 +141,15 @@ def load_settings(
         return Settings(**merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
+
+
+def language_from(environ: Mapping[str, str]) -> Language:
+    """The locale's language, as POSIX orders the variables (the first one set wins): Japanese when it
+    starts with `ja` (`ja_JP.UTF-8`), else English."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(name):
+            return "ja" if environ[name].lower().startswith("ja") else "en"
+    return "en"
 
 
 def _environ_name(name: str) -> str:

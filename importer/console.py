@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from importer.messages import _, ngettext
 from importer.pipeline import RunSummary, TopError
 
 
@@ -36,8 +37,13 @@ class ProgressLine:
         self._drawn = now
         elapsed = max(now - self._started, 1e-6)
         rate = done / elapsed
-        eta = f"ETA {_duration((total - done) / rate)}" if rate > 0 and done < total else ""
-        self._stream.write(f"\r  {done}/{total} rows  {rate:.1f} rows/s  {eta}".ljust(60))
+        eta = (
+            _("ETA {time}").format(time=_duration((total - done) / rate)) if rate > 0 and done < total else ""
+        )
+        line = _("{done}/{total} rows  {rate} rows/s  {eta}").format(
+            done=done, total=total, rate=f"{rate:.1f}", eta=eta
+        )
+        self._stream.write(f"\r  {line}".ljust(60))
         self._stream.flush()
         self._shown = True
 
@@ -75,22 +81,25 @@ def summary_lines(summary: RunSummary, *, table: bool) -> list[str]:
             f"summary: {parts} duration_s={summary.duration_s:.1f} requests={summary.requests}"
             f" searches={summary.searches}"
         ]
-        lines += [f"stopped: {_stopped(summary)}"] if summary.stop_reason else []
+        lines += [_("stopped: {reason}").format(reason=_stopped(summary))] if summary.stop_reason else []
         lines += _sheet_lines(summary)
         lines += _routing(summary)
-        lines.append(f"results: {summary.results_path}")
+        lines.append(_("results: {path}").format(path=summary.results_path))
         return lines
     width = max((len(s) for s in counts), default=6)
-    lines = [f"{summary.input_path}: {sum(counts.values())} rows in {_duration(summary.duration_s)}"]
+    rows = sum(counts.values())
+    heading = _("{input}: {rows} rows in {duration}")
+    lines = [heading.format(input=summary.input_path, rows=rows, duration=_duration(summary.duration_s))]
+    # The statuses stay as the results file writes them: they are what a person filters that file by.
     lines += [f"  {status.ljust(width)}  {count:>7}" for status, count in counts.items()]
     if summary.stop_reason:
-        lines.append(f"stopped: {_stopped(summary)}")
+        lines.append(_("stopped: {reason}").format(reason=_stopped(summary)))
     lines += _sheet_lines(summary)
     if summary.top_errors:
-        lines.append("most frequent errors:")
+        lines.append(_("most frequent errors:"))
         lines += [f"  {top.count:>5} x {top.error[:150]} ({_rows(top)})" for top in summary.top_errors]
     lines += _routing(summary)
-    lines.append(f"results: {summary.results_path}")
+    lines.append(_("results: {path}").format(path=summary.results_path))
     return lines
 
 
@@ -101,21 +110,23 @@ def _sheet_lines(summary: RunSummary) -> list[str]:
         return []
     lines = []
     if note.name is not None and note.others:
-        lines.append(f"sheet: {note.name} (the workbook also has: {', '.join(note.others)})")
+        also = _("sheet: {name} (the workbook also has: {others})")
+        lines.append(also.format(name=note.name, others=", ".join(note.others)))
     if note.unmapped:
-        lines.append(f"columns not imported (they map to no field): {', '.join(note.unmapped)}")
-    lines.append(f"times without a zone: {note.zone}")
+        unmapped = _("columns not imported (they map to no field): {columns}")
+        lines.append(unmapped.format(columns=", ".join(note.unmapped)))
+    lines.append(_("times without a zone: {zone}").format(zone=note.zone))
     return lines
 
 
 def problem_report(summary: RunSummary) -> list[str]:
     """What `--quiet` prints (on stderr) when rows are left: counts, the first problems, the results."""
     counts = " ".join(f"{status}={count}" for status, count in summary.counts.items() if count)
-    lines = [f"{summary.input_path}: not every row was done: {counts}"]
+    lines = [_("{input}: not every row was done: {counts}").format(input=summary.input_path, counts=counts)]
     if summary.stop_reason:
-        lines.append(f"stopped: {_stopped(summary)}")
+        lines.append(_("stopped: {reason}").format(reason=_stopped(summary)))
     lines += [f"  {_rows(top)}: {top.error[:200]}" for top in summary.top_errors]
-    lines.append(f"results: {summary.results_path}")
+    lines.append(_("results: {path}").format(path=summary.results_path))
     return lines
 
 
@@ -141,14 +152,23 @@ def _routing(summary: RunSummary) -> list[str]:
 
 def _rows(top: TopError) -> str:
     shown = ", ".join(str(row) for row in top.first_rows)
-    more = f" and {top.count - len(top.first_rows)} more" if top.count > len(top.first_rows) else ""
-    return f"row{'s' if top.count > 1 else ''} {shown}{more}"
+    left = top.count - len(top.first_rows)
+    if left > 0:
+        return _("rows {rows} and {count} more").format(rows=shown, count=left)
+    return ngettext("row {rows}", "rows {rows}", top.count).format(rows=shown)
 
 
 def _stopped(summary: RunSummary) -> str:
     reason = " ".join((summary.stop_reason or "").split())
     left = summary.counts.get("not_sent", 0)
-    return f"{reason}; {left} rows not sent (the next run sends them)" if left else reason
+    if not left:
+        return reason
+    text = ngettext(
+        "{reason}; {count} rows not sent (the next run sends them)",
+        "{reason}; {count} rows not sent (the next run sends them)",
+        left,
+    )
+    return text.format(reason=reason, count=left)
 
 
 def _duration(seconds: float) -> str:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from importer import problems as codes
 from importer.existing import match
 from importer.hubspot import (
     BATCH_CREATE_LIMIT,
@@ -221,7 +222,7 @@ class BatchSender(Sender):
                     correlation_id=answer.correlation_id,
                     attempts=self._tries(job),
                 )
-                self._finish(job, outcome.noted(*job.request.notes))
+                self._finish(job, outcome.noted(*codes.rendered(job.request.notes)))
             elif job.row_key in refused:
                 self._fail(job, refused[job.row_key])
             else:
@@ -236,7 +237,7 @@ class BatchSender(Sender):
         with self._ledger.transaction():
             for job in jobs:
                 self._ledger.mark_in_doubt(job.row_key, error)
-        self._doubts.extend(_Doubt(job, since, why, surely_created=surely_created) for job in jobs)
+        self._doubts.extend(_Doubt(job, since, [why], surely_created=surely_created) for job in jobs)
 
 
 def _refused_whole(error: HubSpotError) -> bool:

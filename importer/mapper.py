@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from importer import problems as codes
 from importer.hubspot import HubSpotClient, Owner
+from importer.messages import N_
 from importer.models import Meeting
 
 # HUBSPOT_DEFINED association type ids, meeting -> object (HubSpot's AssociationTypes enum).
@@ -30,7 +32,7 @@ class CreateRequest:
     owner_id: str  # with start_ms and title: how a lost create is found again by search
     start_ms: int
     title: str
-    notes: tuple[str, ...] = ()  # associations left out under on_missing_association = "skip"
+    notes: tuple[codes.Problem, ...] = ()  # associations left out under on_missing_association = "skip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class Mapped:
     """A meeting's create request, or why there is none."""
 
     request: CreateRequest | None
-    error: str | None = None
+    problems: tuple[codes.Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,8 @@ def map_meeting(
     include_invite_description: bool,
 ) -> Mapped:
     """The create request for `meeting`, or every reason it cannot be made."""
-    errors: list[str] = []
-    notes: list[str] = []
+    errors: list[codes.Problem] = []
+    notes: list[codes.Problem] = []
     skip = on_missing_association == "skip"
 
     organizer = _organizer(meeting.owner_email, directory, errors)
@@ -135,41 +137,34 @@ def map_meeting(
     for email in meeting.attendee_emails:
         owner = directory.owners.get(email)
         if owner is None or owner.archived:
-            (notes if skip else errors).append(f"attendee is not an active HubSpot owner: {email}")
+            problem = codes.Problem(codes.ATTENDEE_NOT_AN_OWNER, "attendee_emails", email)
+            (notes if skip else errors).append(problem)
         else:
             attendee_ids.append(owner.id)
 
     associations: list[tuple[str, str]] = []
     for email in meeting.contact_emails:
-        _associate(
-            "contacts",
-            email,
-            directory.contacts.get(email),
-            "contact not found",
-            skip,
-            associations,
-            errors,
-            notes,
-        )
+        _associate("contacts", email, directory.contacts.get(email), skip, associations, errors, notes)
     for domain in meeting.company_domains:
         ids = directory.companies.get(domain, [])
         if len(ids) > 1 and ambiguous_company_domain == "fail":
-            errors.append(f"company domain is ambiguous: {domain} belongs to companies {', '.join(ids)}")
+            params = {"ids": ", ".join(ids)}
+            errors.append(
+                codes.Problem(codes.MULTIPLE_COMPANIES_WITH_THIS_DOMAIN, "company_domains", domain, params)
+            )
             continue
         if not ids:
-            _associate(
-                "companies", domain, None, "company not found for domain", skip, associations, errors, notes
-            )
+            _associate("companies", domain, None, skip, associations, errors, notes)
         associations.extend(("companies", company_id) for company_id in ids)
     for deal_id in meeting.deal_ids:
         found = deal_id if deal_id in directory.deals else None
-        _associate("deals", deal_id, found, "deal not found", skip, associations, errors, notes)
+        _associate("deals", deal_id, found, skip, associations, errors, notes)
     for ticket_id in meeting.ticket_ids:
         found = ticket_id if ticket_id in directory.tickets else None
-        _associate("tickets", ticket_id, found, "ticket not found", skip, associations, errors, notes)
+        _associate("tickets", ticket_id, found, skip, associations, errors, notes)
 
     if errors or organizer is None or organizer.user_id is None:
-        return Mapped(None, "; ".join(errors))
+        return Mapped(None, tuple(errors))
     body = meeting.body_without_ids(include_invite_description)
     body["properties"]["hubspot_owner_id"] = organizer.id
     if attendee_ids:
@@ -197,35 +192,47 @@ def crm_input(request: CreateRequest, trace_id: str) -> dict[str, Any]:
     }
 
 
-def _organizer(email: str, directory: Directory, errors: list[str]) -> Owner | None:
+def _organizer(email: str, directory: Directory, errors: list[codes.Problem]) -> Owner | None:
     owner = directory.owners.get(email)
     if owner is None:
-        errors.append(f"owner not found: no HubSpot owner has the e-mail {email}")
+        code = codes.COULD_NOT_FIND_OWNER
     elif owner.archived:
-        errors.append(f"owner is archived in HubSpot: {email}")
+        code = codes.ARCHIVED_OWNER
     elif owner.user_id is None:
-        errors.append(f"owner has no HubSpot user (deactivated?) and cannot organise meetings: {email}")
+        code = codes.OWNER_WITHOUT_USER
     else:
         return owner
+    errors.append(codes.Problem(code, "owner_email", email))
     return None
+
+
+# What an association that HubSpot lacks is called, by object type: its column and the complaint.
+_MISSING = {
+    "contacts": ("contact_emails", N_("contact not found"), codes.ASSOCIATION_RECORD_NOT_FOUND),
+    "companies": ("company_domains", N_("company not found for domain"), codes.ASSOCIATION_RECORD_NOT_FOUND),
+    "deals": ("deal_ids", N_("deal not found"), codes.UNKNOWN_ASSOCIATION_RECORD_ID),
+    "tickets": ("ticket_ids", N_("ticket not found"), codes.UNKNOWN_ASSOCIATION_RECORD_ID),
+}
 
 
 def _associate(
     kind: str,
     value: str,
     object_id: str | None,
-    complaint: str,
     skip: bool,
     associations: list[tuple[str, str]],
-    errors: list[str],
-    notes: list[str],
+    errors: list[codes.Problem],
+    notes: list[codes.Problem],
 ) -> None:
     if object_id is not None:
         associations.append((kind, object_id))
-    elif skip:
-        notes.append(f"{complaint} (association skipped): {value}")
+        return
+    column, complaint, code = _MISSING[kind]
+    what = {"what": codes.Text(complaint)}
+    if skip:
+        notes.append(codes.Problem(codes.ASSOCIATION_SKIPPED, column, value, what))
     else:
-        errors.append(f"{complaint}: {value}")
+        errors.append(codes.Problem(code, column, value, what))
 
 
 def _association(kind: str, object_id: str) -> dict[str, Any]:

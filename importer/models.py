@@ -125,7 +125,11 @@ class Reminder:
 
 
 class ReminderError(ValueError):
-    """A reminders cell that does not read as a schedule."""
+    """A reminders cell that does not read as a schedule; `part` is the piece that is no reminder."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(f"'{part}' is not a reminder like 30m, 2h, 1d or 1w")
+        self.part = part
 
 
 def parse_reminders(text: str) -> tuple[Reminder, ...]:
@@ -138,7 +142,7 @@ def parse_reminders(text: str) -> tuple[Reminder, ...]:
         match = _REMINDER.match(part.lower())
         unit = _UNITS.get(match.group(2)) if match else None
         if match is None or unit is None or int(match.group(1)) == 0:
-            raise ReminderError(f"'{part}' is not a reminder like 30m, 2h, 1d or 1w")
+            raise ReminderError(part)
         reminders.setdefault(Reminder(int(match.group(1)), unit), None)
     return tuple(reminders)
 
@@ -279,6 +283,7 @@ class RowOutcome:
     correlation_id: str | None = None
     attempts: int = 0
     warning: str | None = None
+    error_code: str | None = None  # a stable code per problem of `error`, `;`-separated (importer.problems)
 
     def noted(self, *notes: str | None) -> RowOutcome:
         """This outcome with `notes` added to its warning."""
@@ -307,6 +312,7 @@ RESULT_COLUMNS = (
     "meeting_url",
     "start_read",
     "error",
+    "error_code",
     "http_status",
     "correlation_id",
     "attempts",

@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
+from importer import messages
+from importer import problems as codes
 from importer.changes import diff, snapshot
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError, InputError, StopRun
@@ -55,7 +57,7 @@ from importer.reporter import (
     results_frame,
     write_results,
 )
-from importer.sender import Sender, SendJob, UpdateJob
+from importer.sender import Sender, SendJob, UpdateJob, update_notes
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
@@ -114,7 +116,7 @@ class RunSummary:
             "stop_reason": self.stop_reason,
             "routing": self.routing.to_json() if self.routing else None,
             "top_errors": [
-                {"error": top.error, "rows": top.count, "first_rows": top.first_rows}
+                {"error": top.error, "code": top.code, "rows": top.count, "first_rows": top.first_rows}
                 for top in self.top_errors
             ],
             "sheet": self.sheet.name if self.sheet else None,
@@ -137,11 +139,12 @@ class SheetNote:
 
 @dataclass(frozen=True)
 class TopError:
-    """One of a run's most frequent row errors: how many rows have it, and the first of them."""
+    """One of a run's most frequent row errors: its codes, how many rows have it, and the first of them."""
 
     error: str
     count: int
     first_rows: list[int]
+    code: str | None = None
 
 
 _NOT_DONE = {str(s) for s in (RowStatus.INVALID, RowStatus.FAILED, RowStatus.IN_DOUBT, RowStatus.NOT_SENT)}
@@ -168,7 +171,7 @@ def run_import(
         assumed = (
             zone
             if settings.default_timezone
-            else "UTC (no default_timezone; a real run uses the HubSpot account's)"
+            else messages._("UTC (no default_timezone; a real run uses the HubSpot account's)")
         )
         return _summary(input_path, results_path, results, started, sheet=_note(sheet, assumed))
     token = settings.token.get_secret_value() if settings.token else None
@@ -218,7 +221,12 @@ def read_rows(
     for chunk in chunks:
         for parsed in chunk:
             if parsed.error:
-                outcome = RowOutcome(RowStatus.INVALID, error=parsed.error, warning=parsed.warning)
+                outcome = RowOutcome(
+                    RowStatus.INVALID,
+                    error=parsed.error,
+                    warning=parsed.warning,
+                    error_code=parsed.error_code,
+                )
                 results.append(RowResult(parsed.row, None, outcome, parsed.start_read))
                 _log_row(results[-1])
                 continue
@@ -245,9 +253,11 @@ def _summary(
     **extra: Any,
 ) -> RunSummary:
     rows_of: dict[str, list[int]] = {}
+    code_of: dict[str, str | None] = {}
     for r in results:
         if r.outcome.error and r.status not in DONE_STATUSES:
             rows_of.setdefault(r.outcome.error, []).append(r.row)
+            code_of.setdefault(r.outcome.error, r.outcome.error_code)
     ranked = sorted(rows_of.items(), key=lambda item: -len(item[1]))[:5]
     return RunSummary(
         input_path,
@@ -257,7 +267,7 @@ def _summary(
         requests=client.requests_sent if client else 0,
         searches=client.searches_sent if client else 0,
         rate_limited=client.rate_limited if client else 0,
-        top_errors=[TopError(error, len(rows), rows[:5]) for error, rows in ranked],
+        top_errors=[TopError(error, len(rows), rows[:5], code_of[error]) for error, rows in ranked],
         **extra,
     )
 
@@ -274,8 +284,10 @@ class Board:
         progress: Progress | None,
         account: Account | None = None,
         plan: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.plan = plan
+        self.headers = headers or {}  # field -> the sheet's header, to name columns in problems
         self.inputs = inputs
         self.results = results
         self.results_path = results_path
@@ -383,7 +395,15 @@ class _Import:
                     zone = settings.default_timezone or account.time_zone or "UTC"
                     self._phase(f"reading {self.input_path}")
                     sheet, results, meetings = read_rows(self.input_path, settings, zone)
-                    board = Board(sheet.frame, results, self.results_path, self.progress, account, self.plan)
+                    board = Board(
+                        sheet.frame,
+                        results,
+                        self.results_path,
+                        self.progress,
+                        account,
+                        self.plan,
+                        headers=sheet.headers,
+                    )
                     try:
                         await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
                     finally:
@@ -397,7 +417,12 @@ class _Import:
             send_s=self.send_s,
             stop_reason=self.stop_reason,
             portal_id=account.portal_id,
-            sheet=_note(sheet, zone if settings.default_timezone else f"{zone} (the HubSpot account's)"),
+            sheet=_note(
+                sheet,
+                zone
+                if settings.default_timezone
+                else messages._("{zone} (the HubSpot account's)").format(zone=zone),
+            ),
             routing=self.routing,
         )
 
@@ -464,13 +489,20 @@ class _Import:
             pass  # a signal during the lookups: nothing was sent
         except HubSpotError as error:
             # The lookups could not be done, retries spent: nothing was sent.
-            self.stop_reason = f"looking up owners, associations and meetings failed: {error}"
+            self.stop_reason = messages._(
+                "looking up owners, associations and meetings failed: {error}"
+            ).format(error=error)
             log.error(self.stop_reason)
         finally:
             self.send_s = time.monotonic() - started
-            for index, _ in unique:
+            stopped = codes.describe(
+                [codes.Problem(codes.RUN_STOPPED, params={"reason": self.stop_reason})]
+                if self.stop_reason
+                else []
+            )
+            for index, _meeting in unique:
                 if board.results[index].status is RowStatus.NOT_SENT:
-                    board.results[index].outcome.error = self.stop_reason
+                    board.results[index].outcome.error, board.results[index].outcome.error_code = stopped
             for index, first in twins:
                 board.record(index, _twin_outcome(board.results[first]))
             counts = " ".join(f"{k}={n}" for k, n in count_statuses(board.results).items() if n)
@@ -537,7 +569,7 @@ class _Import:
         loop, task = asyncio.get_running_loop(), asyncio.current_task()
 
         def interrupt(name: str) -> None:
-            reason = f"stopped by {name}"
+            reason = messages._("stopped by {signal}").format(signal=name)
             log.warning("%s received: finishing the requests in flight, sending no more", name)
             if self.progress is not None:
                 self.progress.phase(f"{name}: finishing the requests in flight, sending no more")
@@ -554,7 +586,9 @@ class _Import:
         try:
             yield
         except _Stopped:
-            raise StopRun(f"{self.stop_reason} before anything was sent") from None
+            raise StopRun(
+                messages._("{reason} before anything was sent").format(reason=self.stop_reason)
+            ) from None
         finally:
             for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
@@ -624,8 +658,8 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
         for index, _ in meetings:
             value = " ".join(str(values[index] or "").split())
             if not value:
-                error = f"{key_column}: is required (it is the key column)"
-                board.record(index, RowOutcome(RowStatus.INVALID, error=error))
+                missing = codes.Problem(codes.MISSING_REQUIRED_PROPERTY, key_column)
+                board.record(index, codes.outcome(RowStatus.INVALID, missing))
                 continue
             if value in seen:
                 rows = f"{board.results[seen[value]].row} and {board.results[index].row}"
@@ -665,10 +699,17 @@ def _split_twins(meetings: Pending, keys: dict[int, str]) -> tuple[Pending, list
 
 
 def _twin_outcome(first: RowResult) -> RowOutcome:
-    same = f"same meeting as row {first.row}"
+    """A repeated row's outcome is its first's; its problems are the first's, after saying so."""
+    same = codes.Problem(codes.DUPLICATE_ROW_CONTENT, params={"row": first.row})
     if first.status in DONE_STATUSES:
-        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id, warning=same)
-    return RowOutcome(first.status, error=f"{same}: {first.outcome.error}")
+        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id, warning=same.render())
+    earlier = first.outcome
+    error, code = same.render(), same.code.name
+    return RowOutcome(
+        first.status,
+        error=codes.MESSAGE_SEPARATOR.join(e for e in (error, earlier.error) if e),
+        error_code=codes.CODE_SEPARATOR.join(c for c in (code, earlier.error_code) if c),
+    )
 
 
 @dataclass(frozen=True)
@@ -715,7 +756,7 @@ def settle_known(
             if entry.content_key in (None, meeting.row_key):
                 board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif on_change == "skip":
-                note = "changed in the sheet since it was sent; HubSpot not updated (on_change = skip)"
+                note = codes.Problem(codes.CHANGE_NOT_SENT).render()
                 board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id, warning=note))
             else:
                 known.edited.append(Edited(index, meeting, entry.meeting_id, entry.sent))
@@ -763,11 +804,8 @@ async def confirm_vouched(
     for meeting_id, rows in vouched.items():
         for index, meeting in rows:
             if meeting_id not in existing:
-                error = (
-                    f"meeting {meeting_id}, which the results file names, is not in HubSpot (deleted?);"
-                    " clear its meeting_id and status cells to create it again"
-                )
-                board.record(index, RowOutcome(RowStatus.FAILED, error=error))
+                gone = codes.Problem(codes.RESULTS_MEETING_DELETED, params={"meeting_id": meeting_id})
+                board.record(index, codes.outcome(RowStatus.FAILED, gone))
                 continue
             changed = keys[index] != meeting.row_key
             ledger.record_created(
@@ -776,7 +814,7 @@ async def confirm_vouched(
             if changed:
                 edited.append(Edited(index, meeting, meeting_id, None))
             else:
-                note = "created earlier (results file)"
+                note = codes.Problem(codes.CREATED_EARLIER).render()
                 board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning=note))
     return edited
 
@@ -798,7 +836,8 @@ async def map_rows(
             include_invite_description=settings.include_invite_description,
         )
         if mapped.request is None:
-            board.record(index, RowOutcome(RowStatus.FAILED, error=mapped.error))
+            found = [problem.named(board.headers) for problem in mapped.problems]
+            board.record(index, codes.outcome(RowStatus.FAILED, *found))
         else:
             jobs.append(SendJob(index, keys[index], mapped.request, meeting.row_key))
     return jobs
@@ -815,10 +854,10 @@ def plan_updates(
         change = diff(edit.sent, job.request)
         if change.empty:
             ledger.mark_updated(job.row_key, job.content_key or "", snapshot(job.request))
-            note = "changed only in what a CRM update cannot change: " + (
-                ", ".join(change.not_updatable) or "-"
+            kept = codes.Problem(
+                codes.ONLY_NOT_UPDATABLE, params={"fields": ", ".join(change.not_updatable) or "-"}
             )
-            board.record(job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id, warning=note))
+            board.record(job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id, warning=kept.render()))
         else:
             updates.append(UpdateJob(job, edit.meeting_id, change))
     return updates
@@ -827,14 +866,10 @@ def plan_updates(
 def _record_plan(jobs: list[SendJob], updates: list[UpdateJob], board: Board) -> None:
     """A plan's outcome for the rows a run would send: created ones `valid`, edited ones `updated`."""
     for update in updates:
-        warning = f"changed: {', '.join(update.change.fields)}"
-        if update.change.not_updatable:
-            warning += (
-                f"; not changed in HubSpot (a CRM update cannot): {', '.join(update.change.not_updatable)}"
-            )
-        board.record(update.job.index, RowOutcome(RowStatus.UPDATED, update.meeting_id, warning=warning))
+        outcome = RowOutcome(RowStatus.UPDATED, update.meeting_id)
+        board.record(update.job.index, outcome.noted(*codes.rendered(update_notes(update.change))))
     for job in jobs:
-        board.record(job.index, RowOutcome(RowStatus.VALID).noted(*job.request.notes))
+        board.record(job.index, RowOutcome(RowStatus.VALID).noted(*codes.rendered(job.request.notes)))
 
 
 async def check_existing(
@@ -864,34 +899,35 @@ async def check_existing(
         # A meeting another row of this sheet holds is that row's: this one is a meeting of its own.
         mine = [i for i in finding.same if not (holders.get(i, set()) & (run_keys - {job.row_key}))]
         if len(mine) > 1:
-            error = f"HubSpot already has {len(mine)} meetings like this row: {', '.join(mine)}; not created, not guessed"
-            board.record(job.index, RowOutcome(RowStatus.FAILED, error=error))
+            params: dict[str, codes.Param] = {"count": len(mine), "ids": ", ".join(mine)}
+            several = codes.Problem(codes.MULTIPLE_EXISTING_MEETINGS, params=params)
+            board.record(job.index, codes.outcome(RowStatus.FAILED, several))
         elif mine and claims[mine[0]] > 1:
             rows = ", ".join(str(r) for r in rows_of[mine[0]])
-            error = f"HubSpot's meeting {mine[0]} matches rows {rows} alike; none adopted, none created"
-            board.record(job.index, RowOutcome(RowStatus.FAILED, error=error))
+            shared = codes.Problem(
+                codes.MEETING_MATCHES_SEVERAL_ROWS, params={"meeting_id": mine[0], "rows": rows}
+            )
+            board.record(job.index, codes.outcome(RowStatus.FAILED, shared))
         elif mine:
             ledger.record_created(
                 job.row_key, mine[0], run_id, content_key=job.content_key, sent=snapshot(job.request)
             )
-            note = f"already in HubSpot (meeting {mine[0]}): not created again"
-            board.record(job.index, RowOutcome(RowStatus.SKIPPED, mine[0]).noted(*job.request.notes, note))
+            there = codes.Problem(codes.ALREADY_IN_HUBSPOT, params={"meeting_id": mine[0]})
+            outcome = RowOutcome(RowStatus.SKIPPED, mine[0])
+            board.record(job.index, outcome.noted(*codes.rendered((*job.request.notes, there))))
         else:
             if finding.differing:
                 ids = ", ".join(finding.differing)
                 job = SendJob(
                     job.index,
                     job.row_key,
-                    _with_note(
-                        job.request,
-                        f"HubSpot's meeting {ids} has this owner, start and title but differs; created a new one",
-                    ),
+                    _with_note(job.request, codes.Problem(codes.SIMILAR_MEETING_EXISTS, params={"ids": ids})),
                 )
             to_send.append(job)
     return to_send
 
 
-def _with_note(request: CreateRequest, note: str) -> CreateRequest:
+def _with_note(request: CreateRequest, note: codes.Problem) -> CreateRequest:
     return replace(request, notes=(*request.notes, note))
 
 
@@ -910,5 +946,6 @@ def _log_row(result: RowResult) -> None:
         "correlation_id": outcome.correlation_id,
         "attempts": outcome.attempts,
         "error": outcome.error,
+        "error_code": outcome.error_code,
     }
     log.log(level, "row %d %s", result.row, outcome.status, extra={"fields": fields})

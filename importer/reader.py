@@ -25,8 +25,10 @@ import fastexcel
 import polars as pl
 from pydantic import ValidationError
 
+from importer import problems as codes
 from importer.cells import LIST_FIELDS, LIST_SEPARATOR, parse_cells
 from importer.errors import InputError
+from importer.messages import N_
 from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, RESULT_MARKERS, Meeting, Reminder
 
 log = logging.getLogger(__name__)
@@ -64,13 +66,14 @@ class Sheet:
     sheet_name: str | None = None
     other_sheets: list[str] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
-    row_problems: dict[int, str] = field(default_factory=dict)
+    row_problems: dict[int, codes.Problem] = field(default_factory=dict)
     evidence: pl.DataFrame | None = None  # a results file's outcome columns, row for row with `frame`
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedRow:
-    """One data row: its meeting when valid (and built), else every problem, each naming column and value.
+    """One data row: its meeting when valid (and built), else every problem, each naming column and value,
+    with a code for each (`error_code`, importer.problems).
 
     `start_read` is the start as read, ISO 8601 with the offset of the zone used
     (`2027-01-05T14:00:00+09:00`), whenever the start could be read, valid row or not.
@@ -81,6 +84,7 @@ class ParsedRow:
     error: str | None = None
     warning: str | None = None
     start_read: str | None = None
+    error_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class _Table:
     header: list[str]
     frame: pl.DataFrame
     header_row: int
-    row_problems: dict[int, str] = field(default_factory=dict)
+    row_problems: dict[int, codes.Problem] = field(default_factory=dict)
     sheet_name: str | None = None
     other_sheets: list[str] = field(default_factory=list)
 
@@ -175,7 +179,7 @@ def load_sheet(
         sheet_name=table.sheet_name,
         other_sheets=table.other_sheets,
         unmapped=unmapped,
-        row_problems={first_row + i: text for i, text in table.row_problems.items()},
+        row_problems={first_row + i: problem for i, problem in table.row_problems.items()},
         evidence=evidence,
     )
 
@@ -302,14 +306,14 @@ def _record_start(records: list[tuple[list[str], int]], index: int) -> int:
 
 def _read_leniently(
     text: str, separator: str, names: list[str], first_line: int
-) -> tuple[pl.DataFrame, dict[int, str]]:
+) -> tuple[pl.DataFrame, dict[int, codes.Problem]]:
     """Each record of `text` a row, as polars reads them; a line that starts no well-formed record of
     at most len(names) cells is a row of its own, its text in the first cell, with why (by row index).
     Reading goes on from the line after it."""
     lines = list(io.StringIO(text, newline=""))
     width = len(names)
     rows: list[list[str | None]] = []
-    problems: dict[int, str] = {}
+    problems: dict[int, codes.Problem] = {}
     position = 0
     while position < len(lines):
         start = position
@@ -331,14 +335,15 @@ def _read_leniently(
     return pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row"), problems
 
 
-def _malformed(number: int, line: str, separator: str, width: int, cells: list[str] | None) -> str:
+def _malformed(number: int, line: str, separator: str, width: int, cells: list[str] | None) -> codes.Problem:
     """Why CSV line `number` is not a row, for each way a hand-edited line goes wrong."""
     if line.count('"') % 2:
-        return f'line {number}: unterminated quote (a " opens a cell that is never closed)'
+        return codes.Problem(codes.UNTERMINATED_QUOTE, params={"line": number})
     if cells is None:
-        return f'line {number}: text after a closing quote (in a quoted cell, write " as "")'
-    name = "a tab" if separator == "\t" else f"'{separator}'"
-    return f"line {number}: {len(cells)} cells where the header has {width} (put quotes around a cell with {name} in it)"
+        return codes.Problem(codes.COULD_NOT_PARSE_ROW, params={"line": number})
+    name = codes.Text(N_("a tab")) if separator == "\t" else f"'{separator}'"
+    params = {"line": number, "cells": len(cells), "width": width, "separator": name}
+    return codes.Problem(codes.INCORRECT_NUMBER_OF_COLUMNS, params=params)
 
 
 def _decode(path: Path, raw: bytes, encoding: str | None) -> str:
@@ -568,8 +573,15 @@ def parse_rows(
         )
         numbers = sheet.row_numbers[offset : offset + chunk_rows]
         if not build_meetings:
-            columns = zip(numbers, typed["_problems"], typed["_warnings"], typed["_start_read"], strict=True)
-            rows = [ParsedRow(number, None, error, warning, read) for number, error, warning, read in columns]
+            columns = zip(
+                numbers,
+                typed["_problems"],
+                typed["_warnings"],
+                typed["_start_read"],
+                typed["_error_codes"],
+                strict=True,
+            )
+            rows = [ParsedRow(number, None, *values) for number, *values in columns]
         else:
             rows = [
                 _build(number, values, schedules, sheet.headers)
@@ -578,17 +590,25 @@ def parse_rows(
         yield _unreadable(rows, sheet.row_problems) if sheet.row_problems else rows
 
 
-def _unreadable(rows: list[ParsedRow], problems: dict[int, str]) -> list[ParsedRow]:
+def _unreadable(rows: list[ParsedRow], problems: dict[int, codes.Problem]) -> list[ParsedRow]:
     """A malformed line's row is invalid for that alone: its cells are not the sheet's columns."""
-    return [ParsedRow(p.row, None, problems[p.row]) if p.row in problems else p for p in rows]
+    return [_invalid(p.row, [problems[p.row]]) if p.row in problems else p for p in rows]
+
+
+def _invalid(
+    row: int, problems: list[codes.Problem], warning: str | None = None, read: str | None = None
+) -> ParsedRow:
+    error, error_code = codes.describe(problems)
+    return ParsedRow(row, None, error, warning, read, error_code)
 
 
 def _build(
     number: int, values: dict[str, Any], schedules: list[tuple[Reminder, ...]], headers: dict[str, str]
 ) -> ParsedRow:
     error, warning, read = values.pop("_problems"), values.pop("_warnings"), values.pop("_start_read")
+    error_code = values.pop("_error_codes")
     if error:
-        return ParsedRow(number, None, error, warning, read)
+        return ParsedRow(number, None, error, warning, read, error_code)
     values["reminders"] = schedules[values.pop("_reminders")]
     for field_name in LIST_FIELDS:
         items = values[field_name]
@@ -597,12 +617,13 @@ def _build(
         return ParsedRow(number, Meeting.model_validate(values), None, warning, read)
     except ValidationError as exc:
         # The column checks should have caught this already; the model has the last word all the same.
-        return ParsedRow(number, None, _describe(exc, headers), warning, read)
+        return _invalid(number, _describe(exc, headers), warning, read)
 
 
-def _describe(exc: ValidationError, headers: dict[str, str]) -> str:
+def _describe(exc: ValidationError, headers: dict[str, str]) -> list[codes.Problem]:
     problems = []
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "row"
-        problems.append(f"{headers.get(name, name)}: {error['msg']} (got {error.get('input')!r})")
-    return "; ".join(problems)
+        column, detail, got = headers.get(name, name), error["msg"], repr(error.get("input"))
+        problems.append(codes.Problem(codes.FAILED_VALIDATION, column, got, {"detail": detail}))
+    return problems

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from importer import problems as codes
 from importer.changes import Change, snapshot
 from importer.errors import AuthError
 from importer.existing import Finding, find_exact
@@ -40,9 +41,11 @@ from importer.hubspot import (
 )
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
+from importer.messages import N_, _, ngettext
 from importer.models import RowOutcome, RowStatus
 
-DAILY_LIMIT_REACHED = "HubSpot's daily request limit is reached; the next run sends the rest"
+DAILY_LIMIT_REACHED = N_("HubSpot's daily request limit is reached; the next run sends the rest")
+TOKEN_REFUSED = N_("HubSpot refused the access token")
 RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater, NotSent)
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
 UNKNOWN_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (OutcomeUnknown, ServerError)
@@ -50,7 +53,6 @@ UNKNOWN_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (OutcomeUnknown, ServerE
 RECHECKS = (1, 3, 10)
 """A row in doubt is searched for at these multiples of `search_lag_s` after its attempt (30 s, 90 s and
 300 s by default); it is sent again only when all of them found nothing."""
-LOST = "found in HubSpot after an earlier attempt lost its answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class UpdateJob:
 class _Doubt:
     job: SendJob
     since: float  # wall-clock time from which HubSpot's search lag is counted
-    why: str
+    why: list[str]  # each reason, in the user's language
     checks: int = 0
     earlier_run: bool = False
     surely_created: bool = False  # a 2xx without an id: never sent again, only searched for
@@ -146,8 +148,9 @@ class Sender:
             if entry is not None and entry.state == "created":
                 self._finish(job, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif entry is not None and entry.state in IN_DOUBT:
-                why = f"an earlier run lost HubSpot's answer ({entry.error or 'the run ended mid-request'})"
-                self._doubts.append(_Doubt(job, self._started, why, earlier_run=True))
+                detail = entry.error or _("the run ended mid-request")
+                why = _("an earlier run lost HubSpot's answer ({detail})").format(detail=detail)
+                self._doubts.append(_Doubt(job, self._started, [why], earlier_run=True))
             else:
                 fresh.append(job)
         await self._run_queue(fresh)
@@ -156,21 +159,33 @@ class Sender:
             self._finish(doubt.job, self._unsettled(doubt))
         for job in jobs:
             if job.index not in self._outcomes:
-                self._finish(
-                    job, RowOutcome(RowStatus.NOT_SENT, error=self.stop_reason, attempts=self._tries(job))
-                )
-        if self.auth_error is not None:
-            raise AuthError(f"HubSpot refused the access token: {self.auth_error}")
+                self._finish(job, self._not_sent(attempts=self._tries(job)))
+        self._raise_auth_error()
         return self._outcomes
+
+    def _not_sent(self, detail: HubSpotError | None = None, attempts: int = 0) -> RowOutcome:
+        """A row the run stopped before sending (or while retrying it): the next run sends it."""
+        if self.stop_reason is None:
+            return RowOutcome(RowStatus.NOT_SENT, attempts=attempts)
+        reason: codes.Param = self.stop_reason
+        if detail is not None:
+            reason = codes.Text(
+                N_("{reason} ({detail})"), {"reason": self.stop_reason, "detail": str(detail)}
+            )
+        stopped = codes.Problem(codes.RUN_STOPPED, params={"reason": reason})
+        return codes.outcome(RowStatus.NOT_SENT, stopped, attempts=attempts)
+
+    def _raise_auth_error(self) -> None:
+        if self.auth_error is not None:
+            raise AuthError(_("HubSpot refused the access token: {error}").format(error=self.auth_error))
 
     async def update_all(self, updates: Sequence[UpdateJob]) -> dict[int, RowOutcome]:
         """Bring each edited row's meeting to the row's content: updated, failed or not sent."""
         await self._run_queue(updates, self._update)
         for update in updates:
             if update.job.index not in self._outcomes:
-                self._finish(update.job, RowOutcome(RowStatus.NOT_SENT, error=self.stop_reason))
-        if self.auth_error is not None:
-            raise AuthError(f"HubSpot refused the access token: {self.auth_error}")
+                self._finish(update.job, self._not_sent())
+        self._raise_auth_error()
         return self._outcomes
 
     async def _run_queue(
@@ -184,7 +199,7 @@ class Sender:
         async def worker() -> None:
             while self.stop_reason is None:
                 if self._daily_remaining() == 0:
-                    self.stop(DAILY_LIMIT_REACHED)
+                    self.stop(_(DAILY_LIMIT_REACHED))
                     return
                 try:
                     job = queue.get_nowait()
@@ -213,12 +228,16 @@ class Sender:
                 await self._send(job)
                 return
             if error.status == 404:
-                message = (
-                    f"meeting {meeting_id} is no longer in HubSpot (deleted?); not created again"
-                    " (pass --recreate-missing to create it anew)"
-                )
+                deleted = codes.Problem(codes.MEETING_DELETED, params={"meeting_id": meeting_id})
                 self._finish(
-                    job, RowOutcome(RowStatus.FAILED, meeting_id, message, 404, error.correlation_id)
+                    job,
+                    codes.outcome(
+                        RowStatus.FAILED,
+                        deleted,
+                        meeting_id=meeting_id,
+                        http_status=404,
+                        correlation_id=error.correlation_id,
+                    ),
                 )
                 return
             self._fail(job, error, mark=False)
@@ -227,10 +246,8 @@ class Sender:
             self._fail(job, error, mark=False)
             return
         self._ledger.mark_updated(job.row_key, job.content_key or "", snapshot(job.request))
-        changed = f"changed: {', '.join(change.fields)}"
-        kept = f"not changed in HubSpot (a CRM update cannot): {', '.join(change.not_updatable)}"
         outcome = RowOutcome(RowStatus.UPDATED, meeting_id)
-        self._finish(job, outcome.noted(changed, kept if change.not_updatable else None))
+        self._finish(job, outcome.noted(*codes.rendered(update_notes(change))))
 
     async def _send(self, job: SendJob) -> None:
         request = job.request
@@ -249,8 +266,8 @@ class Sender:
         except UNKNOWN_CREATE_ERRORS as error:
             self._ledger.mark_in_doubt(job.row_key, str(error))
             created = isinstance(error, CreatedWithoutId)
-            why = f"HubSpot's answer was lost ({error})"
-            self._doubts.append(_Doubt(job, self._clock(), why, surely_created=created))
+            why = _("HubSpot's answer was lost ({detail})").format(detail=error)
+            self._doubts.append(_Doubt(job, self._clock(), [why], surely_created=created))
             return
         except HubSpotError as error:
             self._fail(job, error)
@@ -265,7 +282,7 @@ class Sender:
             correlation_id=created.correlation_id,
             attempts=self._tries(job),
         )
-        self._finish(job, outcome.noted(*request.notes))
+        self._finish(job, outcome.noted(*codes.rendered(request.notes)))
 
     def _fail(self, job: SendJob, error: HubSpotError, *, mark: bool = True) -> None:
         """A create (or update) HubSpot certainly did not carry out: record it, and stop the run if
@@ -274,27 +291,31 @@ class Sender:
             self._ledger.mark_failed(job.row_key, str(error))
         status = RowStatus.FAILED
         if isinstance(error, DailyLimitReached):
-            self.stop(DAILY_LIMIT_REACHED)
+            self.stop(_(DAILY_LIMIT_REACHED))
             status = RowStatus.NOT_SENT
         elif isinstance(error, RETRIABLE_CREATE_ERRORS) and self.stop_reason is not None:
             status = RowStatus.NOT_SENT  # retries cut short by the stop; HubSpot did not create it
         elif isinstance(error, AuthFailed) and error.status == 401:
             # A 403 on one create (a scope an association needs) is that row's; a 401 is every row's.
             self.auth_error = self.auth_error or error
-            self.stop("HubSpot refused the access token")
+            self.stop(_(TOKEN_REFUSED))
             status = RowStatus.NOT_SENT
         api = error if isinstance(error, ApiError) else None
-        message = str(error) if status is RowStatus.FAILED else f"{self.stop_reason} ({error})"
-        self._finish(
-            job,
-            RowOutcome(
-                status,
-                error=message,
-                http_status=api.status if api else None,
-                correlation_id=api.correlation_id if api else None,
-                attempts=self._tries(job),
-            ),
-        )
+        if status is RowStatus.FAILED:
+            # Retries spent on answers that prove nothing was created (429, 423, a refused connection)
+            # are HubSpot's unavailability; any other answer is HubSpot refusing the row.
+            code = (
+                codes.HUBSPOT_UNAVAILABLE
+                if isinstance(error, RETRIABLE_CREATE_ERRORS)
+                else codes.HUBSPOT_REFUSED
+            )
+            outcome = codes.outcome(status, codes.Problem(code, params={"detail": str(error)}))
+        else:
+            outcome = self._not_sent(error)
+        outcome.http_status = api.status if api else None
+        outcome.correlation_id = api.correlation_id if api else None
+        outcome.attempts = self._tries(job)
+        self._finish(job, outcome)
 
     # --- rows in doubt ---
 
@@ -332,9 +353,9 @@ class Sender:
         if isinstance(finding, BaseException):
             if isinstance(finding, AuthFailed) and finding.status == 401:
                 self.auth_error = self.auth_error or finding
-                self.stop("HubSpot refused the access token")
+                self.stop(_(TOKEN_REFUSED))
             elif isinstance(finding, DailyLimitReached):
-                self.stop(DAILY_LIMIT_REACHED)
+                self.stop(_(DAILY_LIMIT_REACHED))
             self._keep_or_give_up(doubt)  # could not look now: a later check, or the next run
             return False
         ours = [i for i in finding.same if not (taken.get(i, set()) - {job.row_key})]
@@ -344,25 +365,30 @@ class Sender:
             )
             status = RowStatus.SKIPPED if doubt.earlier_run else RowStatus.CREATED
             outcome = RowOutcome(status, ours[0], attempts=self._tries(job))
-            self._finish(job, outcome.noted(*job.request.notes, LOST))
+            lost = codes.Problem(codes.FOUND_AFTER_LOST_ANSWER)
+            self._finish(job, outcome.noted(*codes.rendered((*job.request.notes, lost))))
             taken.setdefault(ours[0], set()).add(job.row_key)
             return False
         if len(ours) > 1:
-            doubt.why = (
-                f"HubSpot has several meetings that could be this row's: {', '.join(ours)}; not guessed"
-            )
+            several = _("HubSpot has several meetings that could be this row's: {ids}; not guessed")
+            doubt.why = [several.format(ids=", ".join(ours))]
             self._finish(job, self._unsettled(doubt))
             return False
         if doubt.checks < len(RECHECKS):
             self._doubts.append(doubt)  # a negative search is no proof yet: the index may lag
             return False
         if doubt.surely_created:
-            doubt.why += "; HubSpot said it created the meeting but search has not shown it yet"
+            doubt.why.append(_("HubSpot said it created the meeting but search has not shown it yet"))
             self._finish(job, self._unsettled(doubt))
             return False
         if self._tries(job) >= self._max_attempts:
             attempts = self._tries(job)
-            doubt.why += f"; not found in HubSpot after {attempts} attempt{'s' if attempts > 1 else ''}"
+            tried = ngettext(
+                "not found in HubSpot after {count} attempt",
+                "not found in HubSpot after {count} attempts",
+                attempts,
+            )
+            doubt.why.append(tried.format(count=attempts))
             self._finish(job, self._unsettled(doubt))
             return False
         return True
@@ -371,16 +397,17 @@ class Sender:
         if doubt.checks < len(RECHECKS) and self.stop_reason is None:
             self._doubts.append(doubt)
         else:
-            doubt.why += "; its search failed"
+            doubt.why.append(_("its search failed"))
             self._finish(doubt.job, self._unsettled(doubt))
 
     def _unsettled(self, doubt: _Doubt) -> RowOutcome:
-        why = doubt.why if self.stop_reason is None else f"{doubt.why}; the run stopped before it was settled"
-        return RowOutcome(
-            RowStatus.IN_DOUBT,
-            error=f"outcome unknown: {why}; the next run searches HubSpot before sending this row again",
-            attempts=self._tries(doubt.job),
+        why = (
+            doubt.why
+            if self.stop_reason is None
+            else [*doubt.why, _("the run stopped before it was settled")]
         )
+        unknown = codes.Problem(codes.OUTCOME_UNKNOWN, params={"why": codes.MESSAGE_SEPARATOR.join(why)})
+        return codes.outcome(RowStatus.IN_DOUBT, unknown, attempts=self._tries(doubt.job))
 
     def _tries(self, job: SendJob) -> int:
         return self._attempts.get(job.index, 0)
@@ -388,6 +415,15 @@ class Sender:
     def _finish(self, job: SendJob, outcome: RowOutcome) -> None:
         self._outcomes[job.index] = outcome
         self._on_outcome(job.index, outcome)
+
+
+def update_notes(change: Change) -> list[codes.Problem]:
+    """What an update changes (or, in a plan, would), and what it cannot change, as warnings."""
+    notes = [codes.Problem(codes.CHANGED_COLUMNS, params={"fields": ", ".join(change.fields)})]
+    if change.not_updatable:
+        kept = ", ".join(change.not_updatable)
+        notes.append(codes.Problem(codes.NOT_UPDATABLE, params={"fields": kept}))
+    return notes
 
 
 def _by_type(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import xlsxwriter
 from hypothesis import settings
+
+from importer import messages
 
 # polars compiles regexes and plans on first use: the first example of a property can take a second.
 settings.register_profile("importer", deadline=None)
@@ -21,11 +23,15 @@ Cells = Sequence[Sequence[object] | None]
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings read the environment: a developer's MEETING_IMPORTER_* or HUBSPOT_* must not leak in."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings read the environment: a developer's MEETING_IMPORTER_* or HUBSPOT_* must not leak in,
+    nor a Japanese locale (messages would be Japanese). Messages start English in every test."""
     for name in list(os.environ):
-        if name.startswith(("MEETING_IMPORTER_", "HUBSPOT_")):
+        if name.startswith(("MEETING_IMPORTER_", "HUBSPOT_")) or name in ("LC_ALL", "LC_MESSAGES"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    with messages.using("en"):
+        yield
 
 
 @pytest.fixture

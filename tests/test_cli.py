@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from importer.cli import main
+from importer.models import RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -308,3 +309,74 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     missing = run(tmp_path / "nope.csv", "--dry-run")
     assert (missing.returncode, missing.stderr) == (2, f"Error: {tmp_path / 'nope.csv'}: no such file\n")
     assert "Traceback" not in some_invalid.stderr + missing.stderr
+
+
+# --- language ---
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "expected"),
+    [
+        ([], {}, "en"),
+        ([], {"LANG": "ja_JP.UTF-8"}, "ja"),
+        ([], {"LANG": "ja_JP.UTF-8", "LC_ALL": "C"}, "en"),
+        ([], {"LC_MESSAGES": "ja_JP.UTF-8", "LANG": "en_US.UTF-8"}, "ja"),
+        (["--lang", "en"], {"LANG": "ja_JP.UTF-8"}, "en"),
+        (["--lang", "ja"], {}, "ja"),
+        ([], {"MEETING_IMPORTER_LANGUAGE": "ja"}, "ja"),
+    ],
+)
+def test_language_flag_else_config_else_locale(
+    write_csv: WriteCsv,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    environ: dict[str, str],
+    expected: str,
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = write_csv(HEADER + BAD)
+    invoke("run", path, "--dry-run", *args)
+    frame = pl.read_csv(path.with_name("meetings.dry-run.csv"), infer_schema=False)
+    error = {"en": "end: must be after start", "ja": "end: 開始より後の日時にしてください"}[expected]
+    assert frame.select("status", "error", "error_code").row(0) == ("invalid", error, "END_BEFORE_START")
+
+
+def test_japanese_sample_messages_summary_and_results_columns(tmp_path: Path) -> None:
+    """In Japanese: messages name the sheet's own column; the columns and statuses stay as they are."""
+    results = tmp_path / "results.csv"
+    config = REPO / "config" / "japanese.toml"
+    result = invoke(
+        "run",
+        SAMPLES / "meetings_ja.csv",
+        "--config",
+        config,
+        "--dry-run",
+        "--results",
+        results,
+        "--lang",
+        "ja",
+    )
+    assert result.exit_code == 1
+    assert stdout_lines(result)[-2:] == [
+        "タイムゾーンのない日時: Asia/Tokyo",
+        f"結果ファイル: {results}",
+    ]
+    frame = pl.read_csv(results, infer_schema=False)
+    assert frame.columns[-13:] == list(RESULT_COLUMNS)
+    invalid = frame.filter(pl.col("status") == "invalid")
+    assert invalid.select("row", "error", "error_code").rows() == [
+        (
+            "7",
+            "開始日時: 「2026/13/01 10:00」を日時として読めません（例: 2026/12/01 14:00、2026年12月1日 午後2時、"
+            "令和8年12月1日 14:00、2026-12-01T14:00:00+09:00）",
+            "COULD_NOT_PARSE_DATE",
+        ),
+        ("8", "件名: 入力が必要です", "MISSING_REQUIRED_PROPERTY"),
+        (
+            "13",
+            "場所の種類: 「ONLINE」は使えません。次のいずれかを書いてください: ADDRESS/住所, CUSTOM/その他, PHONE/電話"
+            "（大文字・小文字は問いません）",
+            "INVALID_ENUMERATION_OPTION",
+        ),
+    ]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from importer.config import Settings, load_settings
+from importer.config import Settings, language_from, load_settings
 from importer.errors import ConfigError
 from importer.models import FIELDS
 
@@ -292,3 +292,31 @@ def test_defaults_the_rows_cannot_use_are_refused(toml: Any, value: str) -> None
     field = "default_outcome" if value == "MAYBE" else "default_timezone"
     path = toml(f'{field} = "{value}"\n')
     assert config_error(path).startswith(f"bad setting in {path}: {field}: ")
+
+
+# --- language: flag < environment < file < default, and the locale when none names it ---
+
+
+def test_language_from_the_layers_else_the_locale(toml: Any) -> None:
+    path = toml('language = "ja"\n')
+    assert load_settings(None, {}, {}).language == "en"
+    assert load_settings(None, {"LANG": "ja_JP.UTF-8"}, {}).language == "ja"
+    assert load_settings(path, {"LANG": "en_US.UTF-8"}, {}).language == "ja"
+    assert load_settings(path, {"MEETING_IMPORTER_LANGUAGE": "en"}, {}).language == "en"
+    assert load_settings(path, {"MEETING_IMPORTER_LANGUAGE": "en"}, {"language": "ja"}).language == "ja"
+    assert "bad setting in option --language: language" in config_error(None, language="fr")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "en"),
+        ({"LANG": "ja_JP.UTF-8"}, "ja"),
+        ({"LANG": "ja"}, "ja"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({"LC_ALL": "ja_JP.eucJP", "LANG": "en_US"}, "ja"),
+        ({"LC_ALL": "", "LC_MESSAGES": "ja_JP.UTF-8", "LANG": "C"}, "ja"),
+    ],
+)
+def test_language_of_the_locale(environ: dict[str, str], expected: str) -> None:
+    assert language_from(environ) == expected

@@ -28,6 +28,7 @@ from importer.logbook import BatchSender, Routing, batches, match_results, route
 from importer.mapper import crm_input
 from importer.models import RowOutcome as Outcome
 from importer.models import RowStatus
+from importer.problems import ASSOCIATION_SKIPPED, Problem, Text
 from importer.sender import SendJob
 from tests.test_sender import (
     DAILY_STOP,
@@ -260,7 +261,10 @@ def test_results_without_trace_ids_are_matched_by_the_properties_sent(harness: H
 
 
 def test_a_row_keeps_the_mapper_notes(harness: Harness) -> None:
-    job = make_job(0, notes=("contact not found (association skipped): a@example.com",))
+    skipped = Problem(
+        ASSOCIATION_SKIPPED, "contact_emails", "a@example.com", {"what": Text("contact not found")}
+    )
+    job = make_job(0, notes=(skipped,))
     assert harness.send([job])[0].warning == "contact not found (association skipped): a@example.com"
 
 
@@ -298,6 +302,7 @@ def test_a_partial_207_fails_the_refused_rows_with_hubspots_message(harness: Har
         http_status=207,
         correlation_id="corr-207",
         attempts=1,
+        error_code="HUBSPOT_REFUSED",
     )
     assert harness.state("key-1") == ("failed", None, 1, refused_message("Secret"))
     assert [outcomes[i].status for i in (0, 2)] == [RowStatus.CREATED, RowStatus.CREATED]
@@ -335,6 +340,7 @@ def test_a_batch_refused_whole_is_halved_until_the_row_at_fault_fails_alone(harn
         http_status=403,
         correlation_id="corr-403-scopes",
         attempts=4,
+        error_code="HUBSPOT_REFUSED",
     )
     assert harness.state("key-5") == ("failed", None, 4, NO_SCOPE_MESSAGE)
     assert {outcomes[i].status for i in range(8) if i != 5} == {RowStatus.CREATED}

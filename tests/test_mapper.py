@@ -32,6 +32,7 @@ from importer.mapper import (
     map_meeting,
 )
 from importer.models import Meeting, Reminder, TimeUnit
+from importer.problems import describe, rendered
 
 TYPE_IDS = {"contacts": 200, "companies": 188, "deals": 212, "tickets": 226}
 """HUBSPOT_DEFINED meeting -> object association type ids (HubSpot's AssociationTypes enum)."""
@@ -99,9 +100,19 @@ def mapped(
 
 
 def request_of(result: Mapped) -> CreateRequest:
-    assert result.error is None
+    assert result.problems == ()
     assert result.request is not None
     return result.request
+
+
+def refused(result: Mapped) -> tuple[str | None, str | None]:
+    """A row the mapper fails: its `error` and `error_code` cells."""
+    assert result.request is None
+    return describe(result.problems)
+
+
+def notes(request: CreateRequest) -> tuple[str, ...]:
+    return tuple(rendered(request.notes))
 
 
 def assoc(kind: str, object_id: str) -> dict[str, Any]:
@@ -348,19 +359,24 @@ def test_association_type_ids_are_hubspots_meeting_ids() -> None:
 
 
 @pytest.mark.parametrize(
-    ("owner_email", "error"),
+    ("owner_email", "error", "code"),
     [
-        ("nobody@example.com", "owner not found: no HubSpot owner has the e-mail nobody@example.com"),
-        ("olivia.old@example.com", "owner is archived in HubSpot: olivia.old@example.com"),
+        (
+            "nobody@example.com",
+            "owner not found: no HubSpot owner has the e-mail nobody@example.com",
+            "COULD_NOT_FIND_OWNER",
+        ),
+        ("olivia.old@example.com", "owner is archived in HubSpot: olivia.old@example.com", "ARCHIVED_OWNER"),
         (
             "noah.nouser@example.com",
             "owner has no HubSpot user (deactivated?) and cannot organise meetings: noah.nouser@example.com",
+            "OWNER_WITHOUT_USER",
         ),
     ],
 )
-def test_an_owner_who_cannot_organise_fails_the_row(owner_email: str, error: str) -> None:
+def test_an_owner_who_cannot_organise_fails_the_row(owner_email: str, error: str, code: str) -> None:
     for missing in ("fail", "skip"):
-        assert mapped(meeting(owner_email=owner_email), missing=missing) == Mapped(None, error)
+        assert refused(mapped(meeting(owner_email=owner_email), missing=missing)) == (error, code)
 
 
 def test_an_owner_active_and_archived_under_one_email_is_the_active_one() -> None:
@@ -383,14 +399,14 @@ def test_no_attendees_no_attendee_property() -> None:
 
 def test_attendees_who_are_not_active_owners() -> None:
     m = meeting(attendee_emails=("stranger@example.com", OLIVIA.email, LIAM.email))
-    assert mapped(m) == Mapped(
-        None,
+    assert refused(mapped(m)) == (
         "attendee is not an active HubSpot owner: stranger@example.com; "
         "attendee is not an active HubSpot owner: olivia.old@example.com",
+        "ATTENDEE_NOT_AN_OWNER;ATTENDEE_NOT_AN_OWNER",
     )
     request = request_of(mapped(m, missing="skip"))
     assert request.body["properties"]["hs_attendee_owner_ids"] == ["8100006"]
-    assert request.notes == (
+    assert notes(request) == (
         "attendee is not an active HubSpot owner: stranger@example.com",
         "attendee is not an active HubSpot owner: olivia.old@example.com",
     )
@@ -400,16 +416,24 @@ def test_attendees_who_are_not_active_owners() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "error"),
+    ("change", "error", "code"),
     [
-        ({"contact_emails": ("nobody@x.com",)}, "contact not found: nobody@x.com"),
-        ({"company_domains": ("unknown.com",)}, "company not found for domain: unknown.com"),
-        ({"deal_ids": ("799",)}, "deal not found: 799"),
-        ({"ticket_ids": ("899",)}, "ticket not found: 899"),
+        (
+            {"contact_emails": ("nobody@x.com",)},
+            "contact not found: nobody@x.com",
+            "ASSOCIATION_RECORD_NOT_FOUND",
+        ),
+        (
+            {"company_domains": ("unknown.com",)},
+            "company not found for domain: unknown.com",
+            "ASSOCIATION_RECORD_NOT_FOUND",
+        ),
+        ({"deal_ids": ("799",)}, "deal not found: 799", "UNKNOWN_ASSOCIATION_RECORD_ID"),
+        ({"ticket_ids": ("899",)}, "ticket not found: 899", "UNKNOWN_ASSOCIATION_RECORD_ID"),
     ],
 )
-def test_a_missing_association_fails_the_row(change: dict[str, Any], error: str) -> None:
-    assert mapped(meeting(**change)) == Mapped(None, error)
+def test_a_missing_association_fails_the_row(change: dict[str, Any], error: str, code: str) -> None:
+    assert refused(mapped(meeting(**change))) == (error, code)
 
 
 def test_every_reason_is_given_in_order() -> None:
@@ -421,8 +445,7 @@ def test_every_reason_is_given_in_order() -> None:
         deal_ids=("799",),
         ticket_ids=("899", "801"),
     )
-    assert mapped(m) == Mapped(
-        None,
+    assert refused(mapped(m)) == (
         "owner not found: no HubSpot owner has the e-mail nobody@example.com; "
         "attendee is not an active HubSpot owner: stranger@example.com; "
         "contact not found: nobody@x.com; "
@@ -430,6 +453,8 @@ def test_every_reason_is_given_in_order() -> None:
         "company domain is ambiguous: contoso.com belongs to companies 602, 603; "
         "deal not found: 799; "
         "ticket not found: 899",
+        "COULD_NOT_FIND_OWNER;ATTENDEE_NOT_AN_OWNER;ASSOCIATION_RECORD_NOT_FOUND;ASSOCIATION_RECORD_NOT_FOUND;"
+        "MULTIPLE_COMPANIES_WITH_THIS_DOMAIN;UNKNOWN_ASSOCIATION_RECORD_ID;UNKNOWN_ASSOCIATION_RECORD_ID",
     )
 
 
@@ -446,7 +471,7 @@ def test_skip_leaves_missing_associations_out_and_names_them() -> None:
         assoc("companies", "601"),
         assoc("deals", "702"),
     ]
-    assert request.notes == (
+    assert notes(request) == (
         "contact not found (association skipped): nobody@x.com",
         "company not found for domain (association skipped): unknown.com",
         "deal not found (association skipped): 799",
@@ -459,7 +484,7 @@ def test_skip_with_nothing_found_sends_no_associations() -> None:
     m = meeting(contact_emails=("nobody@x.com",), ticket_ids=("899",))
     request = request_of(mapped(m, missing="skip"))
     assert request.body["associations"] == []
-    assert request.notes == (
+    assert notes(request) == (
         "contact not found (association skipped): nobody@x.com",
         "ticket not found (association skipped): 899",
     )
@@ -467,10 +492,13 @@ def test_skip_with_nothing_found_sends_no_associations() -> None:
 
 
 def test_two_companies_on_one_domain_is_ambiguous() -> None:
-    expected = Mapped(None, "company domain is ambiguous: contoso.com belongs to companies 602, 603")
-    assert mapped(meeting(company_domains=("contoso.com",))) == expected
+    expected = (
+        "company domain is ambiguous: contoso.com belongs to companies 602, 603",
+        "MULTIPLE_COMPANIES_WITH_THIS_DOMAIN",
+    )
+    assert refused(mapped(meeting(company_domains=("contoso.com",)))) == expected
     # Skipping covers what is missing, not what is ambiguous.
-    assert mapped(meeting(company_domains=("contoso.com",)), missing="skip") == expected
+    assert refused(mapped(meeting(company_domains=("contoso.com",)), missing="skip")) == expected
 
 
 def test_ambiguous_all_associates_every_company_of_the_domain() -> None:

@@ -751,15 +751,19 @@ def test_malformed_line_numbers_count_lines_not_rows(write_csv: WriteCsv) -> Non
     text = f'{HEADER},body\n{ROW.format(id=1)},"two\nlines"\n"Bad, 2026-12-01 10:00,,a@example.com,2,x\n'
     text += 'Literal 5" quote,2026-12-01 10:00,,a@example.com,3,x\n'
     sheet = load(write_csv(text))
-    assert sheet.row_problems == {3: 'line 4: unterminated quote (a " opens a cell that is never closed)'}
+    assert {row: p.render() for row, p in sheet.row_problems.items()} == {
+        3: 'line 4: unterminated quote (a " opens a cell that is never closed)'
+    }
+    assert sheet.row_problems[3].code.name == "UNTERMINATED_QUOTE"
     assert sheet.frame["title"].to_list()[2] == 'Literal 5" quote'
 
 
 def test_extra_empty_cells_at_the_end_of_a_line_are_no_problem(write_csv: WriteCsv) -> None:
     sheet = load(write_csv(f"{HEADER}\n{ROW.format(id=1)},,\n{ROW.format(id=2)},x\n"))
-    assert sheet.row_problems == {
+    assert {row: p.render() for row, p in sheet.row_problems.items()} == {
         3: "line 3: 6 cells where the header has 5 (put quotes around a cell with ',' in it)"
     }
+    assert sheet.row_problems[3].code.name == "INCORRECT_NUMBER_OF_COLUMNS"
     assert sheet.frame["deal_ids"].to_list() == ["1", None]
 
 

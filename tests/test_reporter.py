@@ -35,7 +35,13 @@ RESULTS = [
         ),
         "2026-12-01T14:00:00+09:00",
     ),
-    RowResult(4, None, RowOutcome(RowStatus.INVALID, error="start: is required", warning="w")),
+    RowResult(
+        4,
+        None,
+        RowOutcome(
+            RowStatus.INVALID, error="start: is required", warning="w", error_code="MISSING_REQUIRED_PROPERTY"
+        ),
+    ),
 ]
 
 
@@ -62,6 +68,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
         "meeting_url",
         "start_read",
         "error",
+        "error_code",
         "http_status",
         "correlation_id",
         "attempts",
@@ -79,6 +86,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
             url,
             "2026-12-01T14:00:00+09:00",
             None,
+            None,
             200,
             "c-1",
             1,
@@ -86,7 +94,21 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
             None,
             "12345678",
         ),
-        (4, "invalid", None, None, None, "start: is required", None, None, 0, None, "w", "12345678"),
+        (
+            4,
+            "invalid",
+            None,
+            None,
+            None,
+            "start: is required",
+            "MISSING_REQUIRED_PROPERTY",
+            None,
+            None,
+            0,
+            None,
+            "w",
+            "12345678",
+        ),
     ]
 
 
@@ -120,6 +142,7 @@ def test_csv_has_a_bom_and_reads_back(tmp_path: Path) -> None:
         "https://app.hubspot.com/contacts/12345678/record/0-47/8100001",
         "2026-12-01T14:00:00+09:00",
         None,
+        None,
         "200",
         "c-1",
         "1",
@@ -145,6 +168,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "https://app.hubspot.com/contacts/12345678/record/0-47/8100001",
             "2026-12-01T14:00:00+09:00",
             None,
+            None,
             "200",
             "c-1",
             "1",
@@ -162,6 +186,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             None,
             None,
             "start: is required",
+            "MISSING_REQUIRED_PROPERTY",
             None,
             None,
             "0",

@@ -30,6 +30,7 @@ from importer.ledger import Ledger
 from importer.mapper import CreateRequest
 from importer.models import RowOutcome as Outcome
 from importer.models import RowStatus
+from importer.problems import ASSOCIATION_SKIPPED, Problem, Text
 from importer.sender import Sender, SendJob
 
 TOKEN = "pat-na1-test-token"
@@ -41,6 +42,9 @@ ORGANIZER_USER_ID = 4242001  # the owner's userId: a different number from OWNER
 START = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 TITLE = "Quarterly business review"
 FIRST_ID = 71000001  # the fake's first meeting id
+SKIPPED_CONTACT = Problem(
+    ASSOCIATION_SKIPPED, "contact_emails", "a@example.com", {"what": Text("contact not found")}
+)
 NOTE = "contact not found (association skipped): a@example.com"
 LOST = "found in HubSpot after an earlier attempt lost its answer"
 TIMED_OUT = f"POST {CREATE_MEETING_PATH}: no answer (ReadTimeout)"  # the ledger's error for a lost answer
@@ -309,7 +313,7 @@ def _iso_z(epoch_ms: int) -> str:
 def make_job(
     index: int,
     title: str = TITLE,
-    notes: tuple[str, ...] = (),
+    notes: tuple[Problem, ...] = (),
     *,
     location: str | None = None,
     body: str | None = None,
@@ -481,7 +485,7 @@ def test_created_row_records_id_status_and_correlation_id(harness: Harness) -> N
 
 def test_created_row_with_201_keeps_the_mapper_notes(harness: Harness) -> None:
     harness.hubspot.script(TITLE, Reply(201))
-    outcomes = harness.send([make_job(0, notes=(NOTE,))])
+    outcomes = harness.send([make_job(0, notes=(SKIPPED_CONTACT,))])
     assert outcomes[0] == Outcome(
         RowStatus.CREATED, meeting_id(0), None, 201, "corr-201", attempts=1, warning=NOTE
     )
@@ -530,13 +534,25 @@ def test_refusal_that_proves_nothing_was_created_is_retried_at_once(
 @pytest.mark.parametrize(
     ("refusal", "outcome"),
     [
-        (LOCKED, Outcome(RowStatus.FAILED, None, "HubSpot 423: Locked", 423, "corr-423", attempts=3)),
+        (
+            LOCKED,
+            Outcome(
+                RowStatus.FAILED,
+                None,
+                "HubSpot 423: Locked",
+                423,
+                "corr-423",
+                attempts=3,
+                error_code="HUBSPOT_UNAVAILABLE",
+            ),
+        ),
         (
             Drop(httpx.ConnectError),
             Outcome(
                 RowStatus.FAILED,
                 error=f"POST {CREATE_MEETING_PATH}: could not connect (ConnectError)",
                 attempts=3,
+                error_code="HUBSPOT_UNAVAILABLE",
             ),
         ),
     ],
@@ -560,6 +576,7 @@ def test_rejected_row_fails_with_hubspots_message_and_is_not_retried(harness: Ha
     assert outcomes[0] == Outcome(
         RowStatus.FAILED,
         error=INVALID_MESSAGE,
+        error_code="HUBSPOT_REFUSED",
         http_status=400,
         correlation_id="aeb5f871-7f07-4993-9211-075dc63e7cbf",
         attempts=1,
@@ -583,7 +600,15 @@ def test_403_on_one_create_fails_only_that_row(harness: Harness) -> None:
     outcomes = harness.send(titled("Good 1", "Bad", "Good 2"))
     assert outcomes == {
         0: Outcome(RowStatus.CREATED, meeting_id(0), None, 200, "corr-200", attempts=1),
-        1: Outcome(RowStatus.FAILED, None, NO_SCOPE_MESSAGE, 403, "corr-403-scopes", attempts=1),
+        1: Outcome(
+            RowStatus.FAILED,
+            None,
+            NO_SCOPE_MESSAGE,
+            403,
+            "corr-403-scopes",
+            attempts=1,
+            error_code="HUBSPOT_REFUSED",
+        ),
         2: Outcome(RowStatus.CREATED, meeting_id(1), None, 200, "corr-200", attempts=1),
     }
     assert harness.hubspot.titles() == ["Good 1", "Bad", "Good 2"]
@@ -666,7 +691,7 @@ def test_success_answer_without_a_readable_id_is_searched_for_not_resent(
 
 def test_adopted_meeting_keeps_the_mapper_notes_before_its_own(harness: Harness) -> None:
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
-    outcomes = harness.send([make_job(0, notes=(NOTE,))])
+    outcomes = harness.send([make_job(0, notes=(SKIPPED_CONTACT,))])
     # The meeting lacks that association whichever way it was confirmed: the results must say so.
     assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=f"{NOTE}; {LOST}")
 
@@ -807,7 +832,9 @@ def test_several_meetings_that_could_be_the_rows_leave_it_in_doubt(harness: Harn
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     outcomes = harness.send([job])
     several = f"HubSpot has several meetings that could be this row's: {meeting_id(0)}, {meeting_id(1)}; not guessed"
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(several), attempts=1)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(several), attempts=1
+    )
     assert len(harness.hubspot.creates) == 1
     assert len(harness.hubspot.searches) == 1  # settled by the first check: nothing more to learn
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
@@ -820,7 +847,12 @@ def test_row_whose_search_keeps_failing_stays_in_doubt(harness: Harness) -> None
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     harness.hubspot.script_search(*[UNAVAILABLE] * 9)
     outcomes = harness.send([make_job(0)])
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, SEARCH_FAILED), attempts=1)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT,
+        error_code="OUTCOME_UNKNOWN",
+        error=unsettled(ANSWER_LOST, SEARCH_FAILED),
+        attempts=1,
+    )
     assert len(harness.hubspot.creates) == 1  # never resent while HubSpot may have it
     assert len(harness.hubspot.searches) == 9  # three checks, each with the client's three read attempts
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
@@ -847,7 +879,9 @@ def test_row_whose_create_keeps_being_lost_stops_at_max_attempts_in_doubt(
     outcomes = harness.send([make_job(0)], max_attempts=3)
     why = f"HubSpot's answer was lost ({error})"
     spent = "not found in HubSpot after 3 attempts"
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(why, spent), attempts=3)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(why, spent), attempts=3
+    )
     assert len(harness.hubspot.creates) == 3
     assert len(harness.hubspot.searches) == 9  # three checks after each attempt, the last one's too
     assert harness.state("key-0") == ("in_doubt", None, 3, error)
@@ -857,7 +891,9 @@ def test_max_attempts_one_never_resends_a_lost_create(harness: Harness) -> None:
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout))
     outcomes = harness.send([make_job(0)], max_attempts=1)
     spent = "not found in HubSpot after 1 attempt"
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, spent), attempts=1)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(ANSWER_LOST, spent), attempts=1
+    )
     assert len(harness.hubspot.creates) == 1
     assert len(harness.hubspot.searches) == 3
 
@@ -947,7 +983,7 @@ def test_row_the_ledger_has_created_is_skipped_without_a_request(harness: Harnes
 
 @pytest.mark.parametrize("left", ["sending", "in_doubt"])
 def test_row_in_doubt_from_an_earlier_run_found_in_hubspot_is_skipped(harness: Harness, left: str) -> None:
-    job = make_job(0, notes=(NOTE,))
+    job = make_job(0, notes=(SKIPPED_CONTACT,))
     harness.leave_in_doubt(job, left)
     harness.hubspot.seed(TITLE, job.request.start_ms)
     outcomes = harness.send([job])
@@ -984,7 +1020,11 @@ def test_row_in_doubt_from_an_earlier_run_whose_search_keeps_failing_stays_in_do
     harness.leave_in_doubt(job, left)
     harness.hubspot.script_search(*[UNAVAILABLE] * 9)
     outcomes = harness.send([job])
-    assert outcomes == {0: Outcome(RowStatus.IN_DOUBT, error=unsettled(why, SEARCH_FAILED), attempts=0)}
+    assert outcomes == {
+        0: Outcome(
+            RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(why, SEARCH_FAILED), attempts=0
+        )
+    }
     assert harness.hubspot.creates == []
 
 
@@ -995,7 +1035,9 @@ def test_row_in_doubt_from_an_earlier_run_with_several_candidates_stays_in_doubt
     second = harness.hubspot.seed(TITLE, job.request.start_ms)
     outcomes = harness.send([job])
     several = f"HubSpot has several meetings that could be this row's: {first}, {second}; not guessed"
-    assert outcomes == {0: Outcome(RowStatus.IN_DOUBT, error=unsettled(several), attempts=0)}
+    assert outcomes == {
+        0: Outcome(RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(several), attempts=0)
+    }
     assert harness.hubspot.creates == []
     assert harness.state("key-0") == ("sending", None, 1, None)
 
@@ -1021,13 +1063,14 @@ def test_daily_cap_stops_the_run_and_leaves_every_unsent_row_not_sent(harness: H
         0: Outcome(RowStatus.CREATED, meeting_id(0), None, 200, "corr-200", attempts=1),
         1: Outcome(
             RowStatus.NOT_SENT,
+            error_code="RUN_STOPPED",
             error=f"{DAILY_STOP} ({daily})",
             http_status=429,
             correlation_id="corr-429-daily",
             attempts=1,
         ),
-        2: Outcome(RowStatus.NOT_SENT, error=DAILY_STOP, attempts=0),
-        3: Outcome(RowStatus.NOT_SENT, error=DAILY_STOP, attempts=0),
+        2: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=DAILY_STOP, attempts=0),
+        3: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=DAILY_STOP, attempts=0),
     }
     assert harness.hubspot.titles() == ["First", "Second"]
     assert harness.retry_sleeps == []
@@ -1040,7 +1083,9 @@ def test_daily_remaining_zero_stops_before_the_next_request(harness: Harness) ->
     """X-HubSpot-RateLimit-Daily-Remaining: 0 means the next request would be refused: send no more."""
     outcomes = harness.send(titled("a", "b"), daily_remaining=lambda: 0)
     assert harness.hubspot.creates == []
-    assert outcomes == {i: Outcome(RowStatus.NOT_SENT, error=DAILY_STOP) for i in range(2)}
+    assert outcomes == {
+        i: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=DAILY_STOP) for i in range(2)
+    }
 
 
 def test_refused_token_raises_auth_error_after_every_outcome_is_recorded(harness: Harness) -> None:
@@ -1051,13 +1096,14 @@ def test_refused_token_raises_auth_error_after_every_outcome_is_recorded(harness
     assert dict(harness.reported) == {
         0: Outcome(
             RowStatus.NOT_SENT,
+            error_code="RUN_STOPPED",
             error=f"{REFUSED} ({EXPIRED_MESSAGE})",
             http_status=401,
             correlation_id="corr-401",  # no correlationId in the body: the header's
             attempts=1,
         ),
-        1: Outcome(RowStatus.NOT_SENT, error=REFUSED, attempts=0),
-        2: Outcome(RowStatus.NOT_SENT, error=REFUSED, attempts=0),
+        1: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=REFUSED, attempts=0),
+        2: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=REFUSED, attempts=0),
     }
     assert len(harness.hubspot.creates) == 1
     assert harness.state("key-0") == ("failed", None, 1, EXPIRED_MESSAGE)
@@ -1070,7 +1116,12 @@ def test_refused_token_during_the_search_stops_and_raises_auth_error(harness: Ha
     with pytest.raises(AuthError) as caught:
         harness.send(titled("First", "Second"))
     assert str(caught.value) == f"HubSpot refused the access token: {EXPIRED_MESSAGE}"
-    left = Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, SEARCH_FAILED, STOPPED), attempts=1)
+    left = Outcome(
+        RowStatus.IN_DOUBT,
+        error_code="OUTCOME_UNKNOWN",
+        error=unsettled(ANSWER_LOST, SEARCH_FAILED, STOPPED),
+        attempts=1,
+    )
     assert dict(harness.reported) == {0: left, 1: left}
     assert len(harness.hubspot.searches) == 1  # no retry of a 401, no later check
     assert len(harness.hubspot.creates) == 2
@@ -1084,8 +1135,8 @@ def test_stop_lets_the_row_in_flight_finish_and_sends_no_more(harness: Harness) 
     assert outcomes == {
         0: Outcome(RowStatus.CREATED, meeting_id(0), None, 200, "corr-200", attempts=1),
         1: Outcome(RowStatus.CREATED, meeting_id(1), None, 200, "corr-200", attempts=1),
-        2: Outcome(RowStatus.NOT_SENT, error="stopped by SIGTERM", attempts=0),
-        3: Outcome(RowStatus.NOT_SENT, error="stopped by SIGTERM", attempts=0),
+        2: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error="stopped by SIGTERM", attempts=0),
+        3: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error="stopped by SIGTERM", attempts=0),
     }
     assert harness.hubspot.titles() == ["First", "Second"]
     assert harness.state("key-2") is None
@@ -1103,12 +1154,14 @@ def test_stop_lets_the_row_in_flight_finish_and_sends_no_more(harness: Harness) 
                 423,
                 "corr-423",
                 attempts=1,
+                error_code="RUN_STOPPED",
             ),
         ),
         (
             rate_limited("TEN_SECONDLY_ROLLING"),
             Outcome(
                 RowStatus.NOT_SENT,
+                error_code="RUN_STOPPED",
                 error="stopped by SIGTERM (HubSpot 429 RATE_LIMIT: You have reached your ten_secondly_rolling limit.)",
                 http_status=429,
                 correlation_id="corr-429-ten_secondly_rolling",
@@ -1119,6 +1172,7 @@ def test_stop_lets_the_row_in_flight_finish_and_sends_no_more(harness: Harness) 
             Drop(httpx.ConnectError),
             Outcome(
                 RowStatus.NOT_SENT,
+                error_code="RUN_STOPPED",
                 error=f"stopped by SIGTERM (POST {CREATE_MEETING_PATH}: could not connect (ConnectError))",
                 attempts=1,
             ),
@@ -1144,7 +1198,9 @@ def test_first_stop_reason_wins(harness: Harness) -> None:
     harness.hubspot.script("First", rate_limited("DAILY"))
     outcomes = harness.send(titled("First", "Second"))
     assert harness.sender is not None and harness.sender.stop_reason == "stopped by SIGINT"
-    assert outcomes[1] == Outcome(RowStatus.NOT_SENT, error="stopped by SIGINT", attempts=0)
+    assert outcomes[1] == Outcome(
+        RowStatus.NOT_SENT, error_code="RUN_STOPPED", error="stopped by SIGINT", attempts=0
+    )
 
 
 def test_stop_leaves_rows_in_doubt_unsearched_and_in_doubt(harness: Harness) -> None:
@@ -1152,9 +1208,14 @@ def test_stop_leaves_rows_in_doubt_unsearched_and_in_doubt(harness: Harness) -> 
     harness.stop_on_create("Second", "stopped by SIGTERM")
     outcomes = harness.send(titled("First", "Second", "Third"))
     assert outcomes == {
-        0: Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, STOPPED), attempts=1),
+        0: Outcome(
+            RowStatus.IN_DOUBT,
+            error_code="OUTCOME_UNKNOWN",
+            error=unsettled(ANSWER_LOST, STOPPED),
+            attempts=1,
+        ),
         1: Outcome(RowStatus.CREATED, meeting_id(1), None, 200, "corr-200", attempts=1),
-        2: Outcome(RowStatus.NOT_SENT, error="stopped by SIGTERM", attempts=0),
+        2: Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error="stopped by SIGTERM", attempts=0),
     }
     assert harness.hubspot.searches == []
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
@@ -1171,7 +1232,9 @@ def test_a_stop_during_the_search_lag_wakes_the_sender_at_once(harness: Harness)
     started = time.monotonic()
     outcomes = harness.send([make_job(0)], search_lag_s=30.0)
     assert time.monotonic() - started < 10
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, STOPPED), attempts=1)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(ANSWER_LOST, STOPPED), attempts=1
+    )
     assert harness.hubspot.searches == []
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
 
@@ -1181,7 +1244,9 @@ def test_a_stop_while_waiting_for_a_check_searches_no_more(harness: Harness) -> 
     clock.on_sleep = lambda: harness.stop("stopped by SIGTERM")  # the check falls due as the stop comes
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     outcomes = harness.send([make_job(0)], search_lag_s=30.0, clock=clock)
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, STOPPED), attempts=1)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(ANSWER_LOST, STOPPED), attempts=1
+    )
     assert clock.waits == [30.0]
     assert harness.hubspot.searches == []
 
@@ -1190,7 +1255,9 @@ def test_a_stop_between_two_checks_leaves_the_row_in_doubt(harness: Harness) -> 
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout))
     harness.hubspot.on_search = lambda count: harness.stop("stopped by SIGTERM")
     outcomes = harness.send([make_job(0)])
-    assert outcomes[0] == Outcome(RowStatus.IN_DOUBT, error=unsettled(ANSWER_LOST, STOPPED), attempts=1)
+    assert outcomes[0] == Outcome(
+        RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(ANSWER_LOST, STOPPED), attempts=1
+    )
     assert len(harness.hubspot.searches) == 1
     assert len(harness.hubspot.creates) == 1
 
@@ -1201,7 +1268,9 @@ def test_earlier_runs_rows_in_doubt_are_not_searched_when_the_run_stops(harness:
     harness.hubspot.seed(TITLE, job.request.start_ms)
     outcomes = harness.send([job], daily_remaining=lambda: 0)
     why = "an earlier run lost HubSpot's answer (the run ended mid-request)"
-    assert outcomes == {0: Outcome(RowStatus.IN_DOUBT, error=unsettled(why, STOPPED))}
+    assert outcomes == {
+        0: Outcome(RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(why, STOPPED))
+    }
     assert harness.hubspot.searches == []
     assert harness.state("key-0") == ("sending", None, 1, None)
 

@@ -149,6 +149,7 @@ def test_cron_output_is_plain_and_the_summary_json_complete(
     assert data["rate_limited_429s"] == 0 and data["requests_per_s"] > 0
     assert {
         "error": "owner not found: no HubSpot owner has the e-mail nobody@example.com",
+        "code": "COULD_NOT_FIND_OWNER",
         "rows": 1,
         "first_rows": [11],
     } in data["top_errors"]
