@@ -168,15 +168,7 @@ _path = click.Path(path_type=Path, dir_okay=False)
     type=click.Choice(["en", "ja"]),
     help="Language of messages and the summary. Default: the config's `language`, else the locale's.",
 )
-def run(
-    input_path: Path,
-    config_path: Path | None,
-    quiet: bool,
-    log_file: Path | None,
-    log_format: logs.LogFormat,
-    summary_json: Path | None,
-    **flags: Any,
-) -> None:
+def run(**options: Any) -> None:
     """Import the meetings in INPUT (CSV, xlsx, xlsm, xls or ods) and write a results file.
 
     \b
@@ -187,7 +179,7 @@ def run(
       meeting-importer run meetings.csv --key-column 商談ID
       meeting-importer run last_quarter.csv --mode auto
     """
-    _import(False, input_path, config_path, quiet, log_file, log_format, summary_json, **flags)
+    _import(False, **options)
 
 
 def _plan(**options: Any) -> None:
