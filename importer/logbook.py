@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from importer import problems as codes
+from importer.changes import snapshot
 from importer.existing import match
 from importer.hubspot import (
     BATCH_CREATE_LIMIT,
@@ -45,7 +45,6 @@ from importer.hubspot import (
     Rejected,
 )
 from importer.mapper import CreateRequest, crm_input
-from importer.models import RowOutcome, RowStatus
 from importer.sender import (
     DAILY_LIMIT_REACHED,
     RETRIABLE_CREATE_ERRORS,
@@ -209,20 +208,16 @@ class BatchSender(Sender):
         made = match_results(batch, answer.logged)
         refused = {key: refusal.error for refusal in answer.refused for key in refusal.trace_ids}
         with self._ledger.transaction():  # every created row in one commit, before anything is reported
-            for key, logged in made.items():
-                self._ledger.mark_created(key, logged.id)
+            for job in batch:
+                if (logged := made.get(job.row_key)) is not None:
+                    # The content and what was sent too, so an edited row later updates this meeting.
+                    sent = snapshot(job.request)
+                    self._ledger.mark_created(job.row_key, logged.id, content_key=job.content_key, sent=sent)
         unaccounted: list[SendJob] = []
         for job in batch:
             meeting = made.get(job.row_key)
             if meeting is not None:
-                outcome = RowOutcome(
-                    RowStatus.CREATED,
-                    meeting.id,
-                    http_status=answer.status,
-                    correlation_id=answer.correlation_id,
-                    attempts=self._tries(job),
-                )
-                self._finish(job, outcome.noted(*codes.rendered(job.request.notes)))
+                self._created(job, meeting.id, answer.status, answer.correlation_id)
             elif job.row_key in refused:
                 self._fail(job, refused[job.row_key])
             else:

@@ -275,14 +275,18 @@ class Sender:
         self._ledger.mark_created(
             job.row_key, created.id, content_key=job.content_key, sent=snapshot(request)
         )
+        self._created(job, created.id, created.status, created.correlation_id)
+
+    def _created(self, job: SendJob, meeting_id: str, status: int, correlation_id: str | None) -> None:
+        """The outcome of a row whose create HubSpot answered with its meeting's id."""
         outcome = RowOutcome(
             RowStatus.CREATED,
-            created.id,
-            http_status=created.status,
-            correlation_id=created.correlation_id,
+            meeting_id,
+            http_status=status,
+            correlation_id=correlation_id,
             attempts=self._tries(job),
         )
-        self._finish(job, outcome.noted(*codes.rendered(request.notes)))
+        self._finish(job, outcome.noted(*codes.rendered(job.request.notes)))
 
     def _fail(self, job: SendJob, error: HubSpotError, *, mark: bool = True) -> None:
         """A create (or update) HubSpot certainly did not carry out: record it, and stop the run if

@@ -242,3 +242,30 @@ def test_a_run_killed_mid_batch_is_rerun_at_once_without_duplicates(
 def _row_key(sheet: Path, title: str) -> str:
     results = read_results(sheet.with_name(f"{sheet.stem}.results.csv"))
     return str(results.filter(pl.col("title") == title)["row_key"].item())
+
+
+def test_an_edited_logged_row_updates_its_meeting(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(**LIMITS)
+    sheet = tmp_path / "history.csv"
+    visits = pl.read_csv(write_visits(sheet, 5), infer_schema=False).with_columns(
+        pl.format("V-{}", pl.int_range(5)).alias("visit_id")
+    )
+    visits.write_csv(sheet)
+    args = ["run", str(sheet), "--mode", "log", "--key-column", "visit_id"]
+    assert run_cli(args, importer_env(sandbox)).returncode == 0
+    visits.with_columns(
+        pl.when(pl.col("visit_id") == "V-2")
+        .then(pl.lit("Visit (renamed)"))
+        .otherwise(pl.col("title"))
+        .alias("title")
+    ).write_csv(sheet)
+
+    proc = run_cli(args, importer_env(sandbox))
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    frame = read_results(tmp_path / "history.results.csv")
+    assert frame["status"].value_counts(sort=True).rows() == [("skipped", 4), ("updated", 1)]
+    titles = {m["crmProperties"]["hs_meeting_title"] for m in sandbox.meetings()}
+    assert "Visit (renamed)" in titles and sandbox.stats()["meetings_created"] == 5
