@@ -32,7 +32,7 @@ def _edit(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(
         pl.when(moved).then(pl.col("title") + " (moved)").otherwise(pl.col("title")).alias("title"),
         pl.when(moved)
-        .then(pl.col("start").str.replace(r" 0?8:", " 07:"))
+        .then(pl.col("start").str.replace(r":\d\d$", ":45"))  # every one moved
         .otherwise(pl.col("start"))
         .alias("start"),
         pl.when(i.is_between(10, 12)).then(pl.lit("キャンセル")).otherwise(pl.lit(None)).alias("outcome"),
@@ -81,7 +81,7 @@ def test_edited_rows_with_a_key_column_update_their_meetings(
     assert plan.returncode == 0, plan.stdout + plan.stderr
     planned = read_results(tmp_path / "m.plan.csv")
     assert planned["action"].value_counts(sort=True).rows() == [("skip", 44), ("update", 16)]
-    assert set(planned.filter(pl.col("商談ID") == "M-0")["warning"]) == {"changed: title, start, end"}
+    assert set(planned.filter(pl.col("商談ID") == "M-7")["warning"]) == {"changed: title, start, end"}
     assert set(planned.filter(pl.col("商談ID") == "M-14")["warning"]) == {"changed: contact_emails"}
     routes = sandbox.stats()["requests_by_route"]
     assert routes.get("create_meeting") == ROWS and not sandbox.stats()["updates_by_route"]

@@ -174,3 +174,39 @@ def test_a_stop_is_one_line_with_the_rows_left(start_sandbox: Callable[..., Sand
         f" {40 - created} rows not sent (the next run sends them)"
     ]
     assert "not_sent" not in proc.stderr  # not one line per unsent row
+
+
+def test_a_proxy_that_refuses_is_one_line(night: tuple[Sandbox, Path, Path]) -> None:
+    sandbox, sheet, results = night
+    proxy = {
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+
+    proc = run_cli(["run", str(sheet)], importer_env(sandbox, **proxy))
+
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"Error: cannot reach HubSpot at 127.0.0.1 ({sandbox.url}):"
+    )
+    assert "Traceback" not in proc.stderr
+    assert results.read_bytes() == LAST_NIGHT
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_line(
+    night: tuple[Sandbox, Path, Path], tmp_path: Path
+) -> None:
+    sandbox, sheet, results = night
+    (tmp_path / "state").write_text("a file where the state folder should be")
+
+    proc = run_cli(
+        ["run", str(sheet), "--state", str(tmp_path / "state" / "ledger.sqlite")], importer_env(sandbox)
+    )
+
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"Error: cannot write the state folder {tmp_path / 'state'}:"
+    )
+    assert results.read_bytes() == LAST_NIGHT
