@@ -2,12 +2,16 @@
 
 connect          the portal the token belongs to (checks the token, names the ledger)
 read_rows        the sheet -> a result for every row, the meetings of the valid ones
-settle_known     rows the ledger, or a results file's own evidence, already knows as done
+identify         each row's identity: its key column, a results file's row_key, or its content
+settle_known     rows the ledger, or a results file's own evidence, already knows: done, or edited
 confirm_vouched  meeting ids a results file names, checked in HubSpot in batch reads
 map_rows         owners and association ids -> create requests
+plan_updates     what each edited row changes in its meeting
 check_existing   rows HubSpot already has (made earlier, elsewhere, or by hand) are adopted
-send             the creates, paced, retried, never twice: past meetings logged (logbook), the rest scheduled
+send             updates, then creates, paced, retried, never twice: past meetings logged (logbook)
 Board            every outcome into the results file, the log and the progress line
+
+`plan` runs the same stages against an in-memory copy of the ledger and stops before `send`.
 """
 
 from __future__ import annotations
