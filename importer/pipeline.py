@@ -49,7 +49,7 @@ from importer.ledger import (
     state_lock,
 )
 from importer.logbook import BatchSender, Routing, route
-from importer.mapper import CreateRequest, build_directory, map_meeting
+from importer.mapper import build_directory, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
 from importer.pacing import Pacer
 from importer.reader import Sheet, load_sheet, parse_rows
@@ -315,11 +315,6 @@ class Board:
                 self.progress(self._finished, self.to_send)
         self.checkpoint()
 
-    def phase(self, text: str) -> None:
-        log.info("%s", text)
-        if self.progress is not None:
-            self.progress.phase(text)
-
     def checkpoint(self, *, final: bool = False) -> None:
         """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
         most, and never more than a tenth of the time: a large sheet takes a while to write."""
@@ -473,7 +468,11 @@ class _Import:
             updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)
             jobs = [j for j in jobs if j.index not in edits]
             # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
-            checked = jobs if settings.check_existing else [j for j in jobs if j.index in known.suspect]
+            # Rows in doubt are left to the sender, whose rules for them are stricter.
+            checkable = [j for j in jobs if j.index not in known.in_doubt]
+            checked = (
+                checkable if settings.check_existing else [j for j in checkable if j.index in known.suspect]
+            )
             if checked:
                 self._phase(f"asking HubSpot which of {len(checked)} rows it has already")
                 run_keys = set(keys.values())
@@ -733,6 +732,7 @@ class Known:
     pending: Pending = field(default_factory=list)  # to be mapped, checked and created
     vouched: dict[str, list[tuple[int, Meeting]]] = field(default_factory=dict)  # meeting id -> rows
     suspect: set[int] = field(default_factory=set)  # a results file left them unsent or in doubt
+    in_doubt: set[int] = field(default_factory=set)  # the ledger's rows in doubt: the sender searches first
     edited: list[Edited] = field(default_factory=list)
 
 
@@ -765,7 +765,8 @@ def settle_known(
             else:
                 known.edited.append(Edited(index, meeting, entry.meeting_id, entry.sent))
         elif entry is not None and entry.state in IN_DOUBT:
-            known.pending.append((index, meeting))  # the sender searches for it before anything else
+            known.pending.append((index, meeting))
+            known.in_doubt.add(index)
         elif claim is not None and claim.status in DONE_STATUSES and claim.meeting_id:
             known.vouched.setdefault(claim.meeting_id, []).append((index, meeting))
         else:
@@ -885,28 +886,22 @@ async def check_existing(
     board: Board,
 ) -> list[SendJob]:
     """Stage: look for every job among the portal's meetings before creating it; adopt the meeting that
-    is surely its own. Rows in doubt are left to the sender, whose rules for them are stricter."""
-    entries = ledger.entries(job.row_key for job in jobs)
-    in_doubt = [j for j in jobs if (e := entries.get(j.row_key)) is not None and e.state in IN_DOUBT]
-    fresh = [j for j in jobs if j not in in_doubt]
-    if not fresh:
-        return jobs
-    findings = await find_in_ranges(client, [job.request for job in fresh])
+    is surely its own, and return the jobs still to send."""
+    findings = await find_in_ranges(client, [job.request for job in jobs])
     holders = ledger.holders({i for f in findings for i in f.same})
-    claims = Counter(i for f in findings for i in f.same)
-    rows_of: dict[str, list[int]] = {}
-    for job, finding in zip(fresh, findings, strict=True):
+    rows_of: dict[str, list[int]] = {}  # meeting id -> the rows it matches
+    for job, finding in zip(jobs, findings, strict=True):
         for meeting_id in finding.same:
             rows_of.setdefault(meeting_id, []).append(board.results[job.index].row)
-    to_send = list(in_doubt)
-    for job, finding in zip(fresh, findings, strict=True):
+    to_send = []
+    for job, finding in zip(jobs, findings, strict=True):
         # A meeting another row of this sheet holds is that row's: this one is a meeting of its own.
         mine = [i for i in finding.same if not (holders.get(i, set()) & (run_keys - {job.row_key}))]
         if len(mine) > 1:
             params: dict[str, codes.Param] = {"count": len(mine), "ids": ", ".join(mine)}
             several = codes.Problem(codes.MULTIPLE_EXISTING_MEETINGS, params=params)
             board.record(job.index, codes.outcome(RowStatus.FAILED, several))
-        elif mine and claims[mine[0]] > 1:
+        elif mine and len(rows_of[mine[0]]) > 1:
             rows = ", ".join(str(r) for r in rows_of[mine[0]])
             shared = codes.Problem(
                 codes.MEETING_MATCHES_SEVERAL_ROWS, params={"meeting_id": mine[0], "rows": rows}
@@ -921,18 +916,12 @@ async def check_existing(
             board.record(job.index, outcome.noted(*codes.rendered((*job.request.notes, there))))
         else:
             if finding.differing:
-                ids = ", ".join(finding.differing)
-                job = SendJob(
-                    job.index,
-                    job.row_key,
-                    _with_note(job.request, codes.Problem(codes.SIMILAR_MEETING_EXISTS, params={"ids": ids})),
+                similar = codes.Problem(
+                    codes.SIMILAR_MEETING_EXISTS, params={"ids": ", ".join(finding.differing)}
                 )
+                job = replace(job, request=replace(job.request, notes=(*job.request.notes, similar)))
             to_send.append(job)
     return to_send
-
-
-def _with_note(request: CreateRequest, note: codes.Problem) -> CreateRequest:
-    return replace(request, notes=(*request.notes, note))
 
 
 def _log_row(result: RowResult) -> None:

@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from tests.integration.conftest import CONTACTS, Sandbox, importer_env, read_results, run_cli, write_meetings
+from tests.integration.conftest import (
+    CONTACTS,
+    Sandbox,
+    importer_env,
+    make_by_hand,
+    read_results,
+    run_cli,
+    write_meetings,
+)
 
 ROWS = 60
 CONTACT_IDS = {"hiroshi.yamada@sakura-trading.co.jp": "7100001", "takeshi.ito@fuji-robotics.jp": "7100003"}
@@ -156,3 +164,23 @@ def test_a_key_on_two_rows_stops_the_run(start_sandbox: Callable[..., Sandbox], 
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"Error: {sheet}: rows 2 and 3 have the same 商談ID 'M-1'"
     assert sandbox.stats()["meetings_created"] == 0
+
+
+def test_a_row_created_beside_a_similar_meeting_is_updated_when_edited(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    make_by_hand(sandbox, 0, hs_meeting_end_time="2027-01-01T00:15:00Z")  # same owner, start, title
+    sheet = tmp_path / "m.csv"
+    frame = _sheet(sheet).head(1)
+    frame.write_csv(sheet)
+    args = ["run", str(sheet), "--key-column", "商談ID"]
+    assert run_cli(args, importer_env(sandbox)).returncode == 0
+    first = read_results(tmp_path / "m.results.csv")
+    assert first["status"].to_list() == ["created"]
+    frame.with_columns(pl.col("title") + " v2").write_csv(sheet)
+
+    proc = run_cli(args, importer_env(sandbox))
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert read_results(tmp_path / "m.results.csv")["status"].to_list() == ["updated"]
