@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ class Finding:
     """The meetings HubSpot has with one request's owner, start and title."""
 
     same: tuple[str, ...] = ()  # equal in every compared property: this row's meeting, if only one
-    differing: tuple[str, ...] = field(default=())  # same owner, start and title, different otherwise
+    differing: tuple[str, ...] = ()  # same owner, start and title, different otherwise
 
 
 async def find_in_ranges(client: HubSpotClient, requests: Sequence[CreateRequest]) -> list[Finding]:

@@ -356,10 +356,6 @@ class HubSpotClient:
 
         return Account(portal_id, text("timeZone"), text("uiDomain"), text("accountType"))
 
-    async def portal_id(self) -> int:
-        """The portal id alone (see `account`)."""
-        return (await self.account()).portal_id
-
     async def list_owners(self, *, archived: bool = False) -> list[Owner]:
         """Every owner, following the paging cursor (`archived=True`: the archived ones)."""
         owners: list[Owner] = []

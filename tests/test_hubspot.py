@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from importer.hubspot import (
     BATCH_CREATE_PATH,
     CREATE_MEETING_PATH,
+    Account,
     ApiError,
     AuthFailed,
     BatchCreated,
@@ -893,20 +894,26 @@ def test_the_token_travels_only_in_the_authorization_header(hubspot: FakeHubSpot
 
 
 def test_portal_id_comes_from_the_account_details(hubspot: FakeHubSpot) -> None:
-    hubspot.script(httpx.Response(200, json={"portalId": 12345678, "accountType": "STANDARD"}))
+    details = {
+        "portalId": 12345678,
+        "accountType": "STANDARD",
+        "timeZone": "Asia/Tokyo",
+        "uiDomain": "app.hubspot.com",
+    }
+    hubspot.script(httpx.Response(200, json=details))
 
-    async def portal(client: HubSpotClient) -> int:
-        return await client.portal_id()
+    async def account(client: HubSpotClient) -> Account:
+        return await client.account()
 
-    assert hubspot.run(portal) == 12345678
+    assert hubspot.run(account) == Account(12345678, "Asia/Tokyo", "app.hubspot.com", "STANDARD")
     assert [(r.method, r.url.path) for r in hubspot.requests] == [("GET", "/account-info/v3/details")]
 
 
 def test_account_details_without_a_portal_id_are_an_error(hubspot: FakeHubSpot) -> None:
     hubspot.script(*[httpx.Response(200, json={"accountType": "STANDARD"})] * 5)
 
-    async def portal(client: HubSpotClient) -> int:
-        return await client.portal_id()
+    async def account(client: HubSpotClient) -> Account:
+        return await client.account()
 
-    error = raised(hubspot, portal, max_attempts=1)
+    error = raised(hubspot, account, max_attempts=1)
     assert str(error) == "HubSpot 200: HubSpot's account details carry no portalId"
