@@ -180,25 +180,29 @@ def run_import(
         return _summary(input_path, results_path, results, started, sheet=_note(sheet, assumed))
     token = settings.token.get_secret_value() if settings.token else None
     if not token:
-        raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
+        message = messages._("no HubSpot access token: set the environment variable {variable}")
+        raise ConfigError(message.format(variable=settings.token_env))
     return asyncio.run(_Import(input_path, settings, results_path, progress, started, plan).run(token))
 
 
 def _check_results_path(input_path: Path, results_path: Path) -> None:
     """Before any request: a results file that could not be written would lose every row's outcome."""
     if results_path.resolve() == input_path.resolve():
-        raise ConfigError(f"--results names the input file {input_path}: choose another results path")
+        message = messages._("--results names the input file {path}: choose another results path")
+        raise ConfigError(message.format(path=input_path))
     folder = results_path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    cannot = messages._("cannot write the results file {path}: {error}")
     if not folder.is_dir():
-        raise ConfigError(f"cannot write the results file {results_path}: {folder} is not a folder")
+        error = messages._("{folder} is not a folder").format(folder=folder)
+        raise ConfigError(cannot.format(path=results_path, error=error))
     if results_path.is_dir():
-        raise ConfigError(f"cannot write the results file {results_path}: it is a folder")
+        raise ConfigError(cannot.format(path=results_path, error=messages._("it is a folder")))
     if not os.access(folder, os.W_OK | os.X_OK) or (
         results_path.exists() and not os.access(results_path, os.W_OK)
     ):
-        raise ConfigError(f"cannot write the results file {results_path}: permission denied")
+        raise ConfigError(cannot.format(path=results_path, error=messages._("permission denied")))
 
 
 def read_rows(
@@ -331,9 +335,8 @@ class Board:
             try:
                 write_results(frame, self.results_path)
             except OSError as exc:  # the ledger is right already: the next run needs no results file
-                raise StopRun(
-                    f"cannot write the results file {self.results_path}: {exc.strerror or exc}"
-                ) from None
+                message = messages._("cannot write the results file {path}: {error}")
+                raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
             self._last_checkpoint = time.monotonic()
             self._write_s = self._last_checkpoint - started
 
@@ -563,7 +566,9 @@ class _Import:
                 raise
             raise _Stopped from None
         except AuthFailed as error:
-            raise AuthError(f"HubSpot refused the access token: {error}") from None
+            raise AuthError(
+                messages._("HubSpot refused the access token: {error}").format(error=error)
+            ) from None
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -610,7 +615,8 @@ async def connect(client: HubSpotClient, base_url: str) -> Account:
         raise
     except HubSpotError as error:
         host = urlsplit(base_url).hostname or base_url
-        raise StopRun(f"cannot reach HubSpot at {host} ({base_url}): {error}") from None
+        message = messages._("cannot reach HubSpot at {host} ({url}): {error}")
+        raise StopRun(message.format(host=host, url=base_url, error=error)) from None
 
 
 def _merge_legacy_ledger(ledger: Ledger, legacy: Path) -> None:
@@ -638,9 +644,12 @@ def _earlier_results(path: Path | None, account: Account) -> dict[str, EarlierRe
     earlier = read_earlier(path)
     portals = {e.portal_id for e in earlier.values() if e.portal_id} - {str(account.portal_id)}
     if portals:
+        message = messages._(
+            "{path} was written for HubSpot portal {portals}, but this run writes to portal {portal}:"
+            " use that portal's results file"
+        )
         raise InputError(
-            f"{path} was written for HubSpot portal {', '.join(sorted(portals))}, but this run writes to"
-            f" portal {account.portal_id}: use that portal's results file"
+            message.format(path=path, portals=", ".join(sorted(portals)), portal=account.portal_id)
         )
     return earlier
 
@@ -653,9 +662,9 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
     keys: dict[int, str] = {}
     if key_column:
         if key_column not in sheet.frame.columns:
-            raise InputError(
-                f"{sheet.path}: no column '{key_column}' (key_column); the file has: {', '.join(sheet.frame.columns)}"
-            )
+            message = messages._("{path}: no column '{column}' (key_column); the file has: {columns}")
+            columns = ", ".join(sheet.frame.columns)
+            raise InputError(message.format(path=sheet.path, column=key_column, columns=columns))
         values = sheet.frame[key_column].to_list()
         seen: dict[str, int] = {}
         for index, _ in meetings:
@@ -665,8 +674,11 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
                 board.record(index, codes.outcome(RowStatus.INVALID, missing))
                 continue
             if value in seen:
-                rows = f"{board.results[seen[value]].row} and {board.results[index].row}"
-                raise InputError(f"{sheet.path}: rows {rows} have the same {key_column} '{value}'")
+                rows = messages._("{first} and {second}").format(
+                    first=board.results[seen[value]].row, second=board.results[index].row
+                )
+                message = messages._("{path}: rows {rows} have the same {column} '{value}'")
+                raise InputError(message.format(path=sheet.path, rows=rows, column=key_column, value=value))
             seen[value] = index
             keys[index] = hashlib.sha256(f"key\x1f{value}".encode()).hexdigest()[:24]
     else:
