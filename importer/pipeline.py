@@ -234,6 +234,7 @@ def read_rows(
                     error=parsed.error,
                     warning=parsed.warning,
                     error_code=parsed.error_code,
+                    warning_code=parsed.warning_code,
                 )
                 results.append(RowResult(parsed.row, None, outcome, parsed.start_read))
                 _log_row(results[-1])
@@ -242,7 +243,7 @@ def read_rows(
             if parsed.meeting is not None:
                 meetings.append((len(results), parsed.meeting))
                 row_key = parsed.meeting.row_key
-            outcome = RowOutcome(RowStatus.VALID, warning=parsed.warning)
+            outcome = RowOutcome(RowStatus.VALID, warning=parsed.warning, warning_code=parsed.warning_code)
             results.append(RowResult(parsed.row, row_key, outcome, parsed.start_read))
     log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
     return sheet, results, meetings
@@ -308,9 +309,10 @@ class Board:
 
     def record(self, index: int, outcome: RowOutcome) -> None:
         result = self.results[index]
-        read_warning = result.outcome.warning  # what reading the row noticed comes first
-        if read_warning and read_warning != outcome.warning:
-            outcome.warning = "; ".join(w for w in (read_warning, outcome.warning) if w)
+        read = result.outcome  # what reading the row noticed comes first
+        if read.warning and read.warning != outcome.warning:
+            outcome.warning = "; ".join(w for w in (read.warning, outcome.warning) if w)
+            outcome.warning_code = ";".join(c for c in (read.warning_code, outcome.warning_code) if c) or None
         result.outcome = outcome
         _log_row(result)
         if outcome.status is not RowStatus.NOT_SENT:  # a stop settles rows, but finishes none
@@ -717,7 +719,7 @@ def _twin_outcome(first: RowResult) -> RowOutcome:
     """A repeated row's outcome is its first's; its problems are the first's, after saying so."""
     same = codes.Problem(codes.DUPLICATE_ROW_CONTENT, params={"row": first.row})
     if first.status in DONE_STATUSES:
-        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id, warning=same.render())
+        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id).noted(*codes.rendered([same]))
     earlier = first.outcome
     error, code = same.render(), same.code.name
     return RowOutcome(
@@ -772,8 +774,8 @@ def settle_known(
             if entry.content_key in (None, meeting.row_key):
                 board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif on_change == "skip":
-                note = codes.Problem(codes.CHANGE_NOT_SENT).render()
-                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id, warning=note))
+                note = codes.rendered([codes.Problem(codes.CHANGE_NOT_SENT)])
+                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id).noted(*note))
             else:
                 known.edited.append(Edited(index, meeting, entry.meeting_id, entry.sent))
         elif entry is not None and entry.state in IN_DOUBT:
@@ -831,8 +833,8 @@ async def confirm_vouched(
             if changed:
                 edited.append(Edited(index, meeting, meeting_id, None))
             else:
-                note = codes.Problem(codes.CREATED_EARLIER).render()
-                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning=note))
+                note = codes.rendered([codes.Problem(codes.CREATED_EARLIER)])
+                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id).noted(*note))
     return edited
 
 
@@ -874,7 +876,9 @@ def plan_updates(
             kept = codes.Problem(
                 codes.ONLY_NOT_UPDATABLE, params={"fields": ", ".join(change.not_updatable) or "-"}
             )
-            board.record(job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id, warning=kept.render()))
+            board.record(
+                job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id).noted(*codes.rendered([kept]))
+            )
         else:
             updates.append(UpdateJob(job, edit.meeting_id, change))
     return updates
@@ -952,5 +956,6 @@ def _log_row(result: RowResult) -> None:
         "attempts": outcome.attempts,
         "error": outcome.error,
         "error_code": outcome.error_code,
+        "warning_code": outcome.warning_code,
     }
     log.log(level, "row %d %s", result.row, outcome.status, extra={"fields": fields})

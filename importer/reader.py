@@ -85,6 +85,7 @@ class ParsedRow:
     warning: str | None = None
     start_read: str | None = None
     error_code: str | None = None
+    warning_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +590,7 @@ def parse_rows(
                 typed["_warnings"],
                 typed["_start_read"],
                 typed["_error_codes"],
+                typed["_warning_codes"],
                 strict=True,
             )
             rows = [ParsedRow(number, None, *values) for number, *values in columns]
@@ -606,28 +608,32 @@ def _unreadable(rows: list[ParsedRow], problems: dict[int, codes.Problem]) -> li
 
 
 def _invalid(
-    row: int, problems: list[codes.Problem], warning: str | None = None, read: str | None = None
+    row: int,
+    problems: list[codes.Problem],
+    warning: str | None = None,
+    read: str | None = None,
+    warning_code: str | None = None,
 ) -> ParsedRow:
     error, error_code = codes.describe(problems)
-    return ParsedRow(row, None, error, warning, read, error_code)
+    return ParsedRow(row, None, error, warning, read, error_code, warning_code)
 
 
 def _build(
     number: int, values: dict[str, Any], schedules: list[tuple[Reminder, ...]], headers: dict[str, str]
 ) -> ParsedRow:
     error, warning, read = values.pop("_problems"), values.pop("_warnings"), values.pop("_start_read")
-    error_code = values.pop("_error_codes")
+    error_code, warning_code = values.pop("_error_codes"), values.pop("_warning_codes")
     if error:
-        return ParsedRow(number, None, error, warning, read, error_code)
+        return ParsedRow(number, None, error, warning, read, error_code, warning_code)
     values["reminders"] = schedules[values.pop("_reminders")]
     for field_name in LIST_FIELDS:
         items = values[field_name]
         values[field_name] = items.split(LIST_SEPARATOR) if items else ()
     try:
-        return ParsedRow(number, Meeting.model_validate(values), None, warning, read)
+        return ParsedRow(number, Meeting.model_validate(values), None, warning, read, None, warning_code)
     except ValidationError as exc:
         # The column checks should have caught this already; the model has the last word all the same.
-        return _invalid(number, _describe(exc, headers), warning, read)
+        return _invalid(number, _describe(exc, headers), warning, read, warning_code)
 
 
 def _describe(exc: ValidationError, headers: dict[str, str]) -> list[codes.Problem]:

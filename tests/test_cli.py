@@ -455,3 +455,30 @@ def test_help_follows_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "  status   台帳の内容を表示します: 状態ごとの行数、前回の実行、結果不明の行。" in lines
     # The sandbox plays HubSpot, in English: its help is not in the catalog.
     assert "  sandbox  Run a local HubSpot stand-in for demos and integration tests." in lines
+
+
+# --- the warning_code column ---
+
+
+def test_warning_codes_have_a_column_that_reading_the_file_back_ignores(
+    write_csv: WriteCsv, tmp_path: Path
+) -> None:
+    path = write_csv(
+        "title,start,end,owner_email,timezone\n"
+        "Late,2027-11-07 01:30,2027-11-07 03:00,a@example.com,America/New_York\n"
+    )
+    assert invoke("run", path, "--dry-run").exit_code == 0
+    results = tmp_path / "meetings.dry-run.csv"
+    frame = pl.read_csv(results, infer_schema=False)
+    assert frame.columns[-3:] == ["warning", "warning_code", "portal_id"]
+    assert frame.select("status", "warning_code").row(0) == ("valid", "AMBIGUOUS_LOCAL_TIME")
+    # Read back as input, this file's outcome columns are no input columns; an older file lacks the new one.
+    older = tmp_path / "older.csv"
+    frame.drop("warning_code").write_csv(older)
+    for earlier in (results, older):
+        again = invoke("run", earlier, "--dry-run", "--results", tmp_path / "again.csv")
+        assert again.exit_code == 0, again.output
+        assert "columns not imported" not in again.stdout
+        back = pl.read_csv(tmp_path / "again.csv", infer_schema=False)
+        assert back.columns == frame.columns
+        assert back["warning_code"].to_list() == ["AMBIGUOUS_LOCAL_TIME"]
