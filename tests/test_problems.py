@@ -160,7 +160,8 @@ PRODUCERS: dict[str, Callable[[], Produced]] = {
     "NOT_UPDATABLE": notes(Change({"hs_meeting_title": "x"}, [], [], ["title"], ["reminders"]), 1),
 }
 """How each code is produced where its problem is found. Codes of the stages that need HubSpot and the
-ledger are produced in tests/test_sender.py and tests/integration/; `REPRESENTATIVE` renders those."""
+ledger are produced in tests/test_sender.py and tests/integration/ (test_codes.py in both languages);
+`REPRESENTATIVE` renders those."""
 
 
 def failed_validation() -> Produced:
