@@ -365,17 +365,25 @@ def status(state_path: Path | None) -> None:
         raise StopRun(messages._("no ledger yet: no import has run for this user (or pass --state)"))
     for ledger in ledgers:
         for target in read_state(ledger):
-            click.echo(f"portal {target.target} ({ledger})")
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or "no rows"
-            click.echo(f"  rows: {counts}")
+            click.echo(messages._("portal {portal} ({ledger})").format(portal=target.target, ledger=ledger))
+            # The states stay as the ledger and the results file spell them.
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or messages._("no rows")
+            click.echo(messages._("  rows: {counts}").format(counts=counts))
             if target.last_run is not None:
                 run = target.last_run
-                finished = _when(run.finished_at) if run.finished_at else "did not finish"
+                finished = _when(run.finished_at) if run.finished_at else messages._("did not finish")
+                last = messages._("  last run: {input} started {started}, {finished}: {summary}")
+                started = _when(run.started_at)
                 click.echo(
-                    f"  last run: {run.input} started {_when(run.started_at)}, {finished}: {run.summary or '-'}"
+                    last.format(
+                        input=run.input, started=started, finished=finished, summary=run.summary or "-"
+                    )
                 )
             for entry in target.in_doubt:
-                click.echo(f"  in doubt: {entry.row_key} '{entry.title}' since {_when(entry.updated_at)}")
+                doubt = messages._("  in doubt: {row_key} '{title}' since {since}")
+                click.echo(
+                    doubt.format(row_key=entry.row_key, title=entry.title, since=_when(entry.updated_at))
+                )
 
 
 def _when(timestamp: float) -> str:

@@ -447,6 +447,15 @@ def test_run_help_in_japanese_wherever_lang_is_given(args: list[str]) -> None:
     assert "  終了コード:" in lines
 
 
+def test_status_in_japanese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    missing = tmp_path / "none.sqlite"
+    assert_stopped(
+        invoke("status", "--state", missing),
+        f"{missing} に台帳がありません（--state を指定するか、先に取り込みを実行してください）",
+    )
+
+
 def test_help_follows_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANG", "ja_JP.UTF-8")
     lines = invoke("--help").stdout.splitlines()
