@@ -84,8 +84,8 @@ def parse_cells(
     """Typed values for `cells` (a text column per mapped field, trimmed, "" as null).
 
     Returns a frame with the model's fields (lists joined by LIST_SEPARATOR), `_problems` and `_warnings`
-    (messages in the active language, null when none), `_error_codes` (a code per problem, in the order
-    of `_problems`), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
+    (messages in the active language, null when none), `_error_codes` and `_warning_codes` (a code per
+    problem or warning, in their order), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
     `_reminders` (an index into the returned reminder schedules), and the schedules.
     """
     absent = [pl.lit(None, pl.String).alias(f) for f in FIELDS if f not in cells.columns]
@@ -131,6 +131,7 @@ def parse_cells(
             value=pl.col("_reminder_problem"),
         ),
     ]
+    warnings = [_time_warning(column, t) for t in ("start", "end")]
     out = frame.select(
         *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
         pl.col("_start").alias("start"),
@@ -142,7 +143,8 @@ def parse_cells(
         pl.col("_reminders"),
         _joined([p.message for p in problems]).alias("_problems"),
         _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
-        _joined([_time_warning(column, t).message for t in ("start", "end")]).alias("_warnings"),
+        _joined([w.message for w in warnings]).alias("_warnings"),
+        _joined([w.code for w in warnings], codes.CODE_SEPARATOR).alias("_warning_codes"),
         pl.col("_start_read"),
     )
     return out, schedules

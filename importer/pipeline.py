@@ -180,25 +180,29 @@ def run_import(
         return _summary(input_path, results_path, results, started, sheet=_note(sheet, assumed))
     token = settings.token.get_secret_value() if settings.token else None
     if not token:
-        raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
+        message = messages._("no HubSpot access token: set the environment variable {variable}")
+        raise ConfigError(message.format(variable=settings.token_env))
     return asyncio.run(_Import(input_path, settings, results_path, progress, started, plan).run(token))
 
 
 def _check_results_path(input_path: Path, results_path: Path) -> None:
     """Before any request: a results file that could not be written would lose every row's outcome."""
     if results_path.resolve() == input_path.resolve():
-        raise ConfigError(f"--results names the input file {input_path}: choose another results path")
+        message = messages._("--results names the input file {path}: choose another results path")
+        raise ConfigError(message.format(path=input_path))
     folder = results_path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    cannot = messages._("cannot write the results file {path}: {error}")
     if not folder.is_dir():
-        raise ConfigError(f"cannot write the results file {results_path}: {folder} is not a folder")
+        error = messages._("{folder} is not a folder").format(folder=folder)
+        raise ConfigError(cannot.format(path=results_path, error=error))
     if results_path.is_dir():
-        raise ConfigError(f"cannot write the results file {results_path}: it is a folder")
+        raise ConfigError(cannot.format(path=results_path, error=messages._("it is a folder")))
     if not os.access(folder, os.W_OK | os.X_OK) or (
         results_path.exists() and not os.access(results_path, os.W_OK)
     ):
-        raise ConfigError(f"cannot write the results file {results_path}: permission denied")
+        raise ConfigError(cannot.format(path=results_path, error=messages._("permission denied")))
 
 
 def read_rows(
@@ -230,6 +234,7 @@ def read_rows(
                     error=parsed.error,
                     warning=parsed.warning,
                     error_code=parsed.error_code,
+                    warning_code=parsed.warning_code,
                 )
                 results.append(RowResult(parsed.row, None, outcome, parsed.start_read))
                 _log_row(results[-1])
@@ -238,7 +243,7 @@ def read_rows(
             if parsed.meeting is not None:
                 meetings.append((len(results), parsed.meeting))
                 row_key = parsed.meeting.row_key
-            outcome = RowOutcome(RowStatus.VALID, warning=parsed.warning)
+            outcome = RowOutcome(RowStatus.VALID, warning=parsed.warning, warning_code=parsed.warning_code)
             results.append(RowResult(parsed.row, row_key, outcome, parsed.start_read))
     log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
     return sheet, results, meetings
@@ -304,9 +309,10 @@ class Board:
 
     def record(self, index: int, outcome: RowOutcome) -> None:
         result = self.results[index]
-        read_warning = result.outcome.warning  # what reading the row noticed comes first
-        if read_warning and read_warning != outcome.warning:
-            outcome.warning = "; ".join(w for w in (read_warning, outcome.warning) if w)
+        read = result.outcome  # what reading the row noticed comes first
+        if read.warning and read.warning != outcome.warning:
+            outcome.warning = "; ".join(w for w in (read.warning, outcome.warning) if w)
+            outcome.warning_code = ";".join(c for c in (read.warning_code, outcome.warning_code) if c) or None
         result.outcome = outcome
         _log_row(result)
         if outcome.status is not RowStatus.NOT_SENT:  # a stop settles rows, but finishes none
@@ -331,9 +337,8 @@ class Board:
             try:
                 write_results(frame, self.results_path)
             except OSError as exc:  # the ledger is right already: the next run needs no results file
-                raise StopRun(
-                    f"cannot write the results file {self.results_path}: {exc.strerror or exc}"
-                ) from None
+                message = messages._("cannot write the results file {path}: {error}")
+                raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
             self._last_checkpoint = time.monotonic()
             self._write_s = self._last_checkpoint - started
 
@@ -563,7 +568,9 @@ class _Import:
                 raise
             raise _Stopped from None
         except AuthFailed as error:
-            raise AuthError(f"HubSpot refused the access token: {error}") from None
+            raise AuthError(
+                messages._("HubSpot refused the access token: {error}").format(error=error)
+            ) from None
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -610,7 +617,8 @@ async def connect(client: HubSpotClient, base_url: str) -> Account:
         raise
     except HubSpotError as error:
         host = urlsplit(base_url).hostname or base_url
-        raise StopRun(f"cannot reach HubSpot at {host} ({base_url}): {error}") from None
+        message = messages._("cannot reach HubSpot at {host} ({url}): {error}")
+        raise StopRun(message.format(host=host, url=base_url, error=error)) from None
 
 
 def _merge_legacy_ledger(ledger: Ledger, legacy: Path) -> None:
@@ -638,9 +646,12 @@ def _earlier_results(path: Path | None, account: Account) -> dict[str, EarlierRe
     earlier = read_earlier(path)
     portals = {e.portal_id for e in earlier.values() if e.portal_id} - {str(account.portal_id)}
     if portals:
+        message = messages._(
+            "{path} was written for HubSpot portal {portals}, but this run writes to portal {portal}:"
+            " use that portal's results file"
+        )
         raise InputError(
-            f"{path} was written for HubSpot portal {', '.join(sorted(portals))}, but this run writes to"
-            f" portal {account.portal_id}: use that portal's results file"
+            message.format(path=path, portals=", ".join(sorted(portals)), portal=account.portal_id)
         )
     return earlier
 
@@ -653,9 +664,9 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
     keys: dict[int, str] = {}
     if key_column:
         if key_column not in sheet.frame.columns:
-            raise InputError(
-                f"{sheet.path}: no column '{key_column}' (key_column); the file has: {', '.join(sheet.frame.columns)}"
-            )
+            message = messages._("{path}: no column '{column}' (key_column); the file has: {columns}")
+            columns = ", ".join(sheet.frame.columns)
+            raise InputError(message.format(path=sheet.path, column=key_column, columns=columns))
         values = sheet.frame[key_column].to_list()
         seen: dict[str, int] = {}
         for index, _ in meetings:
@@ -665,8 +676,11 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
                 board.record(index, codes.outcome(RowStatus.INVALID, missing))
                 continue
             if value in seen:
-                rows = f"{board.results[seen[value]].row} and {board.results[index].row}"
-                raise InputError(f"{sheet.path}: rows {rows} have the same {key_column} '{value}'")
+                rows = messages._("{first} and {second}").format(
+                    first=board.results[seen[value]].row, second=board.results[index].row
+                )
+                message = messages._("{path}: rows {rows} have the same {column} '{value}'")
+                raise InputError(message.format(path=sheet.path, rows=rows, column=key_column, value=value))
             seen[value] = index
             keys[index] = hashlib.sha256(f"key\x1f{value}".encode()).hexdigest()[:24]
     else:
@@ -705,7 +719,7 @@ def _twin_outcome(first: RowResult) -> RowOutcome:
     """A repeated row's outcome is its first's; its problems are the first's, after saying so."""
     same = codes.Problem(codes.DUPLICATE_ROW_CONTENT, params={"row": first.row})
     if first.status in DONE_STATUSES:
-        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id, warning=same.render())
+        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id).noted(*codes.rendered([same]))
     earlier = first.outcome
     error, code = same.render(), same.code.name
     return RowOutcome(
@@ -760,8 +774,8 @@ def settle_known(
             if entry.content_key in (None, meeting.row_key):
                 board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif on_change == "skip":
-                note = codes.Problem(codes.CHANGE_NOT_SENT).render()
-                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id, warning=note))
+                note = codes.rendered([codes.Problem(codes.CHANGE_NOT_SENT)])
+                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id).noted(*note))
             else:
                 known.edited.append(Edited(index, meeting, entry.meeting_id, entry.sent))
         elif entry is not None and entry.state in IN_DOUBT:
@@ -819,8 +833,8 @@ async def confirm_vouched(
             if changed:
                 edited.append(Edited(index, meeting, meeting_id, None))
             else:
-                note = codes.Problem(codes.CREATED_EARLIER).render()
-                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning=note))
+                note = codes.rendered([codes.Problem(codes.CREATED_EARLIER)])
+                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id).noted(*note))
     return edited
 
 
@@ -862,7 +876,9 @@ def plan_updates(
             kept = codes.Problem(
                 codes.ONLY_NOT_UPDATABLE, params={"fields": ", ".join(change.not_updatable) or "-"}
             )
-            board.record(job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id, warning=kept.render()))
+            board.record(
+                job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id).noted(*codes.rendered([kept]))
+            )
         else:
             updates.append(UpdateJob(job, edit.meeting_id, change))
     return updates
@@ -940,5 +956,6 @@ def _log_row(result: RowResult) -> None:
         "attempts": outcome.attempts,
         "error": outcome.error,
         "error_code": outcome.error_code,
+        "warning_code": outcome.warning_code,
     }
     log.log(level, "row %d %s", result.row, outcome.status, extra={"fields": fields})

@@ -112,7 +112,7 @@ def refused(result: Mapped) -> tuple[str | None, str | None]:
 
 
 def notes(request: CreateRequest) -> tuple[str, ...]:
-    return tuple(rendered(request.notes))
+    return tuple(message for message, _ in rendered(request.notes))
 
 
 def assoc(kind: str, object_id: str) -> dict[str, Any]:

@@ -39,7 +39,11 @@ RESULTS = [
         4,
         None,
         RowOutcome(
-            RowStatus.INVALID, error="start: is required", warning="w", error_code="MISSING_REQUIRED_PROPERTY"
+            RowStatus.INVALID,
+            error="start: is required",
+            warning="w",
+            error_code="MISSING_REQUIRED_PROPERTY",
+            warning_code="AMBIGUOUS_LOCAL_TIME",
         ),
     ),
 ]
@@ -74,6 +78,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
         "attempts",
         "row_key",
         "warning",
+        "warning_code",
         "portal_id",
     ]
     assert result.select(INPUTS.columns).equals(INPUTS)
@@ -92,6 +97,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
             1,
             "a1b2",
             None,
+            None,
             "12345678",
         ),
         (
@@ -107,6 +113,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
             0,
             None,
             "w",
+            "AMBIGUOUS_LOCAL_TIME",
             "12345678",
         ),
     ]
@@ -148,6 +155,7 @@ def test_csv_has_a_bom_and_reads_back(tmp_path: Path) -> None:
         "1",
         "a1b2",
         None,
+        None,
         "12345678",
     )
 
@@ -174,6 +182,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "1",
             "a1b2",
             None,
+            None,
             "12345678",
         ),
         (
@@ -192,6 +201,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "0",
             None,
             "w",
+            "AMBIGUOUS_LOCAL_TIME",
             "12345678",
         ),
     ]

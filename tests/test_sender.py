@@ -47,6 +47,7 @@ SKIPPED_CONTACT = Problem(
 )
 NOTE = "contact not found (association skipped): a@example.com"
 LOST = "found in HubSpot after an earlier attempt lost its answer"
+NOTE_CODE, LOST_CODE = "ASSOCIATION_SKIPPED", "FOUND_AFTER_LOST_ANSWER"  # their `warning_code`s
 TIMED_OUT = f"POST {CREATE_MEETING_PATH}: no answer (ReadTimeout)"  # the ledger's error for a lost answer
 ANSWER_LOST = f"HubSpot's answer was lost ({TIMED_OUT})"
 SEARCH_FAILED = "its search failed"
@@ -487,7 +488,14 @@ def test_created_row_with_201_keeps_the_mapper_notes(harness: Harness) -> None:
     harness.hubspot.script(TITLE, Reply(201))
     outcomes = harness.send([make_job(0, notes=(SKIPPED_CONTACT,))])
     assert outcomes[0] == Outcome(
-        RowStatus.CREATED, meeting_id(0), None, 201, "corr-201", attempts=1, warning=NOTE
+        RowStatus.CREATED,
+        meeting_id(0),
+        None,
+        201,
+        "corr-201",
+        attempts=1,
+        warning=NOTE,
+        warning_code=NOTE_CODE,
     )
 
 
@@ -637,7 +645,9 @@ def test_lost_answer_of_a_created_meeting_is_found_by_search_not_resent(harness:
     harness.hubspot.script(TITLE, replace(lost, created=True))
     job = make_job(0)
     outcomes = harness.send([job])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.creates) == 1
     assert harness.retry_sleeps == []  # not one of the errors the client retries
     assert harness.hubspot.searches == [exact_search(job)]
@@ -683,7 +693,9 @@ def test_success_answer_without_a_readable_id_is_searched_for_not_resent(
     # unavailable, and no KeyError ends the run.
     harness.hubspot.script(TITLE, reply)
     outcomes = harness.send([make_job(0)])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.creates) == 1
     assert len(harness.hubspot.searches) == 1
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)
@@ -693,7 +705,13 @@ def test_adopted_meeting_keeps_the_mapper_notes_before_its_own(harness: Harness)
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     outcomes = harness.send([make_job(0, notes=(SKIPPED_CONTACT,))])
     # The meeting lacks that association whichever way it was confirmed: the results must say so.
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=f"{NOTE}; {LOST}")
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED,
+        meeting_id(0),
+        attempts=1,
+        warning=f"{NOTE}; {LOST}",
+        warning_code=f"{NOTE_CODE};{LOST_CODE}",
+    )
 
 
 def test_rows_in_doubt_are_checked_five_to_a_search(harness: Harness) -> None:
@@ -711,7 +729,7 @@ def test_rows_in_doubt_are_checked_five_to_a_search(harness: Harness) -> None:
     assert len(harness.hubspot.creates) == 12
     by_title = {m.title: m.id for m in harness.hubspot.meetings}
     assert outcomes == {
-        i: Outcome(RowStatus.CREATED, by_title[title], attempts=1, warning=LOST)
+        i: Outcome(RowStatus.CREATED, by_title[title], attempts=1, warning=LOST, warning_code=LOST_CODE)
         for i, title in enumerate(titles)
     }
 
@@ -780,7 +798,9 @@ def test_meeting_that_agrees_in_everything_compared_is_adopted(
     harness.hubspot.seed(TITLE, job.request.start_ms, **seeded)
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout))
     outcomes = harness.send([job])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.creates) == 1
     assert len(harness.hubspot.searches) == 1
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)
@@ -803,7 +823,9 @@ def test_of_two_candidates_the_one_no_other_row_holds_is_adopted(harness: Harnes
     harness.hold("key-other", held)
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     outcomes = harness.send([job])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(1), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(1), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.searches) == 1
 
 
@@ -815,7 +837,7 @@ def test_one_meeting_is_adopted_by_one_of_two_rows_in_doubt_it_could_be(harness:
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True), Drop(httpx.ReadTimeout))
     outcomes = harness.send([first, second])
     assert outcomes == {
-        0: Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST),
+        0: Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE),
         1: Outcome(RowStatus.CREATED, meeting_id(1), None, 200, "corr-200", attempts=2),
     }
     assert harness.hubspot.searches == [
@@ -862,7 +884,9 @@ def test_search_that_failed_once_is_made_again_at_the_next_check(harness: Harnes
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     harness.hubspot.script_search(*[UNAVAILABLE] * 3)
     outcomes = harness.send([make_job(0)])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.searches) == 4
     assert len(harness.hubspot.creates) == 1
 
@@ -941,7 +965,9 @@ def test_search_waits_for_the_index_lag_counted_from_the_lost_attempt(harness: H
     outcomes = harness.send(titled("First", "Second"), search_lag_s=30.0, clock=clock)
     assert clock.waits == [18.0]
     assert harness.hubspot.search_times == [1030.0]
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
 
 
 @pytest.mark.parametrize("left", ["sending", "in_doubt"])
@@ -987,7 +1013,15 @@ def test_row_in_doubt_from_an_earlier_run_found_in_hubspot_is_skipped(harness: H
     harness.leave_in_doubt(job, left)
     harness.hubspot.seed(TITLE, job.request.start_ms)
     outcomes = harness.send([job])
-    assert outcomes == {0: Outcome(RowStatus.SKIPPED, meeting_id(0), attempts=0, warning=f"{NOTE}; {LOST}")}
+    assert outcomes == {
+        0: Outcome(
+            RowStatus.SKIPPED,
+            meeting_id(0),
+            attempts=0,
+            warning=f"{NOTE}; {LOST}",
+            warning_code=f"{NOTE_CODE};{LOST_CODE}",
+        )
+    }
     assert harness.hubspot.creates == []
     assert harness.hubspot.searches == [exact_search(job)]
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)
