@@ -175,6 +175,9 @@ class Sender:
         self._outcomes: dict[int, RowOutcome] = {}
         self._attempts: dict[int, int] = {}
         self._doubts: list[_Doubt] = []
+        # Jobs given and not yet finished, by row index: only these are held, not every job of the run.
+        self._unfinished_creates: dict[int, SendJob] = {}
+        self._unfinished_updates: dict[int, SendJob] = {}
         self.stop_reason: str | None = None
         self.auth_error: AuthFailed | None = None
 
@@ -198,20 +201,19 @@ class Sender:
 
     async def send_all(self, jobs: Jobs[SendJob]) -> dict[int, RowOutcome]:
         """An outcome for every job: created, skipped (HubSpot had it), failed, in doubt or not sent."""
-        given: list[SendJob] = []
+        given = self._unfinished_creates
 
         async def fresh() -> AsyncIterator[Sequence[SendJob]]:
             async for chunk in in_chunks(jobs):
-                given.extend(chunk)
+                given.update((job.index, job) for job in chunk)
                 yield self._fresh(chunk)
 
         await self._run_queue(fresh())
         await self._settle_doubts()
         for doubt in self._doubts:
             self._finish(doubt.job, self._unsettled(doubt))
-        for job in given:
-            if job.index not in self._outcomes:
-                self._finish(job, self._not_sent(attempts=self._tries(job)))
+        for job in list(given.values()):
+            self._finish(job, self._not_sent(attempts=self._tries(job)))
         self._raise_auth_error()
         return self._outcomes
 
@@ -249,17 +251,16 @@ class Sender:
 
     async def update_all(self, updates: Jobs[UpdateJob]) -> dict[int, RowOutcome]:
         """Bring each edited row's meeting to the row's content: updated, failed or not sent."""
-        given: list[UpdateJob] = []
+        given = self._unfinished_updates
 
         async def taken() -> AsyncIterator[Sequence[UpdateJob]]:
             async for chunk in in_chunks(updates):
-                given.extend(chunk)
+                given.update((update.job.index, update.job) for update in chunk)
                 yield chunk
 
         await self._run_queue(taken(), self._update)
-        for update in given:
-            if update.job.index not in self._outcomes:
-                self._finish(update.job, self._not_sent())
+        for job in list(given.values()):
+            self._finish(job, self._not_sent())
         self._raise_auth_error()
         return self._outcomes
 
@@ -543,6 +544,8 @@ class Sender:
         return self._attempts.get(job.index, 0)
 
     def _finish(self, job: SendJob, outcome: RowOutcome) -> None:
+        self._unfinished_creates.pop(job.index, None)
+        self._unfinished_updates.pop(job.index, None)
         self._outcomes[job.index] = outcome
         self._on_outcome(job.index, outcome)
 
