@@ -465,11 +465,12 @@ class _Import:
             )
             edits = {edit.index: edit for edit in edited}
             rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
+            chunks = list(row_chunks(rows))
             if rows:
                 self._phase(
                     f"looking up owners and associations of {len(rows)} rows, sending as they are ready"
                 )
-            prepared = self._prepared(client, ledger, board, rows, keys, known, edits)
+            prepared = self._prepared(client, ledger, board, chunks, keys, known, edits)
             if self.plan:
                 jobs, updates = [], []
                 async for chunk_updates, chunk_jobs in prepared:
@@ -503,7 +504,7 @@ class _Import:
         client: HubSpotClient,
         ledger: Ledger,
         board: Board,
-        rows: Pending,
+        chunks: list[Pending],
         keys: dict[int, str],
         known: Known,
         edits: dict[int, Edited],
@@ -513,7 +514,6 @@ class _Import:
         settings = self.settings
         lookups = Lookups(client)
         run_keys = set(keys.values())
-        chunks = list(row_chunks(rows))
         for at, chunk in enumerate(chunks):
             later = (meeting for rest in chunks[at + 1 :] for _, meeting in rest)
             jobs = await self._stage(map_rows(lookups, chunk, keys, settings, board, later))
