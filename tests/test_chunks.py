@@ -5,22 +5,27 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from importer.models import Meeting
-from importer.pipeline import CHUNK_ROWS, FIRST_CHUNK_ROWS, row_chunks
+from importer.pipeline import CHUNK_ROWS, FIRST_CHUNK_ROWS, Packed, row_chunks
 from importer.sender import Feed
 
 START = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 
 
-def meeting(owner: int, slot: int) -> Meeting:
+def meeting(owner: int, slot: int) -> Packed:
     start = START + timedelta(minutes=30 * slot)
+    return Packed.of(meeting_of(owner, start))
+
+
+def meeting_of(owner: int, start: datetime) -> Meeting:
     return Meeting.model_validate(
         {
-            "title": f"Visit {owner}-{slot}",
+            "title": f"Visit {owner} {start:%m%d%H%M}",
             "start": start,
             "end": start + timedelta(minutes=30),
             "timezone": "Asia/Tokyo",
@@ -37,11 +42,11 @@ def test_chunks_hold_every_row_once_by_owner_and_start_never_splitting_a_slot(
     chunks = list(row_chunks(rows))
     flat = [row for chunk in chunks for row in chunk]
     assert sorted(index for index, _ in flat) == list(range(len(rows)))
-    keys = [(m.owner_email, m.start) for _, m in flat]
+    keys = [(m.owner_email, m.start_ms) for _, m in flat]
     assert keys == sorted(keys)
     for before, after in itertools.pairwise(chunks):
         last, first = before[-1][1], after[0][1]
-        assert (last.owner_email, last.start) != (first.owner_email, first.start)
+        assert (last.owner_email, last.start_ms) != (first.owner_email, first.start_ms)
 
 
 def test_chunks_start_small_and_grow_to_their_cap() -> None:
@@ -55,6 +60,27 @@ def test_chunks_start_small_and_grow_to_their_cap() -> None:
 def test_a_slot_larger_than_a_chunk_stays_whole() -> None:
     rows = [(i, meeting(0, 0)) for i in range(FIRST_CHUNK_ROWS + 30)] + [(999, meeting(0, 1))]
     assert [len(chunk) for chunk in row_chunks(rows)] == [FIRST_CHUNK_ROWS + 30, 1]
+
+
+def test_a_packed_meeting_unpacks_to_the_same_meeting_and_key() -> None:
+    original = Meeting.model_validate(
+        {
+            "title": "商談 「見積」",
+            "start": datetime(2027, 3, 1, 14, 0, tzinfo=ZoneInfo("Asia/Tokyo")),
+            "end": datetime(2027, 3, 1, 15, 0, tzinfo=ZoneInfo("Asia/Tokyo")),
+            "timezone": "Asia/Tokyo",
+            "owner_email": "aiko.tanaka@example.co.jp",
+            "contact_emails": ("a@b.jp", "c@d.jp"),
+            "deal_ids": ("3100001",),
+            "location": "本社 会議室A",
+            "body": "議題:\n- 価格",
+            "outcome": "COMPLETED",
+            "reminders": [{"number": 30, "unit": "MINUTES"}],
+        }
+    )
+    packed = Packed.of(original)
+    assert packed.meeting == original and packed.meeting.row_key == original.row_key == packed.row_key
+    assert packed.meeting.body_without_ids() == original.body_without_ids()
 
 
 def test_a_feed_holds_its_producer_back_until_the_sender_takes_a_chunk() -> None:
