@@ -11,6 +11,11 @@ check_existing   rows HubSpot already has (made earlier, elsewhere, or by hand) 
 send             updates, then creates, paced, retried, never twice: past meetings logged (logbook)
 Board            every outcome into the results file, the log and the progress line
 
+The stages up to settle_known and confirm_vouched take every row at once (they ask the ledger, or read
+back a results file's ids). From map_rows on, the rows go a chunk at a time (`row_chunks`: by owner and
+start, small first), and `send` takes each chunk's creates and updates as soon as they are ready, while
+the next chunk is looked up: a big sheet's first meetings are created within a second or two.
+
 `plan` runs the same stages against an in-memory copy of the ledger and stops before `send`.
 """
 
