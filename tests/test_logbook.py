@@ -115,7 +115,15 @@ class FakeBatchHubSpot(FakeHubSpot):
         step = self._batch_steps.popleft() if self._batch_steps else Batch()
         refused = [i for i in inputs if i["properties"]["hs_meeting_title"] in step.refuse]
         creates = step.status < 300 if step.created is None else step.created
-        made = [(i, self._store(i["properties"])) for i in inputs if i not in refused] if creates else []
+        made = (
+            [
+                (i, self._store(i["properties"], i.get("associations") or []))
+                for i in inputs
+                if i not in refused
+            ]
+            if creates
+            else []
+        )
         if step.drop is not None:
             raise step.drop(f"simulated {step.drop.__name__}", request=request)
         if step.reply is not None:
