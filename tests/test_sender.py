@@ -902,8 +902,8 @@ def test_two_rows_in_doubt_that_differ_only_in_contacts_each_adopt_their_own(har
     assert {outcomes[0].meeting_id, outcomes[1].meeting_id} == {meeting_id(0), meeting_id(1)}
     assert all(o.status is RowStatus.CREATED and o.warning == LOST for o in outcomes.values())
     made = {m.id: m.links for m in harness.hubspot.meetings}
-    assert made[outcomes[0].meeting_id] == {("contacts", "7100001")}
-    assert made[outcomes[1].meeting_id] == {("contacts", "7100002")}
+    assert made[str(outcomes[0].meeting_id)] == {("contacts", "7100001")}
+    assert made[str(outcomes[1].meeting_id)] == {("contacts", "7100002")}
     assert len(harness.hubspot.creates) == 2 and len(harness.hubspot.searches) == 1
     assert sum(event.startswith("read ") for event in harness.hubspot.events) == 4
 
