@@ -21,7 +21,7 @@ class ProgressLine:
         self._drawn = 0.0
         self._shown = False
 
-    def phase(self, text: str) -> None:
+    def phase(self, text: str, *, portal: bool = False) -> None:
         """A line saying what the run is doing now (reading, looking up, waiting for search)."""
         if self._shown:
             self._stream.write("\r" + " " * 60 + "\r")
@@ -60,8 +60,8 @@ class PlainPhases:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def phase(self, text: str) -> None:
-        if text.startswith("writing to HubSpot portal"):
+    def phase(self, text: str, *, portal: bool = False) -> None:
+        if portal:
             self._stream.write(f"{text}\n")
             self._stream.flush()
 

@@ -80,7 +80,8 @@ class Progress(Protocol):
 
     def __call__(self, done: int, total: int) -> None: ...
 
-    def phase(self, text: str) -> None: ...
+    def phase(self, text: str, *, portal: bool = False) -> None:
+        """`portal`: the line naming the portal the run writes to, the one phase cron's output shows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,15 +425,19 @@ class _Import:
         async with client:
             with self._signals():
                 account = await self._stage(connect(client, settings.base_url))
-                self._phase(
-                    f"writing to HubSpot portal {account.portal_id}"
-                    f" ({account.account_type or 'account type unknown'}, {account.ui_domain or 'no UI domain'})"
+                portal = messages._(
+                    "writing to HubSpot portal {portal} ({account_type}, {ui_domain})"
+                ).format(
+                    portal=account.portal_id,
+                    account_type=account.account_type or messages._("account type unknown"),
+                    ui_domain=account.ui_domain or messages._("no UI domain"),
                 )
+                self._phase(portal, portal=True)
                 ledger_path = settings.state_path or default_ledger_path(account.portal_id)
                 with self._ledger(ledger_path, str(account.portal_id)) as ledger:
                     previous = _earlier_results(settings.only_failed, account)
                     zone = settings.default_timezone or account.time_zone or "UTC"
-                    self._phase(f"reading {self.input_path}")
+                    self._phase(messages._("reading {path}").format(path=self.input_path))
                     sheet, results, meetings = read_rows(self.input_path, settings, zone)
                     board = Board(
                         sheet.frame,
@@ -504,9 +509,12 @@ class _Import:
             rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
             chunks = list(row_chunks(rows))
             if rows:
-                self._phase(
-                    f"looking up owners and associations of {len(rows)} rows, sending as they are ready"
+                looking = messages.ngettext(
+                    "looking up owners and associations of {count} row, sending as they are ready",
+                    "looking up owners and associations of {count} rows, sending as they are ready",
+                    len(rows),
                 )
+                self._phase(looking.format(count=len(rows)))
             prepared = self._prepared(client, ledger, board, chunks, keys, known, edits)
             if self.plan:
                 jobs, updates = [], []
@@ -656,10 +664,10 @@ class _Import:
             if sender is not None:
                 sender.stop(self.stop_reason)
 
-    def _phase(self, text: str) -> None:
+    def _phase(self, text: str, *, portal: bool = False) -> None:
         log.info("%s", text)
         if self.progress is not None:
-            self.progress.phase(text)
+            self.progress.phase(text, portal=portal)
 
     async def _stage(self, work: Any) -> Any:
         """Run a lookup stage; a signal meanwhile cancels it (lookups send nothing) and raises _Stopped."""
@@ -684,7 +692,11 @@ class _Import:
             reason = messages._("stopped by {signal}").format(signal=name)
             log.warning("%s received: finishing the requests in flight, sending no more", name)
             if self.progress is not None:
-                self.progress.phase(f"{name}: finishing the requests in flight, sending no more")
+                self.progress.phase(
+                    messages._("{signal}: finishing the requests in flight, sending no more").format(
+                        signal=name
+                    )
+                )
             if self.sender is not None:
                 self.sender.stop(reason)
                 if self.logbook is not None:

@@ -443,10 +443,12 @@ class Sender:
         while self._doubts and self.stop_reason is None:
             due_at = min(self._due(doubt) for doubt in self._doubts)
             if (wait := due_at - self._clock()) > 0:
-                self._on_phase(
-                    f"waiting {wait:.0f} s for HubSpot's search to catch up"
-                    f" ({len(self._doubts)} rows whose answer was lost)"
+                waiting = ngettext(
+                    "waiting {seconds} s for HubSpot's search to catch up ({count} row whose answer was lost)",
+                    "waiting {seconds} s for HubSpot's search to catch up ({count} rows whose answer was lost)",
+                    len(self._doubts),
                 )
+                self._on_phase(waiting.format(seconds=f"{wait:.0f}", count=len(self._doubts)))
                 await self._sleep(wait)
             if self.stop_reason is not None:
                 return  # stopped while waiting: they stay in doubt for the next run
