@@ -9,7 +9,9 @@ requests arrive out of order, as over a real network); the real CLI (`python -m 
   over the sandbox's createdAt times (a least-squares fit, so answer jitter at the ends does not count);
 - share whole run: all requests over the limit, from process start to exit (start-up and lookups in);
 - the busiest rolling window HubSpot saw, and the 429s it served for it;
-- the importers' CPU (user + system, from wait4) per request, start-up and all.
+- the importers' CPU (user + system, from wait4) per request, start-up and all; and that CPU split in
+  two: start-up (an import of a sheet without rows, run after the case on its sandbox: imports, settings,
+  the account details, the ledger) and the increment per request beyond it.
 
 Then the start-up time of `meeting-importer --version`. About seven minutes in all. On shared cores the
 figures move with the machine's load: a busy event loop sends late and counts CPU it did not spend alone.
@@ -75,6 +77,8 @@ class Outcome:
     busiest: int
     window_429s: int
     cpu_ms_per_request: float
+    startup_cpu_ms: float  # one importer's, with no rows
+    cpu_ms_per_more_request: float  # beyond start-up
     created: int
     duplicates: int
     exit_codes: tuple[int, ...]
@@ -91,7 +95,8 @@ def main() -> None:
     print(f"{args.rows} rows a case; uplink delay 0-100 ms before HubSpot counts a request; no --rate-limit")
     print(
         f"{'case':38} {'share creating':>14} {'share whole run':>15} {'busiest window':>14} "
-        f"{'429s':>4} {'CPU ms/request':>14} {'created':>7} {'searches':>8}"
+        f"{'429s':>4} {'CPU ms/request':>14} {'start-up ms':>11} {'+ms/request':>11} {'created':>7} "
+        f"{'searches':>8}"
     )
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
@@ -104,9 +109,11 @@ def main() -> None:
         codes = "" if set(outcome.exit_codes) == {0} else f"  exit {outcome.exit_codes}"
         print(
             f"{case.name:38} {share:>14} {whole:>15} {busiest:>14} {outcome.window_429s:>4} "
-            f"{outcome.cpu_ms_per_request:>14.2f} {created:>7} {outcome.searches:>8}{codes}"
+            f"{outcome.cpu_ms_per_request:>14.2f} {outcome.startup_cpu_ms:>11.0f} "
+            f"{outcome.cpu_ms_per_more_request:>11.2f} {created:>7} {outcome.searches:>8}{codes}"
         )
-    print(f"start-up, meeting-importer --version: {startup_s():.2f} s (median of 5)")
+    wall, cpu = startup()
+    print(f"start-up, meeting-importer --version: {wall:.2f} s, {cpu * 1000:.0f} ms CPU (median of 5)")
 
 
 def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Outcome:
@@ -122,17 +129,28 @@ def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Ou
         walls, cpu, codes = _run_importers(sheets, url, options, folder)
         stats = httpx.get(f"{url}/__sandbox/stats").json()
         meetings = httpx.get(f"{url}/__sandbox/meetings").json()["results"]
+        # After the case, so its one request takes no room in the case's window.
+        empty = _write_sheet(folder / "empty" / "bench.csv", 0, "Empty")
+        _, startup_cpu, empty_codes = _run_importers([empty], url, options, folder / "empty")
+        if empty_codes != (0,):
+            raise SystemExit(f"an import without rows ended with exit {empty_codes}")
+        startup_requests = (
+            httpx.get(f"{url}/__sandbox/stats").json()["requests_total"] - stats["requests_total"]
+        )
     finally:
         sandbox.terminate()
         sandbox.wait()
     limit_per_s = min(case.tier, case.rate_limit or case.tier) / (WINDOW_MS / 1000)
     requests = stats["requests_total"]
+    beyond = cpu - case.importers * startup_cpu
     return Outcome(
         share_creating=_rate(meetings) / limit_per_s,
         share_whole=requests / max(walls) / limit_per_s,
         busiest=stats["max_in_window"],
         window_429s=stats["rate_limited"]["TEN_SECONDLY_ROLLING"],
         cpu_ms_per_request=1000 * cpu / requests,
+        startup_cpu_ms=1000 * startup_cpu,
+        cpu_ms_per_more_request=1000 * beyond / (requests - case.importers * startup_requests),
         created=stats["meetings_created"],
         duplicates=stats["duplicates"],
         exit_codes=codes,
@@ -205,14 +223,19 @@ def _run_importers(
     return list(walls.values()), cpu, tuple(codes[pid] for pid in pids)
 
 
-def startup_s() -> float:
+def startup() -> tuple[float, float]:
+    """`meeting-importer --version`: wall and CPU seconds, each the median of 5."""
     command = [sys.executable, "-m", "importer", "--version"]
-    walls = []
+    walls, cpus = [], []
     for _ in range(5):
         started = time.monotonic()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        pid = subprocess.Popen(command, stdout=subprocess.DEVNULL).pid
+        _, status, usage = os.wait4(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit("meeting-importer --version failed")
         walls.append(time.monotonic() - started)
-    return statistics.median(walls)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 if __name__ == "__main__":

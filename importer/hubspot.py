@@ -1,5 +1,6 @@
 """HubSpot client: owners, batch reads, search, the calendar-meeting create and the CRM batch create (meetings
-logged without a calendar event), over one httpx.AsyncClient.
+logged without a calendar event), with httpx's requests and answers: on the lean transport of importer.wire
+when no proxy is set, else through an httpx.AsyncClient (a test's transport too).
 
 It knows HTTP and HubSpot's answers, nothing about spreadsheets, rows or the ledger. Every answer's
 `X-HubSpot-RateLimit-*` headers go to the gate; every failure becomes one of these types, translated in
@@ -28,14 +29,19 @@ the sender's decision, because HubSpot has no idempotency key.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import random
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
+
+from importer.wire import LeanTransport
 
 log = logging.getLogger(__name__)
 CREATE_MEETING_PATH = "/scheduler/2026-03/meetings/calendar"
@@ -319,14 +325,24 @@ class HubSpotClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._base_url = base_url.rstrip("/")
+        # With no proxy to go through, requests go straight to the lean transport (importer.wire): httpx's
+        # own transport, and the client layers around it, cost several times its CPU per request.
+        self._lean = None if transport or _proxies() else LeanTransport(max_connections=max_connections)
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s, pool=None)
+        self._timeouts = timeout.as_dict()
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s, pool=None),
+            timeout=timeout,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
+            transport=transport or self._lean,
             follow_redirects=False,
         )
+        # Every request goes out with the client's headers; the body's type is added for those with one.
+        self._headers = httpx.Headers(self._http.headers)
+        self._json_headers = httpx.Headers({**self._http.headers, "Content-Type": "application/json"})
+        # A run asks a handful of URLs thousands of times (the create for each organizer): parsed once.
+        self._url = functools.lru_cache(maxsize=1024)(self._parse_url)
         self.requests_sent = 0
         self.searches_sent = 0  # of requests_sent: searches, which have their own limit
         self.rate_limited = 0  # 429 answers seen, of any policy
@@ -574,7 +590,7 @@ class HubSpotClient:
             self.requests_sent += 1
             self.searches_sent += kind == "search"
             try:
-                response = await self._http.request(method, path, params=params, json=json_body)
+                response = await self._exchange(self._request(method, path, params, json_body))
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise NotSent(f"{method} {path}: could not connect ({type(exc).__name__})") from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -592,6 +608,38 @@ class HubSpotClient:
                 self._gate.back_off(kind, _window_wait(error, info))
             raise error
         return response
+
+    def _request(
+        self, method: str, path: str, params: Mapping[str, str] | None, json_body: Any
+    ) -> httpx.Request:
+        """The request `AsyncClient.request` would build (same URL, headers and JSON bytes) for a tenth of
+        its CPU: it parses and merges the URL, query and headers anew each time (0.5 ms a request)."""
+        url = self._url(path, tuple(params.items()) if params else ())
+        timeout = {"timeout": self._timeouts}
+        if json_body is None:
+            return httpx.Request(method, url, headers=self._headers, extensions=timeout)
+        body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return httpx.Request(
+            method, url, headers=self._json_headers, content=body.encode(), extensions=timeout
+        )
+
+    async def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """Send `request`, read its answer: on the lean transport, without what AsyncClient.send adds around
+        it (auth flows, redirects, cookies, hooks), none of which the client uses."""
+        if self._lean is None:
+            return await self._http.send(request)
+        response = await self._lean.handle_async_request(request)
+        response.request = request
+        await response.aread()  # and decoded, if HubSpot compressed it
+        return response
+
+    def _parse_url(self, path: str, query: tuple[tuple[str, str], ...]) -> httpx.URL:
+        return httpx.URL(self._base_url + path, params=query or None)
+
+
+def _proxies() -> bool:
+    """Whether the environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY): httpx then goes through it."""
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
 
 
 def _window_wait(error: RateLimited, info: RateLimitInfo) -> float:

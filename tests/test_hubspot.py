@@ -597,6 +597,43 @@ def test_create_sends_the_body_and_the_organizer_user_id(hubspot: FakeHubSpot, s
     assert request.headers["content-type"] == "application/json"
 
 
+def test_requests_are_what_httpx_itself_would_build() -> None:
+    """The client builds its requests itself (for speed): the same URL, headers and JSON bytes as
+    AsyncClient.request, under a base URL with a path, with a query, a body in Japanese, or no body."""
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"id": "90001", "results": []})
+
+    base = "https://api.hubapi.test/proxy/v1/"
+    body = {**MEETING_BODY, "properties": {**MEETING_BODY["properties"], "hs_meeting_title": "商談 ㈱"}}
+
+    async def main() -> list[httpx.Request]:
+        transport = httpx.MockTransport(answer)
+        async with HubSpotClient(base, TOKEN, transport=transport) as client:
+            await client.create_meeting(ORGANIZER_USER_ID, body)
+            await client.list_owners()
+            await client.update_meeting("90001", {"hs_meeting_title": ""})
+        headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+        async with httpx.AsyncClient(base_url=base, headers=headers) as reference:
+            params = {"organizerUserId": str(ORGANIZER_USER_ID)}
+            return [
+                reference.build_request("POST", CREATE_MEETING_PATH, params=params, json=body),
+                reference.build_request(
+                    "GET", "/crm/v3/owners", params={"limit": "500", "archived": "false"}
+                ),
+                reference.build_request(
+                    "PATCH", "/crm/v3/objects/meetings/90001", json={"properties": {"hs_meeting_title": ""}}
+                ),
+            ]
+
+    expected = asyncio.run(main())
+    assert [(r.method, str(r.url), sorted(r.headers.multi_items()), r.content) for r in sent] == [
+        (r.method, str(r.url), sorted(r.headers.multi_items()), r.content) for r in expected
+    ]
+
+
 def test_every_create_body_sent_matches_the_schema(hubspot: FakeHubSpot) -> None:
     hubspot.script(httpx.Response(201, json={"id": "1"}))
     hubspot.run(create)
