@@ -61,13 +61,17 @@ class Sheet:
 
     path: Path
     frame: pl.DataFrame
-    row_numbers: list[int]
+    rows: pl.Series  # each row's number as Excel shows it (Int64)
     headers: dict[str, str]
     sheet_name: str | None = None
     other_sheets: list[str] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
     row_problems: dict[int, codes.Problem] = field(default_factory=dict)
     evidence: pl.DataFrame | None = None  # a results file's outcome columns, row for row with `frame`
+
+    @property
+    def row_numbers(self) -> list[int]:
+        return self.rows.to_list()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,7 @@ def load_sheet(
     return Sheet(
         path,
         frame.drop("_row"),
-        frame["_row"].to_list(),
+        frame["_row"].cast(pl.Int64),
         headers,
         sheet_name=table.sheet_name,
         other_sheets=table.other_sheets,
@@ -544,6 +548,34 @@ def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int, *
 # --- rows ---
 
 
+@dataclass(frozen=True)
+class ParsedChunk:
+    """A chunk of rows as columns, so a million rows make no million objects: `frame` holds each row's
+    `row`, `error`, `warning`, `start_read` and `error_code` (as ParsedRow names them), `meetings` the
+    valid rows' meetings by position in the chunk, when built. Indexing gives one row as a ParsedRow."""
+
+    frame: pl.DataFrame
+    meetings: dict[int, Meeting] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def __getitem__(self, index: int) -> ParsedRow:
+        row, error, warning, start_read, error_code = self.frame.row(index)
+        return ParsedRow(row, self.meetings.get(index % len(self)), error, warning, start_read, error_code)
+
+    def __iter__(self) -> Iterator[ParsedRow]:
+        return (self[i] for i in range(len(self)))
+
+
+_OUTCOME = {
+    "error": "_problems",
+    "warning": "_warnings",
+    "start_read": "_start_read",
+    "error_code": "_error_codes",
+}
+
+
 def parse_rows(
     sheet: Sheet,
     *,
@@ -552,7 +584,7 @@ def parse_rows(
     default_reminders: str,
     build_meetings: bool = True,
     chunk_rows: int = _CHUNK_ROWS,
-) -> Iterator[list[ParsedRow]]:
+) -> Iterator[ParsedChunk]:
     """Check every row of `sheet`, a chunk at a time so memory stays flat on large files.
 
     Rows without problems become `Meeting`s when `build_meetings` is set; a dry run leaves it off, as the
@@ -571,53 +603,71 @@ def parse_rows(
             default_outcome=default_outcome,
             default_reminders=default_reminders,
         )
-        numbers = sheet.row_numbers[offset : offset + chunk_rows]
+        outcome = typed.select(
+            sheet.rows.slice(offset, chunk_rows).alias("row"),
+            *(pl.col(source).alias(name) for name, source in _OUTCOME.items()),
+        )
+        if sheet.row_problems:
+            outcome = _unreadable(outcome, sheet.row_problems)
         if not build_meetings:
-            columns = zip(
-                numbers,
-                typed["_problems"],
-                typed["_warnings"],
-                typed["_start_read"],
-                typed["_error_codes"],
-                strict=True,
-            )
-            rows = [ParsedRow(number, None, *values) for number, *values in columns]
-        else:
-            rows = [
-                _build(number, values, schedules, sheet.headers)
-                for number, values in zip(numbers, typed.iter_rows(named=True), strict=True)
-            ]
-        yield _unreadable(rows, sheet.row_problems) if sheet.row_problems else rows
+            yield ParsedChunk(outcome)
+            continue
+        valid = typed.drop(_OUTCOME.values()).with_row_index("_at").filter(outcome["error"].is_null())
+        yield _build_all(outcome, valid, schedules, sheet.headers)
 
 
-def _unreadable(rows: list[ParsedRow], problems: dict[int, codes.Problem]) -> list[ParsedRow]:
+def _unreadable(outcome: pl.DataFrame, problems: dict[int, codes.Problem]) -> pl.DataFrame:
     """A malformed line's row is invalid for that alone: its cells are not the sheet's columns."""
-    return [_invalid(p.row, [problems[p.row]]) if p.row in problems else p for p in rows]
+    described = {row: codes.describe([problem]) for row, problem in problems.items()}
+    hit = pl.col("row").is_in(list(described))
+    errors = {row: error for row, (error, _) in described.items()}
+    error_codes = {row: code for row, (_, code) in described.items()}
+    return outcome.with_columns(
+        pl.when(hit)
+        .then(pl.col("row").replace_strict(errors, default=None, return_dtype=pl.String))
+        .otherwise(pl.col("error"))
+        .alias("error"),
+        pl.when(hit).then(None).otherwise(pl.col("warning")).alias("warning"),
+        pl.when(hit).then(None).otherwise(pl.col("start_read")).alias("start_read"),
+        pl.when(hit)
+        .then(pl.col("row").replace_strict(error_codes, default=None, return_dtype=pl.String))
+        .otherwise(pl.col("error_code"))
+        .alias("error_code"),
+    )
 
 
-def _invalid(
-    row: int, problems: list[codes.Problem], warning: str | None = None, read: str | None = None
-) -> ParsedRow:
-    error, error_code = codes.describe(problems)
-    return ParsedRow(row, None, error, warning, read, error_code)
+def _build_all(
+    outcome: pl.DataFrame,
+    valid: pl.DataFrame,
+    schedules: list[tuple[Reminder, ...]],
+    headers: dict[str, str],
+) -> ParsedChunk:
+    """The meetings of the rows the column checks passed (`valid`, each with its position `_at`); a row
+    the model refuses all the same becomes invalid."""
+    meetings: dict[int, Meeting] = {}
+    refused: dict[int, tuple[str | None, str | None]] = {}
+    for values in valid.iter_rows(named=True):
+        at = values.pop("_at")
+        try:
+            meetings[at] = _build(values, schedules)
+        except ValidationError as exc:
+            # The column checks should have caught this already; the model has the last word all the same.
+            refused[at] = codes.describe(_describe(exc, headers))
+    if refused:
+        at = pl.Series(list(refused), dtype=pl.UInt32)
+        outcome = outcome.with_columns(
+            outcome["error"].scatter(at, [error for error, _ in refused.values()]),
+            outcome["error_code"].scatter(at, [code for _, code in refused.values()]),
+        )
+    return ParsedChunk(outcome, meetings)
 
 
-def _build(
-    number: int, values: dict[str, Any], schedules: list[tuple[Reminder, ...]], headers: dict[str, str]
-) -> ParsedRow:
-    error, warning, read = values.pop("_problems"), values.pop("_warnings"), values.pop("_start_read")
-    error_code = values.pop("_error_codes")
-    if error:
-        return ParsedRow(number, None, error, warning, read, error_code)
+def _build(values: dict[str, Any], schedules: list[tuple[Reminder, ...]]) -> Meeting:
     values["reminders"] = schedules[values.pop("_reminders")]
     for field_name in LIST_FIELDS:
         items = values[field_name]
         values[field_name] = items.split(LIST_SEPARATOR) if items else ()
-    try:
-        return ParsedRow(number, Meeting.model_validate(values), None, warning, read)
-    except ValidationError as exc:
-        # The column checks should have caught this already; the model has the last word all the same.
-        return _invalid(number, _describe(exc, headers), warning, read)
+    return Meeting.model_validate(values)
 
 
 def _describe(exc: ValidationError, headers: dict[str, str]) -> list[codes.Problem]:

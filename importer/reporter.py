@@ -12,11 +12,10 @@ import dataclasses
 import os
 import re
 import tempfile
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import fastexcel
 import polars as pl
@@ -33,6 +32,102 @@ def default_results_path(input_path: Path, kind: str = "results") -> Path:
     return input_path.with_name(f"{input_path.stem}.{kind}.csv")
 
 
+_OUTCOME_FIELDS = [f.name for f in dataclasses.fields(RowOutcome)]
+_RESULT_FIELDS = ["row", "row_key", "start_read"]
+_TYPES = {"row": pl.Int64, "http_status": pl.Int64, "attempts": pl.Int64}
+_SCHEMA = {name: _TYPES.get(name, pl.String) for name in (*_RESULT_FIELDS, *_OUTCOME_FIELDS)}
+
+
+class RowResults(Sequence[RowResult]):
+    """Every row's result, kept as columns (`RowResult` and `RowOutcome` fields, the status as text), so a
+    sheet of a million rows is not a million objects.
+
+    A row read by index becomes a RowResult and stays that object: the stages change it in place. Each
+    such row is folded back into the columns when they are next asked for, so that costs in proportion
+    to the rows read since, and `changed` gives them to the results journal the same way.
+    """
+
+    def __init__(self, columns: pl.DataFrame) -> None:
+        self._columns = columns.select(
+            pl.col(name).cast(kind) if name in columns.columns else pl.lit(None, kind).alias(name)
+            for name, kind in _SCHEMA.items()
+        )
+        self._objects: dict[int, RowResult] = {}
+        self._unfolded: set[int] = set()
+        self._unjournaled: set[int] = set()
+
+    @classmethod
+    def of(cls, results: Iterable[RowResult]) -> RowResults:
+        return cls(_rows_frame(list(results)))
+
+    def __len__(self) -> int:
+        return self._columns.height
+
+    @overload
+    def __getitem__(self, index: int) -> RowResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RowResult]: ...
+
+    def __getitem__(self, index: int | slice) -> RowResult | list[RowResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        if index < 0:
+            index += len(self)
+        result = self._objects.get(index)
+        if result is None:
+            result = self._objects[index] = _row_result(self._columns.row(index, named=True))
+        # Whoever holds it may change it: it is written again at the next checkpoint.
+        self._unfolded.add(index)
+        self._unjournaled.add(index)
+        return result
+
+    def columns(self) -> pl.DataFrame:
+        """Every row's result, as `_SCHEMA`'s columns."""
+        if self._unfolded:
+            at = sorted(self._unfolded)
+            rows = _rows_frame([self._objects[i] for i in at])
+            index = pl.Series(at, dtype=pl.UInt32)
+            self._columns = self._columns.with_columns(
+                self._columns[name].scatter(index, rows[name]) for name in self._columns.columns
+            )
+            self._unfolded.clear()
+        return self._columns
+
+    def peek(self, index: int) -> RowResult:
+        """Row `index`'s result to look at, not to change: no object is kept for it."""
+        return self._objects.get(index) or _row_result(self._columns.row(index, named=True))
+
+    def take_changed(self) -> list[int]:
+        """The rows read by index since the last call, in sheet order."""
+        at = sorted(self._unjournaled)
+        self._unjournaled.clear()
+        return at
+
+    def columns_of(self, at: list[int]) -> pl.DataFrame:
+        """The results of rows `at` (read by index), as `columns` has them."""
+        return _rows_frame([self._objects[i] for i in at])
+
+
+def _rows_frame(results: list[RowResult]) -> pl.DataFrame:
+    values: dict[str, list[Any]] = {name: [getattr(r, name) for r in results] for name in _RESULT_FIELDS}
+    outcomes = [r.outcome for r in results]
+    for name in _OUTCOME_FIELDS:
+        values[name] = [getattr(o, name) for o in outcomes]
+    values["status"] = [str(s) for s in values["status"]]
+    return pl.DataFrame(values, schema=_SCHEMA)
+
+
+def _row_result(values: dict[str, Any]) -> RowResult:
+    outcome = RowOutcome(**{name: values[name] for name in _OUTCOME_FIELDS})
+    outcome.status = RowStatus(outcome.status)
+    return RowResult(values["row"], values["row_key"], outcome, values["start_read"])
+
+
+def as_columns(results: Sequence[RowResult]) -> RowResults:
+    return results if isinstance(results, RowResults) else RowResults.of(results)
+
+
 def results_frame(
     inputs: pl.DataFrame,
     results: Sequence[RowResult],
@@ -44,21 +139,18 @@ def results_frame(
     """The input's columns (result columns of an earlier run dropped) followed by each row's outcome:
     RESULT_COLUMNS, made of `RowResult` and its `RowOutcome`, plus the meeting's page in HubSpot. A plan
     says each row's `action` instead of its `status`."""
+    return results_lines(inputs, as_columns(results).columns(), portal_id, ui_domain, plan)
+
+
+def results_lines(
+    inputs: pl.DataFrame, results: pl.DataFrame, portal_id: int | None, ui_domain: str | None, plan: bool
+) -> pl.DataFrame:
+    """As `results_frame`, of `results` as `RowResults.columns` has them, row for row with `inputs`."""
     own = inputs.drop([c for c in RESULT_COLUMNS if c in inputs.columns])
-    outcomes = [r.outcome for r in results]
-    values: dict[str, list[Any]] = {
-        "row": [r.row for r in results],
-        "row_key": [r.row_key for r in results],
-        "start_read": [r.start_read for r in results],
-    }
-    for name in _OUTCOME_FIELDS:
-        values[name] = [getattr(o, name) for o in outcomes]
-    values["status"] = [str(s) for s in values["status"]]
-    frame = pl.DataFrame(values, schema={name: _TYPES.get(name, pl.String) for name in values})
     link = pl.lit(None, pl.String)
     if portal_id is not None and ui_domain:
         link = pl.format(f"https://{ui_domain}/contacts/{portal_id}/record/0-47/{{}}", pl.col("meeting_id"))
-    frame = frame.with_columns(
+    frame = results.with_columns(
         link.alias("meeting_url"),
         pl.lit(None if portal_id is None else str(portal_id), pl.String).alias("portal_id"),
     )
@@ -71,10 +163,6 @@ def results_frame(
 
 PLAN_ACTIONS = {"valid": "create", "updated": "update", "skipped": "skip", "failed": "fail"}
 """A plan's words for what a run would do with each row (`invalid` and `in_doubt` stay as they are)."""
-
-
-_OUTCOME_FIELDS = [f.name for f in dataclasses.fields(RowOutcome)]
-_TYPES = {"row": pl.Int64, "http_status": pl.Int64, "attempts": pl.Int64}
 
 
 def write_results(frame: pl.DataFrame, path: Path) -> None:
@@ -96,6 +184,23 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def journal_path(results_path: Path) -> Path:
+    """Where a run appends the rows finished since the results file was last written whole:
+    `meetings.results.csv` -> `meetings.results.journal.csv`, beside it."""
+    return results_path.with_suffix(".journal.csv")
+
+
+def append_results(frame: pl.DataFrame, path: Path) -> None:
+    """Append results lines to the journal `path`, a CSV in the results file's own format (its header
+    and BOM when new), synced: a run killed a moment later has lost none of them."""
+    safe = _neutralise_formulas(frame)
+    new = not path.exists()
+    with path.open("ab") as handle:
+        safe.write_csv(handle, include_header=new, include_bom=new)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
@@ -136,5 +241,5 @@ def read_earlier(path: Path) -> dict[str, EarlierResult]:
 
 def count_statuses(results: Sequence[RowResult]) -> dict[str, int]:
     """Rows per status, every status present (zeros included), in the order statuses are documented."""
-    counts = Counter(r.status for r in results)
-    return {str(status): counts.get(status, 0) for status in RowStatus}
+    counts = dict(as_columns(results).columns()["status"].value_counts().iter_rows())
+    return {str(status): counts.get(str(status), 0) for status in RowStatus}
