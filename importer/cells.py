@@ -101,7 +101,7 @@ def parse_cells(
     frame = _bound_years(_duration(frame))
     frame = frame.with_columns(
         pl.col("owner_email").str.to_lowercase(),
-        *(_split(f).alias(f) for f in LIST_FIELDS),
+        *(column for f in LIST_FIELDS for column in _list_columns(frame[f])),
         *(_enum(frame[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
         _start_read(frame),
     )
@@ -136,24 +136,47 @@ def parse_cells(
         pl.col("_start").alias("start"),
         pl.col("_end").alias("end"),
         pl.col("_zone").alias("timezone"),
-        *(pl.col(f).list.join(LIST_SEPARATOR).replace("", None) for f in LIST_FIELDS),
+        *(pl.col(f) for f in LIST_FIELDS),
         pl.col("_location_type").alias("location_type"),
         pl.col("_outcome").alias("outcome"),
         pl.col("_reminders"),
+    )
+    warnings = [_time_warning(column, t) for t in ("start", "end")]
+    notes = _notes(frame, problems, warnings)
+    return pl.concat([out, notes, frame.select("_start_read")], how="horizontal"), schedules
+
+
+def _notes(frame: pl.DataFrame, problems: list[_Check], warnings: list[_Check]) -> pl.DataFrame:
+    """`_problems`, `_error_codes` and `_warnings`. The checks' conditions are cheap and run on every
+    row; their messages, a string built per row, only on the rows some check flags (few, as a rule)."""
+    flagged = pl.any_horizontal([c.condition.fill_null(False) for c in (*problems, *warnings)])
+    at = frame.select(flagged.arg_true()).to_series()
+    notes = frame[at].select(
         _joined([p.message for p in problems]).alias("_problems"),
         _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
-        _joined([_time_warning(column, t).message for t in ("start", "end")]).alias("_warnings"),
-        pl.col("_start_read"),
+        _joined([w.message for w in warnings]).alias("_warnings"),
     )
-    return out, schedules
+    empty = pl.Series([None] * frame.height, dtype=pl.String)
+    return pl.DataFrame([empty.scatter(at, notes[name]).alias(name) for name in notes.columns])
 
 
 @dataclass(frozen=True)
 class _Check:
-    """One check over a column: per row, its problem's message (null where the check passes) and code."""
+    """One check over a column: where it fails, and per row its problem's message (null where the check
+    passes) and code."""
 
-    message: pl.Expr
-    code: pl.Expr
+    condition: pl.Expr
+    text: pl.Expr  # the message, for every row
+
+    code_name: str
+
+    @property
+    def message(self) -> pl.Expr:
+        return pl.when(self.condition).then(self.text)
+
+    @property
+    def code(self) -> pl.Expr:
+        return pl.when(self.condition).then(pl.lit(self.code_name))
 
 
 class _Columns:
@@ -195,7 +218,7 @@ class _Columns:
                 part = fields[name]
                 pieces.append(part.cast(pl.String) if isinstance(part, pl.Expr) else pl.lit(str(part)))
         message = pl.concat_str(pieces) if pieces else pl.lit("")
-        return _Check(pl.when(condition).then(message), pl.when(condition).then(pl.lit(code.name)))
+        return _Check(condition, message, code.name)
 
 
 def _joined(messages: list[pl.Expr], separator: str = codes.MESSAGE_SEPARATOR) -> pl.Expr:
@@ -562,13 +585,37 @@ def _duration_problems(column: _Columns) -> list[_Check]:
     ]
 
 
+_SEVERAL = r"[;,、；，\n\r]"  # a cell of several items, or one to trim (LIST_SPLIT)
+_URL_PARTS = r"[/:]|^www\."  # a domain written as a URL
+
+
+def _list_columns(cells: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """A list cell normalised (`_split`, joined by LIST_SEPARATOR, null when empty) and its first item
+    that is not a value of its kind (`_<field>_bad`). A cell of one plain ASCII item, most cells, is
+    that item: only the others are split into lists, which costs ten times as much."""
+    field = cells.name
+    pattern, longest, _ = _LIST_RULES[field]
+    text = cells if field in ("deal_ids", "ticket_ids") else cells.str.to_lowercase()
+    several = _SEVERAL + ("|" + _URL_PARTS if field == "company_domains" else "")
+    # NFKC (of non-ASCII cells only) may leave spaces at the ends: such cells are split and trimmed too.
+    many = (text.str.contains(several) | (text.str.len_bytes() != text.str.len_chars())).fill_null(False)
+    unfit = pl.when(~_fits(pl.col(field), pattern, longest)).then(pl.col(field))
+    bad = text.to_frame().select(unfit).to_series().alias(f"_{field}_bad")
+    at = many.arg_true()
+    if at.len():
+        items = text.gather(at).to_frame().select(_split(field)).to_series()
+        first_bad = items.to_frame().select(
+            pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
+        )
+        text = text.scatter(at, items.list.join(LIST_SEPARATOR).replace("", None))
+        bad = bad.scatter(at, first_bad.to_series())
+    return text, bad
+
+
 def _split(field: str) -> pl.Expr:
     """Split on LIST_SPLIT (`;`, `,`, `、` or a line break); trim; drop empties and repeats, keeping the
     first order."""
-    text = pl.col(field)
-    if field != "deal_ids" and field != "ticket_ids":
-        text = text.str.to_lowercase()
-    items = text.str.replace_all(LIST_SPLIT, LIST_SEPARATOR).str.split(LIST_SEPARATOR)
+    items = pl.col(field).str.replace_all(LIST_SPLIT, LIST_SEPARATOR).str.split(LIST_SEPARATOR)
     items = items.list.eval(pl.element().str.strip_chars())
     if field == "company_domains":
         # `https://www.example.com/about` -> `example.com`: HubSpot stores bare domains.
@@ -578,16 +625,12 @@ def _split(field: str) -> pl.Expr:
             .str.replace(r"[/:].*$", "")
             .str.replace(r"^www\.", "")
         )
-    items = items.list.eval(pl.element().filter(pl.element() != "")).list.unique(maintain_order=True)
-    return items.fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    return items.list.eval(pl.element().filter(pl.element() != "")).list.unique(maintain_order=True)
 
 
 def _list_problem(column: _Columns, field: str) -> _Check:
-    pattern, longest, code = _LIST_RULES[field]
-    first_bad = (
-        pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
-    )
-    return column.problem(field, first_bad.is_not_null(), code, value=first_bad)
+    first_bad = pl.col(f"_{field}_bad")
+    return column.problem(field, first_bad.is_not_null(), _LIST_RULES[field][2], value=first_bad)
 
 
 def _fits(text: pl.Expr, pattern: str, longest: int) -> pl.Expr:
