@@ -49,6 +49,8 @@ _NFKC_FIELDS = ("owner_email", *LIST_FIELDS, "duration_minutes")
 
 _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
+# The same with `/`, most common first: a cell in one of these is what normalised_time_text would make of it.
+_DIRECT_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f")
 _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
 # What normalised_time_text leaves of a time that carries its offset: the wall time, then ±HH:MM.
@@ -315,39 +317,16 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
     A time with an offset is taken as written; one without is local to the row's zone. A local time in a
     DST gap does not exist (rejected); one in an overlap happens twice (the first is taken, with a warning).
     """
-    # Materialised step by step: polars would otherwise redo the text rewriting in every branch below.
-    frame = frame.with_columns(normalised_time_text(pl.col("_text")).alias("_text"))
-    frame = _eras(frame)
-    given = pl.col("_text").str.contains_any(["午前", "午後", "am", "pm"], ascii_case_insensitive=True)
-    meridiem = bool(frame.select(given.any()).item())
-    if meridiem:
-        frame = frame.with_columns(
-            pl.col("_text").str.extract(_MERIDIEM).str.to_lowercase().alias("_meridiem"),
-            pl.col("_text").str.replace(_MERIDIEM, " ").str.strip_chars().alias("_text"),
-        )
-    parts = pl.col("_text").str.extract_groups(_OFFSET)
-    sign = pl.when(parts.struct.field("sign") == "-").then(-1).otherwise(1)
-    frame = frame.with_columns(
-        pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
-        (
-            sign * (parts.struct.field("hh").cast(pl.Int32) * 60 + parts.struct.field("mm").cast(pl.Int32))
-        ).alias("_offset"),
-    )
-    naive = pl.coalesce(
-        pl.col("_wall").str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS
-    )
-    frame = frame.with_columns(naive.alias("_naive"))
-    if meridiem:
-        frame = _apply_meridiem(frame)
+    frame = frame.with_columns(_read_times(frame["_text"]))
     zones = [z for z in frame["_zone"].unique().to_list() if z is not None]
+    earliest, latest = _localised(frame["_naive"], frame["_zone"], zones)
     frame = frame.with_columns(
         (pl.col("_naive") - pl.duration(minutes=pl.col("_offset")))
         .dt.replace_time_zone("UTC")
         .cast(_UTC)
         .alias("_written"),
-        _localise(zones, "earliest").alias("_earliest"),
-        _localise(zones, "latest").alias("_latest"),
-        _unread_kind(frame).alias("_kind"),
+        earliest.alias("_earliest"),
+        latest.alias("_latest"),
     )
     status = (
         pl.when(pl.col("_text").is_null())
@@ -370,7 +349,70 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
         pl.col("_era").alias(f"_{field}_era"),
         pl.col("_naive").alias(f"_{field}_local"),
         pl.col("_offset").alias(f"_{field}_offset"),
-    ).drop("_text", "_wall", "_offset", "_naive", "_written", "_earliest", "_latest", "_kind", "_era")
+    ).drop("_text", "_offset", "_naive", "_written", "_earliest", "_latest", "_kind", "_era")
+
+
+def _read_times(text: pl.Series) -> list[pl.Series]:
+    """`_naive` (the wall time read), `_offset` (the minutes of a written offset), `_era` and `_kind`
+    (why a time could not be read) of each cell. A cell already in the form the formats read, most
+    cells, is read as it is; only the others are rewritten (normalised_time_text), several regex passes
+    over each."""
+    read = _read_as_written(text)
+    columns = [
+        read,
+        pl.repeat(None, text.len(), dtype=pl.Int32, eager=True).alias("_offset"),
+        pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_era"),
+        pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_kind"),
+    ]
+    at = (read.is_null() & text.is_not_null()).arg_true()
+    if at.len():
+        spelt = _read_spellings(text.gather(at).to_frame("_text"))
+        columns = [column.scatter(at, spelt[column.name]) for column in columns]
+    return columns
+
+
+def _read_as_written(text: pl.Series) -> pl.Series:
+    """The cells that are in one of _DIRECT_FORMATS, read; each format tried only on the cells the
+    ones before it could not read (a failed parse costs as much as one that works)."""
+    read = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True).alias("_naive")
+    left = text.is_not_null().arg_true()
+    for form in _DIRECT_FORMATS:
+        if not left.len():
+            break
+        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False)
+        done = parsed.is_not_null()
+        read = read.scatter(left.filter(done), parsed.filter(done))
+        left = left.filter(~done)
+    return read
+
+
+def _strptime(wall: pl.Expr) -> pl.Expr:
+    return pl.coalesce(wall.str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS)
+
+
+def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_read_times`' columns for cells in any other spelling, from `_text`."""
+    # Materialised step by step: polars would otherwise redo the text rewriting in every branch below.
+    frame = frame.with_columns(normalised_time_text(pl.col("_text")).alias("_text"))
+    frame = _eras(frame)
+    given = pl.col("_text").str.contains_any(["午前", "午後", "am", "pm"], ascii_case_insensitive=True)
+    meridiem = bool(frame.select(given.any()).item())
+    if meridiem:
+        frame = frame.with_columns(
+            pl.col("_text").str.extract(_MERIDIEM).str.to_lowercase().alias("_meridiem"),
+            pl.col("_text").str.replace(_MERIDIEM, " ").str.strip_chars().alias("_text"),
+        )
+    parts = pl.col("_text").str.extract_groups(_OFFSET)
+    sign = pl.when(parts.struct.field("sign") == "-").then(-1).otherwise(1)
+    minutes = parts.struct.field("hh").cast(pl.Int32) * 60 + parts.struct.field("mm").cast(pl.Int32)
+    frame = frame.with_columns(
+        pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
+        (sign * minutes).cast(pl.Int32).alias("_offset"),
+    )
+    frame = frame.with_columns(_strptime(pl.col("_wall")).alias("_naive"))
+    if meridiem:
+        frame = _apply_meridiem(frame)
+    return frame.with_columns(_unread_kind(frame).alias("_kind"))
 
 
 def _eras(frame: pl.DataFrame) -> pl.DataFrame:
@@ -434,18 +476,29 @@ def _unread_kind(frame: pl.DataFrame) -> pl.Expr:
     )
 
 
-def _localise(zones: list[str], ambiguous: str) -> pl.Expr:
-    # replace_time_zone takes one zone name, not an expression: one branch per distinct zone in the sheet.
-    branches = [
-        pl.when(pl.col("_zone") == zone).then(
-            pl.col("_naive")
-            .dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")  # type: ignore[arg-type]
-            .dt.convert_time_zone("UTC")
-            .cast(_UTC)
-        )
-        for zone in zones
-    ]
-    return pl.coalesce(branches) if branches else pl.lit(None, dtype=_UTC)
+def _localised(naive: pl.Series, zone: pl.Series, zones: list[str]) -> tuple[pl.Series, pl.Series]:
+    """Each wall time in its row's zone, in UTC: the earliest and the latest instant it can be (the two
+    differ in a fall-back overlap; both null in a spring-forward gap, or without a zone)."""
+    earliest = pl.repeat(None, naive.len(), dtype=_UTC, eager=True)
+    latest = earliest.clone()
+    # replace_time_zone takes one zone name, not an expression: each zone's rows are converted apart,
+    # at once unless a time is in an overlap or a gap (null), which few are.
+    for name in zones:
+        at = (zone == name).arg_true()
+        local = naive.gather(at)
+        once = _in_zone(local, name, "null")
+        earliest = earliest.scatter(at, once)
+        latest = latest.scatter(at, once)
+        odd = (once.is_null() & local.is_not_null()).arg_true()
+        if odd.len():
+            earliest = earliest.scatter(at.gather(odd), _in_zone(local.gather(odd), name, "earliest"))
+            latest = latest.scatter(at.gather(odd), _in_zone(local.gather(odd), name, "latest"))
+    return earliest, latest
+
+
+def _in_zone(local: pl.Series, zone: str, ambiguous: str) -> pl.Series:
+    moment = local.dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")  # type: ignore[arg-type]
+    return moment.dt.convert_time_zone("UTC").cast(_UTC)
 
 
 def _start_read(frame: pl.DataFrame) -> pl.Expr:
