@@ -12,6 +12,7 @@ import dataclasses
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
     temp = Path(temp_name)
     try:
         if path.suffix.lower() == ".xlsx":
-            safe.write_excel(temp, worksheet="results", autofit=False)
+            _write_workbook(safe, temp)
         else:
             safe.write_csv(temp, include_bom=True)
         # mkstemp makes the file private (0600); a results file is a shared document like any other.
@@ -184,6 +185,103 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+_XLSX_CHUNK_ROWS = 20_000
+_XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Excel's own escape for characters XML cannot hold (a CR would read back as LF); `_x` itself escaped first.
+_XML_ESCAPES.update({chr(c): f"_x{c:04X}_" for c in range(32) if c not in (9, 10)})
+_ESCAPE_PATTERN = r"_(x[0-9A-Fa-f]{4}_)"
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_DOC_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PARTS = {
+    "[Content_Types].xml": (
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml"'
+        ' ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml"'
+        ' ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        '<Override PartName="/xl/styles.xml"'
+        ' ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>'
+    ),
+    "_rels/.rels": (
+        f'<Relationships xmlns="{_RELS}"><Relationship Id="rId1"'
+        f' Type="{_DOC_RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/workbook.xml": (
+        f'<workbook xmlns="{_MAIN}" xmlns:r="{_DOC_RELS}"><sheets>'
+        '<sheet name="results" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        f'<Relationships xmlns="{_RELS}">'
+        f'<Relationship Id="rId1" Type="{_DOC_RELS}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{_DOC_RELS}/styles" Target="styles.xml"/></Relationships>'
+    ),
+    "xl/styles.xml": (
+        f'<styleSheet xmlns="{_MAIN}"><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font>'
+        '</fonts><fills count="2"><fill><patternFill patternType="none"/></fill><fill>'
+        '<patternFill patternType="gray125"/></fill></fills><borders count="1"><border><left/><right/>'
+        '<top/><bottom/><diagonal/></border></borders><cellStyleXfs count="1"><xf numFmtId="0"'
+        ' fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="1"><xf numFmtId="0"'
+        ' fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs></styleSheet>'
+    ),
+}
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+
+
+def _write_workbook(frame: pl.DataFrame, path: Path) -> None:
+    """`frame` as a one-sheet workbook (`results`, the header in row 1, filters on it): text cells as
+    text (`0012345` keeps its zeros), integer columns as numbers. The sheet's XML is made by polars a
+    chunk of rows at a time and streamed into the zip: a cell-by-cell writer (xlsxwriter, which
+    polars' write_excel uses) takes a minute and a gigabyte for 200k rows."""
+    last = f"{_column_letters(frame.width - 1)}{frame.height + 1}"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, xml in _PARTS.items():
+            archive.writestr(name, _XML_DECLARATION + xml)
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            sheet.write(
+                f'{_XML_DECLARATION}<worksheet xmlns="{_MAIN}"><dimension ref="A1:{last}"/><sheetData>'.encode()
+            )
+            header = pl.DataFrame({str(i): [name] for i, name in enumerate(frame.columns)})
+            sheet.write(_rows_xml(header).encode())
+            for offset in range(0, frame.height, _XLSX_CHUNK_ROWS):
+                sheet.write(_rows_xml(frame.slice(offset, _XLSX_CHUNK_ROWS)).encode())
+            sheet.write(f'</sheetData><autoFilter ref="A1:{last}"/></worksheet>'.encode())
+
+
+def _rows_xml(frame: pl.DataFrame) -> str:
+    """The `<row>` elements of `frame`'s rows, each cell in column order (a null one empty, `<c/>`)."""
+    cells = [_cell_xml(frame[name]) for name in frame.columns]
+    row = pl.concat_str([pl.lit("<row>"), *cells, pl.lit("</row>")])
+    return str(frame.select(row.str.join("")).item())
+
+
+def _cell_xml(cells: pl.Series) -> pl.Expr:
+    if cells.dtype.is_integer():
+        return pl.concat_str([pl.lit("<c><v>"), pl.lit(cells.cast(pl.String)), pl.lit("</v></c>")]).fill_null(
+            "<c/>"
+        )
+    text = pl.lit(cells.cast(pl.String))
+    if cells.str.contains("_x", literal=True).any():
+        text = text.str.replace_all(_ESCAPE_PATTERN, "_x005F_$1")
+    # Excel trims a cell's leading and trailing spaces unless told not to; most columns have none.
+    spaced = bool(cells.str.contains(r"^\s|\s$").any())
+    opening = '<c t="inlineStr"><is><t xml:space="preserve">' if spaced else '<c t="inlineStr"><is><t>'
+    escaped = text.str.replace_many(_XML_ESCAPES)
+    return pl.concat_str([pl.lit(opening), escaped, pl.lit("</t></is></c>")]).fill_null("<c/>")
+
+
+def _column_letters(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA: a column's name in A1 references."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def journal_path(results_path: Path) -> Path:

@@ -198,6 +198,18 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.results.xlsx"]
 
 
+def test_xlsx_keeps_every_character_and_the_spaces_at_the_ends(tmp_path: Path) -> None:
+    """The workbook's XML is written by hand: what XML cannot hold goes in Excel's `_xHHHH_` escape,
+    and text that looks like that escape is escaped itself."""
+    texts = ['a & b <c> "d"', " padded ", "line\nbreak", "cr\rlf", "bell\x07", "_x0041_", "0012345", None]
+    inputs = pl.DataFrame({"note": texts})
+    path = tmp_path / "out.xlsx"
+    write_results(results_frame(inputs, [result(n, RowStatus.VALID) for n in range(2, 10)]), path)
+    back = pl.read_excel(path, read_options={"dtypes": "string"})
+    assert back["note"].to_list() == texts
+    assert back["row"].to_list() == [str(n) for n in range(2, 10)]
+
+
 @pytest.mark.parametrize(
     "text", ["=1+1", "+81 3 1234 5678", "-5", "@SUM(A1:A2)", "\tx", "\rx", '=HYPERLINK("x")']
 )
