@@ -326,6 +326,7 @@ def read_earlier(path: Path) -> dict[str, EarlierResult]:
             frame = pl.read_excel(path, read_options={"dtypes": "string"})
         else:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        frame = _with_journal(frame, journal_path(path))
     except (OSError, pl.exceptions.PolarsError, fastexcel.FastExcelError) as exc:
         raise InputError(f"{path}: cannot read earlier results: {exc}") from None
     missing = {"row_key", "status", "meeting_id"} - set(frame.columns)
@@ -335,6 +336,15 @@ def read_earlier(path: Path) -> dict[str, EarlierResult]:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("portal_id"))
     keyed = frame.select("row_key", "status", "meeting_id", "portal_id").drop_nulls("row_key")
     return {key: EarlierResult(status, meeting, portal) for key, status, meeting, portal in keyed.iter_rows()}
+
+
+def _with_journal(frame: pl.DataFrame, journal: Path) -> pl.DataFrame:
+    """A results file with the journal a killed run left beside it: a row's last line is its outcome."""
+    if not journal.is_file() or "row" not in frame.columns:
+        return frame
+    lines = pl.read_csv(journal, infer_schema=False, encoding="utf8")
+    both = pl.concat([frame, lines.select(c for c in lines.columns if c in frame.columns)], how="diagonal")
+    return both.unique("row", keep="last", maintain_order=True)
 
 
 def count_statuses(results: Sequence[RowResult]) -> dict[str, int]:

@@ -12,8 +12,11 @@ from importer.errors import InputError
 from importer.models import RESULT_COLUMNS, RowOutcome, RowResult, RowStatus
 from importer.reporter import (
     EarlierResult,
+    RowResults,
+    append_results,
     count_statuses,
     default_results_path,
+    journal_path,
     read_earlier,
     results_frame,
     write_results,
@@ -317,3 +320,30 @@ def test_read_earlier_of_a_file_that_is_not_results(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_earlier(path)
     assert str(caught.value) == f"{path}: not a results file (no meeting_id, row_key column)"
+
+
+def test_read_earlier_takes_a_killed_runs_journal_into_account(tmp_path: Path) -> None:
+    path = tmp_path / "out.results.csv"
+    earlier = [
+        RowResult(2, "k2", RowOutcome(RowStatus.NOT_SENT)),
+        RowResult(3, "k3", RowOutcome(RowStatus.NOT_SENT)),
+    ]
+    write_results(results_frame(INPUTS, earlier), path)
+    created = RowResult(3, "k3", RowOutcome(RowStatus.CREATED, meeting_id="8100003"))
+    append_results(results_frame(INPUTS.tail(1), [created]), journal_path(path))
+    assert journal_path(path) == tmp_path / "out.results.journal.csv"
+    assert read_earlier(path) == {
+        "k2": EarlierResult("not_sent", None, None),
+        "k3": EarlierResult("created", "8100003", None),
+    }
+
+
+def test_row_results_are_columns_and_objects_only_for_rows_read() -> None:
+    results = RowResults.of(RESULTS)
+    assert (len(results), results.take_changed()) == (2, [])
+    results[1].outcome = RowOutcome(RowStatus.FAILED, error="gone")
+    assert results.take_changed() == [1]
+    assert results.columns()["status"].to_list() == ["created", "failed"]
+    assert results.columns_of([1])["error"].to_list() == ["gone"]
+    assert results.peek(0).outcome.meeting_id == "8100001" and results.take_changed() == []
+    assert count_statuses(results)["failed"] == 1
