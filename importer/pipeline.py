@@ -237,7 +237,7 @@ def read_rows(
 def _read_results(frames: list[pl.DataFrame], meetings: Pending) -> RowResults:
     """Every row's result as read, as columns: `invalid` with its problems, else `valid`."""
     read = pl.concat(frames) if frames else pl.DataFrame(schema={"row": pl.Int64, "error": pl.String})
-    keys = pl.Series([None] * read.height, dtype=pl.String)
+    keys = pl.repeat(None, read.height, dtype=pl.String, eager=True)
     if meetings:
         keys = keys.scatter([index for index, _ in meetings], [meeting.row_key for _, meeting in meetings])
     invalid = pl.col("error").is_not_null()

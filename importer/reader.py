@@ -161,10 +161,13 @@ def load_sheet(
     mapping = _map_cells(header, columns)
     _check_mapping(path, mapping, header, table.header_row, forced=header_row is not None)
     first_row = table.header_row + 1
-    frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row"))
-    kept = frame.select(~_blank([c for c in frame.columns if c != "_row"])).to_series()
-    frame = frame.filter(kept)
-    evidence = evidence.filter(kept) if evidence is not None else None
+    # Kept apart from the frame: adding a column to it and dropping it again copies every column.
+    rows = pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64, eager=True)
+    blank = _blank_rows(frame)
+    if blank.len():  # filtering copies every column, blank rows or not
+        kept = ~pl.int_range(frame.height, eager=True).is_in(blank.implode())
+        frame, rows = frame.filter(kept), rows.filter(kept)
+        evidence = evidence.filter(kept) if evidence is not None else None
     headers = {f: frame.columns[i] for f, i in mapping.fields.items()}
     if excel:
         frame = _excel_time_cells(frame, [headers[f] for f in _TIME_FIELDS if f in headers])
@@ -177,8 +180,8 @@ def load_sheet(
         log.warning("%s: columns not imported, as they map to no field: %s", path, ", ".join(unmapped))
     return Sheet(
         path,
-        frame.drop("_row"),
-        frame["_row"].cast(pl.Int64),
+        frame,
+        rows,
         headers,
         sheet_name=table.sheet_name,
         other_sheets=table.other_sheets,
@@ -211,6 +214,18 @@ def _split_results(
     )
     names = [header[i][1:] if re.match(_NEUTRALISED, header[i]) else header[i] for i in kept]
     return own, names, evidence
+
+
+def _blank_rows(frame: pl.DataFrame) -> pl.Series:
+    """The indices of the rows whose every cell is empty or white space. A column at a time, each only
+    on the rows still undecided: a sheet's first column alone decides most rows."""
+    undecided = pl.int_range(frame.height, dtype=pl.UInt32, eager=True)
+    for column in frame.columns:
+        if not undecided.len():
+            break
+        cells = frame[column] if undecided.len() == frame.height else frame[column].gather(undecided)
+        undecided = undecided.filter(~cells.str.contains(r"\S").fill_null(False))
+    return undecided
 
 
 def _blank(columns: list[str]) -> pl.Expr:

@@ -9,6 +9,7 @@ Every write goes to a temporary file renamed over the target, so a reader never 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import tempfile
@@ -148,6 +149,8 @@ def results_lines(
 ) -> pl.DataFrame:
     """As `results_frame`, of `results` as `RowResults.columns` has them, row for row with `inputs`."""
     own = inputs.drop([c for c in RESULT_COLUMNS if c in inputs.columns])
+    if own.width:
+        results = _aligned(results, own[own.columns[0]].chunk_lengths())
     link = pl.lit(None, pl.String)
     if portal_id is not None and ui_domain:
         link = pl.format(f"https://{ui_domain}/contacts/{portal_id}/record/0-47/{{}}", pl.col("meeting_id"))
@@ -160,6 +163,16 @@ def results_lines(
         action = pl.col("status").replace_strict(PLAN_ACTIONS, default=pl.col("status"))
         outcome = outcome.with_columns(action).rename({"status": "action"})
     return pl.concat([own, outcome], how="horizontal")
+
+
+def _aligned(frame: pl.DataFrame, lengths: list[int]) -> pl.DataFrame:
+    """`frame` in chunks of `lengths` rows (no copy): the input's columns come in chunks as the CSV
+    reader made them, and a frame whose columns are chunked apart is copied whole by the first
+    expression run on it, which doubled the memory of a large sheet's results as they were written."""
+    if frame.n_chunks() == len(lengths) == 1:
+        return frame
+    starts = itertools.accumulate(lengths[:-1], initial=0)
+    return pl.concat([frame.slice(start, n) for start, n in zip(starts, lengths, strict=True)], rechunk=False)
 
 
 PLAN_ACTIONS = {"valid": "create", "updated": "update", "skipped": "skip", "failed": "fail"}
