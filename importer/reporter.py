@@ -316,9 +316,14 @@ def append_results(frame: pl.DataFrame, path: Path) -> None:
 
 def _neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     text_columns = [c for c, t in frame.schema.items() if t == pl.String]
+    checks = frame.select(pl.col(c).str.contains(_FORMULA_START).any() for c in text_columns)
+    found = checks.row(0) if text_columns else ()
+    # Only the columns that have such a cell are rewritten: a copy of every column would double the
+    # memory a large sheet's results take, just as they are written.
+    risky = [c for c, hit in zip(text_columns, found, strict=True) if hit]
     cells = frame.with_columns(
         pl.when(pl.col(c).str.contains(_FORMULA_START)).then("'" + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c in text_columns
+        for c in risky
     )
     return cells.rename({c: f"'{c}" for c in cells.columns if re.match(_FORMULA_START, c)})
 
