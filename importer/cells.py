@@ -318,8 +318,7 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
     DST gap does not exist (rejected); one in an overlap happens twice (the first is taken, with a warning).
     """
     frame = frame.with_columns(_read_times(frame["_text"]))
-    zones = [z for z in frame["_zone"].unique().to_list() if z is not None]
-    earliest, latest = _localised(frame["_naive"], frame["_zone"], zones)
+    earliest, latest = _localised(frame["_naive"], _rows_by_zone(frame["_zone"]))
     frame = frame.with_columns(
         (pl.col("_naive") - pl.duration(minutes=pl.col("_offset")))
         .dt.replace_time_zone("UTC")
@@ -476,15 +475,22 @@ def _unread_kind(frame: pl.DataFrame) -> pl.Expr:
     )
 
 
-def _localised(naive: pl.Series, zone: pl.Series, zones: list[str]) -> tuple[pl.Series, pl.Series]:
-    """Each wall time in its row's zone, in UTC: the earliest and the latest instant it can be (the two
-    differ in a fall-back overlap; both null in a spring-forward gap, or without a zone)."""
+def _rows_by_zone(zone: pl.Series) -> dict[str, pl.Series]:
+    """Each zone's row indices, in one pass."""
+    rows = pl.DataFrame({"zone": zone, "at": pl.int_range(zone.len(), dtype=pl.UInt32, eager=True)})
+    groups = rows.drop_nulls("zone").group_by("zone").agg("at")
+    return dict(zip(groups["zone"].to_list(), groups["at"], strict=True))
+
+
+def _localised(naive: pl.Series, zones: dict[str, pl.Series]) -> tuple[pl.Series, pl.Series]:
+    """Each wall time in its row's zone (`zones`: each zone's rows), in UTC: the earliest and the
+    latest instant it can be (the two differ in a fall-back overlap; both null in a spring-forward gap,
+    or without a zone)."""
     earliest = pl.repeat(None, naive.len(), dtype=_UTC, eager=True)
     latest = earliest.clone()
     # replace_time_zone takes one zone name, not an expression: each zone's rows are converted apart,
     # at once unless a time is in an overlap or a gap (null), which few are.
-    for name in zones:
-        at = (zone == name).arg_true()
+    for name, at in zones.items():
         local = naive.gather(at)
         once = _in_zone(local, name, "null")
         earliest = earliest.scatter(at, once)
