@@ -2,9 +2,9 @@
 
 Two steps. `load_sheet` reads the file as text cells (never letting a parser guess types, so `0012345`
 stays `0012345`), finds the header (below any title or blank rows) and maps it to the importer's fields.
-`parse_rows` then turns each row into a `Meeting`: times are parsed and put into UTC vectorised in polars
-(per-row Python date parsing is the slowest part of a million-row sheet), everything else goes through the
-pydantic model row by row so one bad row never costs the others.
+`parse_rows` then checks every row a chunk at a time, a whole column at once in polars (importer.cells),
+and yields each chunk's outcome as columns; only the rows that passed become `Meeting`s (pydantic, row by
+row, so one bad row never costs the others), and a dry run builds none.
 """
 
 from __future__ import annotations
