@@ -53,7 +53,7 @@ bench: $(STAMP)
 messages: $(STAMP)
 	$(BIN)/pybabel extract --no-location --sort-output --project meeting-importer -F importer/locale/babel.cfg \
 	  -k _code:1c,2 -o importer/locale/meeting_importer.pot importer
-	$(BIN)/pybabel update --no-fuzzy-matching -D meeting_importer -i importer/locale/meeting_importer.pot -d importer/locale
+	$(BIN)/pybabel update --no-fuzzy-matching --width 110 -D meeting_importer -i importer/locale/meeting_importer.pot -d importer/locale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache out

@@ -86,8 +86,8 @@ def parse_cells(
     """Typed values for `cells` (a text column per mapped field, trimmed, "" as null).
 
     Returns a frame with the model's fields (lists joined by LIST_SEPARATOR), `_problems` and `_warnings`
-    (messages in the active language, null when none), `_error_codes` (a code per problem, in the order
-    of `_problems`), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
+    (messages in the active language, null when none), `_error_codes` and `_warning_codes` (a code per
+    problem or warning, in their order), `_start_read` (the start as read, ISO 8601 with the offset of the zone used),
     `_reminders` (an index into the returned reminder schedules), and the schedules.
     """
     absent = [pl.lit(None, pl.String).alias(f) for f in FIELDS if f not in cells.columns]
@@ -133,6 +133,7 @@ def parse_cells(
             value=pl.col("_reminder_problem"),
         ),
     ]
+    warnings = [_time_warning(column, t) for t in ("start", "end")]
     out = frame.select(
         *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
         pl.col("_start").alias("start"),
@@ -149,7 +150,7 @@ def parse_cells(
 
 
 def _notes(frame: pl.DataFrame, problems: list[_Check], warnings: list[_Check]) -> pl.DataFrame:
-    """`_problems`, `_error_codes` and `_warnings`. The checks' conditions are cheap and run on every
+    """`_problems`, `_error_codes`, `_warnings` and `_warning_codes`. The checks' conditions are cheap and run on every
     row; their messages, a string built per row, only on the rows some check flags (few, as a rule)."""
     flagged = pl.any_horizontal([c.condition.fill_null(False) for c in (*problems, *warnings)])
     at = frame.select(flagged.arg_true()).to_series()
@@ -157,6 +158,7 @@ def _notes(frame: pl.DataFrame, problems: list[_Check], warnings: list[_Check]) 
         _joined([p.message for p in problems]).alias("_problems"),
         _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
         _joined([w.message for w in warnings]).alias("_warnings"),
+        _joined([w.code for w in warnings], codes.CODE_SEPARATOR).alias("_warning_codes"),
     )
     empty = pl.Series([None] * frame.height, dtype=pl.String)
     return pl.DataFrame([empty.scatter(at, notes[name]).alias(name) for name in notes.columns])

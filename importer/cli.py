@@ -9,10 +9,12 @@ Exit codes (the only place they are decided):
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ import click
 
 from importer import __version__, logs, messages
 from importer.errors import LockHeld, StopRun
+from importer.messages import LANGUAGES, N_, Language
 
 if TYPE_CHECKING:
     from importer.console import PlainPhases, ProgressLine
@@ -29,13 +32,77 @@ if TYPE_CHECKING:
 # starlette): `--version`, `--help` and `status` start in a fraction of the time `run` needs.
 _LAZY_COMMANDS = {"sandbox": ("importer.sandbox.cli", "sandbox_command")}
 
-EXIT_CODES = """\b
-Exit codes:
-  0  every row created, skipped (done before) or, in a dry run, valid
-  1  some rows were not: invalid, failed, in doubt or not sent (see the results file)
-  2  usage, config, input, state or authentication error: one line on stderr, nothing sent
-  3  another run holds the lock on the ledger
-  4  an internal error (a bug): one line on stderr; the ledger stays right"""
+EXIT_CODES = N_(
+    "\b\n"
+    "Exit codes:\n"
+    "  0  every row created, skipped (done before) or, in a dry run, valid\n"
+    "  1  some rows were not: invalid, failed, in doubt or not sent (see the results file)\n"
+    "  2  usage, config, input, state or authentication error: one line on stderr, nothing sent\n"
+    "  3  another run holds the lock on the ledger\n"
+    "  4  an internal error (a bug): one line on stderr; the ledger stays right"
+)
+# Headings click writes into every help page, said in the run's language by _Formatter. Click's own
+# catalog (stdlib gettext, domain "messages") picks its language from the environment alone, so it
+# could not follow --lang; click's other strings (its usage errors, "Error:") stay English.
+_CLICK_HEADINGS = (N_("Usage:"), N_("Options"), N_("Commands"))
+
+
+class _Formatter(click.HelpFormatter):
+    """Writes click's headings in the language of the run."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(prog, args, f"{messages._('Usage:')} " if prefix is None else prefix)
+
+    def write_heading(self, heading: str) -> None:
+        super().write_heading(messages._(heading))
+
+
+class _Context(click.Context):
+    formatter_class = _Formatter
+
+
+class _Command(click.Command):
+    """A command whose help and epilog are msgids, said in the language of the run when help is shown:
+    the text is fixed when the module is imported, the language only once the command line is seen."""
+
+    context_class = _Context
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _write_paragraph(formatter, self.help)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _write_paragraph(formatter, self.epilog)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        first = " ".join(messages._(self.help or "").split("\n\n")[0].split())
+        if len(first) <= limit:
+            return first
+        cut = first[: limit - 3]
+        # At a word's end where there are words (English), anywhere in a text without spaces (Japanese).
+        return (cut.rpartition(" ")[0] or cut) + "..."
+
+
+def _write_paragraph(formatter: click.HelpFormatter, text: str | None) -> None:
+    if text:
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(messages._(text))
+
+
+class _Option(click.Option):
+    """An option whose help is a msgid, said in the language of the run; what click adds after it (a
+    range such as [x>=1]) is kept."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None or not self.help:
+            return record
+        spec, text = record
+        return spec, messages._(self.help) + text.removeprefix(self.help)
+
+
+_option = functools.partial(click.option, cls=_Option)
+_help_option = functools.partial(click.help_option, cls=_Option, help=N_("Show this message and exit."))
 
 
 class _StopRunExit(click.ClickException):
@@ -50,9 +117,19 @@ class _CrashExit(click.ClickException):
     exit_code = 4
 
 
-class _ImporterGroup(click.Group):
+class _ImporterGroup(_Command, click.Group):
     """Turns the importer's own errors into one line on stderr and their exit code. A bug is one line
     too, exit 4: cron mails what is printed, and a traceback there helps nobody at 2 a.m."""
+
+    command_class = _Command
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        # Messages are in --lang's language, else the locale's, from the start: --help is answered while
+        # the command line is parsed, before --lang has a value. The config's `language` counts once read.
+        messages.use(_asked_language(args) or messages.language_from(os.environ))
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -66,7 +143,9 @@ class _ImporterGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: say what it was in one line, never a traceback
-            message = f"internal error ({type(exc).__name__}: {exc}); please report it"
+            message = messages._("internal error ({error}); please report it").format(
+                error=f"{type(exc).__name__}: {exc}"
+            )
             logs.record_fatal(message)
             raise _CrashExit(message) from None
 
@@ -81,104 +160,132 @@ class _ImporterGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=_ImporterGroup, epilog=EXIT_CODES)
-@click.version_option(__version__, prog_name="meeting-importer")
+def _asked_language(args: Sequence[str]) -> Language | None:
+    """The value of `--lang X` or `--lang=X` among the arguments, if one of LANGUAGES."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = arg.partition("=")[2] if arg.startswith("--lang=") else None
+        if arg == "--lang" and index + 1 < len(args):
+            value = args[index + 1]
+        found = next((language for language in LANGUAGES if language == value), None)
+        if found is not None:
+            return found
+    return None
+
+
+@click.group(
+    cls=_ImporterGroup,
+    epilog=EXIT_CODES,
+    help=N_("Import meetings from CSV or Excel sheets into HubSpot, exactly once, inside its rate limits."),
+)
+@click.version_option(
+    __version__, prog_name="meeting-importer", cls=_Option, help=N_("Show the version and exit.")
+)
+@_help_option()
 def main() -> None:
-    """Import meetings from CSV or Excel sheets into HubSpot, exactly once, inside its rate limits."""
+    pass
 
 
 _path = click.Path(path_type=Path, dir_okay=False)
 
 
-@main.command(epilog=EXIT_CODES)
-@click.argument("input_path", metavar="INPUT", type=_path)
-@click.option("--config", "config_path", type=_path, help="TOML settings file (see config/importer.toml).")
-@click.option(
-    "--results", type=_path, help="Results file (.csv or .xlsx). Default: INPUT.results.csv beside it."
+@main.command(
+    epilog=EXIT_CODES,
+    help=N_(
+        "Import the meetings in INPUT (CSV, xlsx, xlsm, xls or ods) and write a results file.\n"
+        "\n"
+        "\b\n"
+        "Examples:\n"
+        "  meeting-importer run meetings.csv --dry-run\n"
+        "  meeting-importer run meetings_ja.csv --config config/japanese.toml\n"
+        "  meeting-importer run meetings.csv --only-failed meetings.results.csv\n"
+        "  meeting-importer run meetings.csv --key-column 商談ID\n"
+        "  meeting-importer run last_quarter.csv --mode auto"
+    ),
 )
-@click.option("--sheet", help="Excel sheet name, or its 1-based position. Default: the first visible sheet.")
-@click.option(
+@click.argument("input_path", metavar="INPUT", type=_path)
+@_option("--config", "config_path", type=_path, help=N_("TOML settings file (see config/importer.toml)."))
+@_option(
+    "--results", type=_path, help=N_("Results file (.csv or .xlsx). Default: INPUT.results.csv beside it.")
+)
+@_option("--sheet", help=N_("Excel sheet name, or its 1-based position. Default: the first visible sheet."))
+@_option(
     "--header-row",
     type=click.IntRange(min=1),
-    help="Row number of the header, as Excel shows it. Default: the first of rows 1-20 with every required column.",
+    help=N_(
+        "Row number of the header, as Excel shows it. Default: the first of rows 1-20 with every required column."
+    ),
 )
-@click.option("--encoding", help="CSV encoding (utf-8, cp932, utf-16, ...). Default: detected.")
-@click.option(
-    "--dry-run", is_flag=True, default=None, help="Validate every row, write results, send nothing."
-)
-@click.option(
+@_option("--encoding", help=N_("CSV encoding (utf-8, cp932, utf-16, ...). Default: detected."))
+@_option("--dry-run", is_flag=True, default=None, help=N_("Validate every row, write results, send nothing."))
+@_option(
     "--only-failed",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Earlier results file: rows it marks created or skipped are skipped; the rest are sent.",
+    help=N_("Earlier results file: rows it marks created or skipped are skipped; the rest are sent."),
 )
-@click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at once. Default: 8.")
-@click.option(
+@_option("--concurrency", type=click.IntRange(1, 256), help=N_("Requests in flight at once. Default: 8."))
+@_option(
     "--rate-limit",
     "requests_per_10s",
     type=click.IntRange(1, 10_000),
-    help="At most this many requests per rolling 10 s, lookups included, to leave room for other "
-    "integrations. Default: HubSpot's limit, as its answers report it (100 to 250 by tier).",
+    help=N_(
+        "At most this many requests per rolling 10 s, lookups included, to leave room for other "
+        "integrations. Default: HubSpot's limit, as its answers report it (100 to 250 by tier)."
+    ),
 )
-@click.option(
+@_option(
     "--state",
     "state_path",
     type=_path,
-    help="Run ledger (SQLite). Default: one per HubSpot portal in ~/.local/state/meeting-importer/.",
+    help=N_("Run ledger (SQLite). Default: one per HubSpot portal in ~/.local/state/meeting-importer/."),
 )
-@click.option(
+@_option(
     "--check-existing/--no-check-existing",
     default=None,
-    help="Look for each row among the portal's meetings before creating it (default: on).",
+    help=N_("Look for each row among the portal's meetings before creating it (default: on)."),
 )
-@click.option(
+@_option(
     "--key-column",
-    help="A column that identifies each meeting (e.g. 商談ID): an edited row updates its meeting.",
+    help=N_("A column that identifies each meeting (e.g. 商談ID): an edited row updates its meeting."),
 )
-@click.option(
+@_option(
     "--on-change",
     type=click.Choice(["update", "skip"]),
-    help="A row changed since it was sent: update its meeting (default) or leave it.",
+    help=N_("A row changed since it was sent: update its meeting (default) or leave it."),
 )
-@click.option(
+@_option(
     "--recreate-missing",
     is_flag=True,
     default=None,
-    help="An edited row whose meeting was deleted in HubSpot is created anew (default: it fails).",
+    help=N_("An edited row whose meeting was deleted in HubSpot is created anew (default: it fails)."),
 )
-@click.option(
+@_option(
     "--mode",
     type=click.Choice(["schedule", "log", "auto"]),
-    help="schedule: calendar events, a request a meeting; log: logged without a calendar event (past"
-    " meetings), 100 a request; auto: log the meetings that ended before the run started, schedule the"
-    " rest. Default: schedule.",
+    help=N_(
+        "schedule: calendar events, a request a meeting; log: logged without a calendar event (past"
+        " meetings), 100 a request; auto: log the meetings that ended before the run started, schedule the"
+        " rest. Default: schedule."
+    ),
 )
-@click.option("--quiet", is_flag=True, help="No progress and no summary; only errors on stderr.")
-@click.option("--log-file", type=_path, help="Append a log line per row and event to this file.")
-@click.option(
+@_option("--quiet", is_flag=True, help=N_("No progress and no summary; only errors on stderr."))
+@_option("--log-file", type=_path, help=N_("Append a log line per row and event to this file."))
+@_option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
-    show_default=True,
-    help="Log lines as key=value text or one JSON object each.",
+    help=N_("Log lines as key=value text or one JSON object each. Default: text."),
 )
-@click.option("--summary-json", type=_path, help="Write counts, durations, request rate and 429s here.")
-@click.option(
+@_option("--summary-json", type=_path, help=N_("Write counts, durations, request rate and 429s here."))
+@_option(
     "--lang",
     "language",
-    type=click.Choice(["en", "ja"]),
-    help="Language of messages and the summary. Default: the config's `language`, else the locale's.",
+    type=click.Choice(LANGUAGES),
+    help=N_("Language of messages and the summary. Default: the config's `language`, else the locale's."),
 )
+@_help_option()
 def run(**options: Any) -> None:
-    """Import the meetings in INPUT (CSV, xlsx, xlsm, xls or ods) and write a results file.
-
-    \b
-    Examples:
-      meeting-importer run meetings.csv --dry-run
-      meeting-importer run meetings_ja.csv --config config/japanese.toml
-      meeting-importer run meetings.csv --only-failed meetings.results.csv
-      meeting-importer run meetings.csv --key-column 商談ID
-      meeting-importer run last_quarter.csv --mode auto
-    """
     _import(False, **options)
 
 
@@ -196,7 +303,7 @@ def _import(
     summary_json: Path | None,
     **flags: Any,
 ) -> None:
-    from importer.config import language_from, load_settings
+    from importer.config import load_settings
     from importer.console import PlainPhases, ProgressLine, problem_report, summary_lines
     from importer.pipeline import run_import
 
@@ -208,8 +315,8 @@ def _import(
     elif not quiet:
         progress = PlainPhases(sys.stdout)
     try:
-        # The settings' own errors are said in the language known before they are read.
-        messages.use(flags.get("language") or language_from(os.environ))
+        # Until the settings are read (their own errors too), messages are in --lang's language or the
+        # locale's: see _ImporterGroup.make_context.
         settings = load_settings(config_path, os.environ, flags)
         messages.use(settings.language)
         summary = run_import(input_path, settings, progress, plan=plan)
@@ -235,36 +342,48 @@ def _write_summary(path: Path | None, data: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
-        raise StopRun(f"cannot write the summary {path}: {exc.strerror or exc}") from None
+        message = messages._("cannot write the summary {path}: {error}")
+        raise StopRun(message.format(path=path, error=exc.strerror or exc)) from None
 
 
-@main.command(epilog=EXIT_CODES)
-@click.option(
+@main.command(
+    epilog=EXIT_CODES,
+    help=N_("Print what the ledger knows: rows by state, the last run, and rows in doubt."),
+)
+@_option(
     "--state",
     "state_path",
     type=_path,
-    help="The run ledger to read. Default: every portal's ledger in ~/.local/state/meeting-importer/.",
+    help=N_("The run ledger to read. Default: every portal's ledger in ~/.local/state/meeting-importer/."),
 )
+@_help_option()
 def status(state_path: Path | None) -> None:
-    """Print what the ledger knows: rows by state, the last run, and rows in doubt."""
     from importer.ledger import find_ledgers, read_state
 
     ledgers = find_ledgers(state_path)
     if not ledgers:
-        raise StopRun("no ledger yet: no import has run for this user (or pass --state)")
+        raise StopRun(messages._("no ledger yet: no import has run for this user (or pass --state)"))
     for ledger in ledgers:
         for target in read_state(ledger):
-            click.echo(f"portal {target.target} ({ledger})")
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or "no rows"
-            click.echo(f"  rows: {counts}")
+            click.echo(messages._("portal {portal} ({ledger})").format(portal=target.target, ledger=ledger))
+            # The states stay as the ledger and the results file spell them.
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(target.counts.items())) or messages._("no rows")
+            click.echo(messages._("  rows: {counts}").format(counts=counts))
             if target.last_run is not None:
                 run = target.last_run
-                finished = _when(run.finished_at) if run.finished_at else "did not finish"
+                finished = _when(run.finished_at) if run.finished_at else messages._("did not finish")
+                last = messages._("  last run: {input} started {started}, {finished}: {summary}")
+                started = _when(run.started_at)
                 click.echo(
-                    f"  last run: {run.input} started {_when(run.started_at)}, {finished}: {run.summary or '-'}"
+                    last.format(
+                        input=run.input, started=started, finished=finished, summary=run.summary or "-"
+                    )
                 )
             for entry in target.in_doubt:
-                click.echo(f"  in doubt: {entry.row_key} '{entry.title}' since {_when(entry.updated_at)}")
+                doubt = messages._("  in doubt: {row_key} '{title}' since {since}")
+                click.echo(
+                    doubt.format(row_key=entry.row_key, title=entry.title, since=_when(entry.updated_at))
+                )
 
 
 def _when(timestamp: float) -> str:
@@ -272,21 +391,22 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
 
 
-plan = click.Command(
+plan = _Command(
     "plan",
     callback=_plan,
     params=[param for param in run.params if param.name != "dry_run"],
     epilog=EXIT_CODES,
-    help="""Show what `run` would do with each row of INPUT, and do none of it.
-
-    Reads and checks every row, looks up owners and associations, asks the ledger and HubSpot which
-    meetings exist, and writes each row's action (create, update with the columns that change, skip
-    with the meeting id, invalid, fail with the reason) to INPUT.plan.csv (or --results). It sends no
-    create and no update, and records nothing in the ledger.
-
-    \b
-    Example:
-      meeting-importer plan meetings.csv --key-column 商談ID
-    """,
+    help=N_(
+        "Show what `run` would do with each row of INPUT, and do none of it.\n"
+        "\n"
+        "Reads and checks every row, looks up owners and associations, asks the ledger and HubSpot which"
+        " meetings exist, and writes each row's action (create, update with the columns that change, skip"
+        " with the meeting id, invalid, fail with the reason) to INPUT.plan.csv (or --results). It sends no"
+        " create and no update, and records nothing in the ledger.\n"
+        "\n"
+        "\b\n"
+        "Example:\n"
+        "  meeting-importer plan meetings.csv --key-column 商談ID"
+    ),
 )
 main.add_command(plan)

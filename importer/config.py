@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from importer.cells import zone_name
 from importer.errors import ConfigError
-from importer.messages import Language
-from importer.models import ENUM_ALIASES, FIELDS, Outcome, allowed_values, parse_reminders
+from importer.messages import Language, _, language_from
+from importer.models import ENUM_ALIASES, FIELDS, Outcome, ReminderError, allowed_values, parse_reminders
 
 ENV_PREFIX = "MEETING_IMPORTER_"
 
@@ -77,7 +77,9 @@ class Settings(BaseModel):
             return None
         name = zone_name(value)
         if name is None:
-            raise ValueError(f"unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)")
+            raise ValueError(
+                _("unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)").format(value=value)
+            )
         return name
 
     @field_validator("default_outcome")
@@ -85,13 +87,18 @@ class Settings(BaseModel):
     def _outcome(cls, value: str) -> str:
         upper = ENUM_ALIASES.get(value.strip().upper(), value.strip().upper())
         if upper not in get_args(Outcome):
-            raise ValueError(f"'{value}' is not one of {allowed_values(get_args(Outcome))}")
+            allowed = allowed_values(get_args(Outcome))
+            raise ValueError(_("'{value}' is not one of {allowed}").format(value=value, allowed=allowed))
         return upper
 
     @field_validator("default_reminders")
     @classmethod
     def _reminders(cls, value: str) -> str:
-        parse_reminders(value)
+        try:
+            parse_reminders(value)
+        except ReminderError as exc:
+            message = _("'{value}' is not a reminder like 30m, 2h, 1d or 1w").format(value=exc.part)
+            raise ValueError(message) from None
         return value
 
     @field_validator("columns")
@@ -99,7 +106,8 @@ class Settings(BaseModel):
     def _columns(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value.values()) - set(FIELDS))
         if unknown:
-            raise ValueError(f"maps to unknown fields {unknown}; known: {', '.join(FIELDS)}")
+            message = _("maps to unknown fields {unknown}; known: {known}")
+            raise ValueError(message.format(unknown=unknown, known=", ".join(FIELDS)))
         return value
 
     @field_validator("sheet", mode="before")
@@ -127,7 +135,10 @@ def load_settings(
         layers.append((_read_toml(config_path), lambda name: str(config_path)))
     layers.append((_from_environ(environ), _environ_name))
     layers.append(
-        ({k: v for k, v in flags.items() if v is not None}, lambda name: f"option --{name.replace('_', '-')}")
+        (
+            {k: v for k, v in flags.items() if v is not None},
+            lambda name: _("option --{name}").format(name=name.replace("_", "-")),
+        )
     )
     for values, source in layers:
         merged.update(values)
@@ -143,19 +154,10 @@ def load_settings(
         raise ConfigError(_describe(exc, sources)) from None
 
 
-def language_from(environ: Mapping[str, str]) -> Language:
-    """The locale's language, as POSIX orders the variables (the first one set wins): Japanese when it
-    starts with `ja` (`ja_JP.UTF-8`), else English."""
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        if environ.get(name):
-            return "ja" if environ[name].lower().startswith("ja") else "en"
-    return "en"
-
-
 def _environ_name(name: str) -> str:
     if name == "base_url":
-        return "environment variable HUBSPOT_BASE_URL or MEETING_IMPORTER_BASE_URL"
-    return f"environment variable {ENV_PREFIX}{name.upper()}"
+        return _("environment variable HUBSPOT_BASE_URL or MEETING_IMPORTER_BASE_URL")
+    return _("environment variable {name}").format(name=f"{ENV_PREFIX}{name.upper()}")
 
 
 def _token(raw: str | None, token_env: str) -> str | None:
@@ -163,7 +165,8 @@ def _token(raw: str | None, token_env: str) -> str | None:
     off. One with white space inside is refused, without showing it."""
     token = (raw or "").strip()
     if any(c.isspace() for c in token):
-        raise ConfigError(f"the access token in {token_env} has white space inside it: check how it is set")
+        message = _("the access token in {variable} has white space inside it: check how it is set")
+        raise ConfigError(message.format(variable=token_env))
     return token or None
 
 
@@ -171,25 +174,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(_("config file not found: {path}").format(path=path)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        message = _("cannot read config file {path}: {error}")
+        raise ConfigError(message.format(path=path, error=exc.strerror or exc)) from None
     try:
         # Notepad and Japanese editors add a BOM; TOML itself is UTF-8 only.
         text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"cannot read config file {path}: line {line} is not UTF-8 (save it as UTF-8, not Shift_JIS)"
-        ) from None
+        message = _(
+            "cannot read config file {path}: line {line} is not UTF-8 (save it as UTF-8, not Shift_JIS)"
+        )
+        raise ConfigError(message.format(path=path, line=line)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        message = _("cannot read config file {path}: {error}")
+        raise ConfigError(message.format(path=path, error=exc)) from None
     if "token" in data:
-        raise ConfigError(
-            f"{path}: put the access token in an environment variable (token_env), not the file"
-        )
+        message = _("{path}: put the access token in an environment variable (token_env), not the file")
+        raise ConfigError(message.format(path=path))
     return data
 
 
@@ -213,10 +218,12 @@ def _describe(exc: ValidationError, sources: dict[str, str]) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "settings"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown setting"
+            message = _("unknown setting")
         source = sources.get(str(error["loc"][0])) if error["loc"] else None
         groups.setdefault(source, []).append(f"{where}: {message}")
     return "; ".join(
-        f"bad setting{f' in {source}' if source else ''}: {'; '.join(parts)}"
+        (_("bad setting in {source}: {problems}") if source else _("bad setting: {problems}")).format(
+            source=source, problems="; ".join(parts)
+        )
         for source, parts in groups.items()
     )

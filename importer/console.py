@@ -138,15 +138,16 @@ def _routing(summary: RunSummary) -> list[str]:
         return []
     lines = []
     if routing.mode != "schedule":
-        lines.append(
-            f"mode {routing.mode}: {routing.logged} rows logged without a calendar event (100 a request),"
-            f" {routing.scheduled} scheduled"
+        mode = _(
+            "mode {mode}: {logged} rows logged without a calendar event (100 a request), {scheduled} scheduled"
         )
+        lines.append(mode.format(mode=routing.mode, logged=routing.logged, scheduled=routing.scheduled))
     if routing.past_scheduled:
-        lines.append(
-            f"hint: {routing.past_scheduled} of the rows scheduled had ended before this run started;"
-            " --mode auto logs such rows without a calendar event, 100 a request"
+        hint = _(
+            "hint: {count} of the rows scheduled had ended before this run started; --mode auto logs such"
+            " rows without a calendar event, 100 a request"
         )
+        lines.append(hint.format(count=routing.past_scheduled))
     return lines
 
 

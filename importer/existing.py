@@ -12,6 +12,7 @@ A meeting is the row's only when it has the same owner, start instant and title 
 agrees with what the row sends in every compared property the search returns: the end always, the
 location and the body where the row gives them. A meeting that has the row's owner, start and title but
 differs elsewhere is someone else's (say, a rep's hand-made meeting): it is reported, never adopted.
+When several meetings agree in all of that, their associations decide (`narrow`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from importer.hubspot import HubSpotClient, Record, TooManyResults
-from importer.mapper import CreateRequest
+from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 
 SEARCH_GROUPS = 5  # HubSpot ORs at most 5 filter groups in one search
 MATCH_PROPERTIES = (
@@ -122,6 +123,34 @@ async def _search_spans(client: HubSpotClient, spans: list[tuple[str, int, int]]
             parts = [[(owner, low, middle)], [(owner, middle + 1, high)]]
         pages = await asyncio.gather(*(_search_spans(client, part) for part in parts))
         return [record for page in pages for record in page]
+
+
+async def narrowed(client: HubSpotClient, request: CreateRequest, finding: Finding) -> Finding:
+    """The finding, with several agreeing meetings narrowed to those linked as the request links."""
+    if len(finding.same) < 2:
+        return finding
+    return Finding(tuple(await narrow(client, request, finding.same)), finding.differing)
+
+
+async def narrow(client: HubSpotClient, request: CreateRequest, ids: Sequence[str]) -> list[str]:
+    """Of several meetings that agree with a request in everything search shows, those linked to exactly
+    the request's records. Search returns no associations, so two rows that differ only in their contacts
+    are told apart by reading each candidate (a request apiece: this is the rare case)."""
+    wanted = links_of(request)
+    kinds = sorted(ASSOCIATION_TYPE_IDS)
+    found = await asyncio.gather(*(client.meeting_links(meeting_id, kinds) for meeting_id in ids))
+    return [meeting_id for meeting_id, links in zip(ids, found, strict=True) if links == wanted]
+
+
+def links_of(request: CreateRequest) -> set[tuple[str, str]]:
+    """(object type, object id) of the associations the request makes."""
+    kind_of = {type_id: kind for kind, type_id in ASSOCIATION_TYPE_IDS.items()}
+    return {
+        (kind_of[kind["associationTypeId"]], str(link["to"]["id"]))
+        for link in request.body.get("associations") or []
+        for kind in link["types"]
+        if kind["associationTypeId"] in kind_of
+    }
 
 
 def _filter(name: str, operator: str, value: str) -> dict[str, Any]:

@@ -461,6 +461,16 @@ class HubSpotClient:
         """`PATCH /crm/v3/objects/meetings/{id}` (an empty string clears a property)."""
         await self._read("PATCH", f"{MEETINGS_PATH}/{meeting_id}", json_body={"properties": dict(properties)})
 
+    async def meeting_links(self, meeting_id: str, object_types: Sequence[str]) -> set[tuple[str, str]]:
+        """(object type, object id) of every record the meeting is associated with, among `object_types`:
+        `GET /crm/v3/objects/meetings/{id}?associations=...`, which search cannot answer."""
+        params = {"associations": ",".join(object_types), "properties": "hs_meeting_title"}
+        answer = await self._read("GET", f"{MEETINGS_PATH}/{meeting_id}", params=params)
+        links: set[tuple[str, str]] = set()
+        for object_type, found in (answer.get("associations") or {}).items():
+            links.update((object_type, str(item["id"])) for item in found.get("results") or [])
+        return links
+
     async def associate(self, object_type: str, pairs: Iterable[tuple[str, str, int]]) -> None:
         """Add (meeting id, object id, association type id) links: v4 batch create, BATCH_LIMIT a call."""
         inputs = [

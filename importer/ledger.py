@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from importer.errors import InputError, LockHeld, StopRun
+from importer.messages import _
 
 State = Literal["sending", "created", "in_doubt", "failed"]
 IN_DOUBT: tuple[State, ...] = ("sending", "in_doubt")
@@ -149,7 +150,8 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise _unusable(path, exc) from None
         except OSError as exc:
-            raise StopRun(f"cannot open the ledger {path}: {exc.strerror or exc}") from None
+            message = _("cannot open the ledger {path}: {error}")
+            raise StopRun(message.format(path=path, error=exc.strerror or exc)) from None
 
     @classmethod
     def copy_of(cls, path: Path, target: str) -> Ledger:
@@ -391,11 +393,16 @@ def _portal_of(target: str) -> str | None:
 
 def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StopRun:
     if "readonly" in str(exc) or "read-only" in str(exc):
-        return StopRun(f"the ledger {path} is read-only: make it and its folder writable, or pass --state")
-    return StopRun(
-        f"{path} is not a readable ledger ({exc}): move it aside and run again;"
+        return StopRun(
+            _("the ledger {path} is read-only: make it and its folder writable, or pass --state").format(
+                path=path
+            )
+        )
+    message = _(
+        "{path} is not a readable ledger ({error}): move it aside and run again;"
         " the existing-meeting check finds in HubSpot what it had recorded"
     )
+    return StopRun(message.format(path=path, error=exc))
 
 
 @contextmanager
@@ -424,14 +431,14 @@ def state_lock(ledger_path: Path, input_path: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = path.open("w")
     except OSError as exc:
-        raise StopRun(f"cannot write the state folder {path.parent}: {exc.strerror or exc}") from None
+        message = _("cannot write the state folder {path}: {error}")
+        raise StopRun(message.format(path=path.parent, error=exc.strerror or exc)) from None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockHeld(
-                f"another run of {input_path} holds the lock on {ledger_path}; try again when it has finished"
-            ) from None
+            message = _("another run of {input} holds the lock on {ledger}; try again when it has finished")
+            raise LockHeld(message.format(input=input_path, ledger=ledger_path)) from None
         yield
 
 
@@ -455,7 +462,7 @@ def find_ledgers(path: Path | None) -> list[Path]:
 def read_state(path: Path) -> list[TargetState]:
     """Every target's counts, last run and rows in doubt, read without changing the ledger."""
     if not path.is_file():
-        raise InputError(f"no ledger at {path} (pass --state, or run an import first)")
+        raise InputError(_("no ledger at {path} (pass --state, or run an import first)").format(path=path))
     try:
         with closing(Ledger(path, "", read_only=True)) as index:
             targets = index.targets()
@@ -465,4 +472,4 @@ def read_state(path: Path) -> list[TargetState]:
                 states.append(TargetState(target, ledger.counts(), ledger.last_run(), ledger.in_doubt()))
         return states
     except sqlite3.DatabaseError as exc:
-        raise InputError(f"{path}: not a readable ledger ({exc})") from None
+        raise InputError(_("{path}: not a readable ledger ({error})").format(path=path, error=exc)) from None

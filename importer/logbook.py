@@ -26,7 +26,6 @@ rows an earlier run left and the rules for rows in doubt are the Sender's own, a
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,12 +45,13 @@ from importer.hubspot import (
 )
 from importer.mapper import CreateRequest, crm_input
 from importer.sender import (
-    DAILY_LIMIT_REACHED,
     RETRIABLE_CREATE_ERRORS,
     UNKNOWN_CREATE_ERRORS,
+    Jobs,
     Sender,
     SendJob,
     _Doubt,  # the Sender's record of a row in doubt: the two senders settle their doubts alike
+    in_chunks,
 )
 
 Mode = Literal["schedule", "log", "auto"]
@@ -142,28 +142,12 @@ class BatchSender(Sender):
     in flight at most, recording every row's move in `ledger` (see the module docstring)."""
 
     async def _run_queue(
-        self, jobs: Sequence[Any], handle: Callable[[Any], Awaitable[None]] | None = None
+        self, jobs: Jobs[Any], handle: Callable[[Any], Awaitable[None]] | None = None
     ) -> None:
         if handle is not None:  # not creates (updates of edited rows): one request a row, as the Sender does
             await super()._run_queue(jobs, handle)
             return
-        queue: asyncio.Queue[list[SendJob]] = asyncio.Queue()
-        for batch in batches(jobs):
-            queue.put_nowait(batch)
-
-        async def worker() -> None:
-            while self.stop_reason is None:
-                if self._daily_remaining() == 0:
-                    self.stop(DAILY_LIMIT_REACHED)
-                    return
-                try:
-                    batch = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                for part in await self._send_batch(batch):
-                    queue.put_nowait(part)
-
-        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, max(1, queue.qsize())))))
+        await self._work(in_chunks(jobs), batches, self._send_batch)
 
     async def _send_batch(self, batch: list[SendJob]) -> list[list[SendJob]]:
         """One batch create, and every row's outcome; returns the halves of a batch HubSpot refused whole."""

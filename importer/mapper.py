@@ -9,18 +9,27 @@ per meeting, is the complete create request or the reasons it cannot be made.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from importer import problems as codes
-from importer.hubspot import HubSpotClient, Owner
+from importer.hubspot import BATCH_LIMIT, HubSpotClient, Owner
 from importer.messages import N_
 from importer.models import Meeting
 
 # HUBSPOT_DEFINED association type ids, meeting -> object (HubSpot's AssociationTypes enum).
 ASSOCIATION_TYPE_IDS = {"contacts": 200, "companies": 188, "deals": 212, "tickets": 226}
 _IN_VALUES = 100  # values per IN filter of a company search
+_BATCH = min(BATCH_LIMIT, _IN_VALUES)  # values per lookup request: batch read inputs, IN filter values
+_FILL_LOOKAHEAD = 2_000  # rows to come scanned for values that fill a batch: bounded, so chunks stay cheap
+_FIELDS = {
+    "contacts": "contact_emails",
+    "companies": "company_domains",
+    "deals": "deal_ids",
+    "tickets": "ticket_ids",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +65,68 @@ class Directory:
 
 async def build_directory(client: HubSpotClient, meetings: Sequence[Meeting]) -> Directory:
     """Look up every distinct owner, contact, company, deal and ticket the meetings name, concurrently."""
-    emails = _distinct(m.contact_emails for m in meetings)
-    domains = _distinct(m.company_domains for m in meetings)
-    deal_ids = _distinct(m.deal_ids for m in meetings)
-    ticket_ids = _distinct(m.ticket_ids for m in meetings)
-    # Owners first: every run needs them, and a refused token then costs one request, not one per lookup.
-    owners = await _owners(client)
-    contacts, companies, deals, tickets = await asyncio.gather(
-        _contacts(client, emails),
-        _companies(client, domains),
-        _existing(client, "deals", deal_ids),
-        _existing(client, "tickets", ticket_ids),
-    )
-    return Directory(owners, contacts, companies, deals, tickets)
+    return await Lookups(client).directory_for(meetings)
+
+
+class Lookups:
+    """The run's directory, grown as rows come: each chunk of rows asks HubSpot only for the values no
+    earlier chunk named, so the first rows can be sent while later ones are still being looked up."""
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self._client = client
+        self._owners_read = False
+        self.directory = Directory({}, {}, {}, set(), set())
+        self._asked: dict[str, set[str]] = {
+            "contacts": set(),
+            "companies": set(),
+            "deals": set(),
+            "tickets": set(),
+        }
+
+    async def directory_for(self, meetings: Sequence[Meeting], then: Iterable[Meeting] = ()) -> Directory:
+        """The directory, now holding everything `meetings` name. Values of the rows that come `then`
+        fill each lookup's last batch, so chunking the rows costs no more requests than one pass."""
+        found = self.directory
+        if not self._owners_read:
+            # Owners first: every run needs them, and a refused token then costs one request, not one per
+            # lookup.
+            found.owners.update(await _owners(self._client))
+            self._owners_read = True
+        new = {
+            kind: self._new(kind, (getattr(m, field) for m in meetings)) for kind, field in _FIELDS.items()
+        }
+        self._fill(new, then)
+        contacts, companies, deals, tickets = await asyncio.gather(
+            _contacts(self._client, new["contacts"]),
+            _companies(self._client, new["companies"]),
+            _existing(self._client, "deals", new["deals"]),
+            _existing(self._client, "tickets", new["tickets"]),
+        )
+        found.contacts.update(contacts)
+        found.companies.update(companies)
+        found.deals.update(deals)
+        found.tickets.update(tickets)
+        for kind, values in new.items():
+            self._asked[kind].update(values)  # only once answered: a failed lookup is asked again
+        return found
+
+    def _fill(self, new: dict[str, list[str]], then: Iterable[Meeting]) -> None:
+        """Round each kind's new values up to whole batches with values of the rows to come."""
+        room = {kind: -len(values) % _BATCH for kind, values in new.items() if values}
+        taken = {kind: set(values) for kind, values in new.items()}
+        for meeting in itertools.islice(then, _FILL_LOOKAHEAD):
+            if not any(room.values()):
+                return
+            for kind in [kind for kind, left in room.items() if left]:
+                for value in getattr(meeting, _FIELDS[kind]):
+                    if room[kind] and value not in taken[kind] and value not in self._asked[kind]:
+                        new[kind].append(value)
+                        taken[kind].add(value)
+                        room[kind] -= 1
+
+    def _new(self, kind: str, groups: Any) -> list[str]:
+        asked = self._asked[kind]
+        return [value for value in _distinct(groups) if value not in asked]
 
 
 def _distinct(groups: Any) -> list[str]:

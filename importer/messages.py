@@ -16,7 +16,7 @@ import io
 import os
 import string
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -40,6 +40,15 @@ def use(language: Language) -> None:
 
 def active() -> Language:
     return _active
+
+
+def language_from(environ: Mapping[str, str]) -> Language:
+    """The locale's language, as POSIX orders the variables (the first one set wins): Japanese when it
+    starts with `ja` (`ja_JP.UTF-8`), else English."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(name):
+            return "ja" if environ[name].lower().startswith("ja") else "en"
+    return "en"
 
 
 @contextmanager

@@ -284,10 +284,12 @@ class RowOutcome:
     attempts: int = 0
     warning: str | None = None
     error_code: str | None = None  # a stable code per problem of `error`, `;`-separated (importer.problems)
+    warning_code: str | None = None  # a code per note of `warning`, in its order, `;`-separated
 
-    def noted(self, *notes: str | None) -> RowOutcome:
-        """This outcome with `notes` added to its warning."""
-        self.warning = "; ".join(n for n in (self.warning, *notes) if n) or None
+    def noted(self, *notes: tuple[str, str]) -> RowOutcome:
+        """This outcome with `notes` (message, code) added to its warning and warning_code."""
+        self.warning = "; ".join(n for n in (self.warning, *(m for m, _ in notes)) if n) or None
+        self.warning_code = ";".join(c for c in (self.warning_code, *(c for _, c in notes)) if c) or None
         return self
 
 
@@ -318,6 +320,7 @@ RESULT_COLUMNS = (
     "attempts",
     "row_key",
     "warning",
+    "warning_code",
     "portal_id",
 )
 """Columns the results file appends to the input's own; ignored when a results file is read as input."""

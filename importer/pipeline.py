@@ -11,6 +11,11 @@ check_existing   rows HubSpot already has (made earlier, elsewhere, or by hand) 
 send             updates, then creates, paced, retried, never twice: past meetings logged (logbook)
 Board            every outcome into the results file, the log and the progress line
 
+The stages up to settle_known and confirm_vouched take every row at once (they ask the ledger, or read
+back a results file's ids). From map_rows on, the rows go a chunk at a time (`row_chunks`: by owner and
+start, small first), and `send` takes each chunk's creates and updates as soon as they are ready, while
+the next chunk is looked up: a big sheet's first meetings are created within a second or two.
+
 `plan` runs the same stages against an in-memory copy of the ledger and stops before `send`.
 """
 
@@ -21,10 +26,11 @@ import hashlib
 import logging
 import os
 import signal
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,7 +44,7 @@ from importer import problems as codes
 from importer.changes import diff, snapshot
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError, InputError, StopRun
-from importer.existing import find_in_ranges
+from importer.existing import find_in_ranges, narrow
 from importer.hubspot import Account, AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
 from importer.ledger import (
     IN_DOUBT,
@@ -48,8 +54,8 @@ from importer.ledger import (
     open_ledger,
     state_lock,
 )
-from importer.logbook import BatchSender, Routing, route
-from importer.mapper import build_directory, map_meeting
+from importer.logbook import BatchSender, Mode, Routing, route
+from importer.mapper import Lookups, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
 from importer.pacing import Pacer
 from importer.reader import Sheet, load_sheet, parse_rows
@@ -64,10 +70,11 @@ from importer.reporter import (
     results_lines,
     write_results,
 )
-from importer.sender import Sender, SendJob, UpdateJob, update_notes
+from importer.sender import Feed, Sender, SendJob, UpdateJob, update_notes
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often finished rows go to the results journal (or file) while rows finish
+FIRST_CHUNK_ROWS, CHUNK_ROWS = 50, 1000  # rows looked up together: the first few, so sending starts soon
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -79,8 +86,34 @@ class Progress(Protocol):
     def phase(self, text: str) -> None: ...
 
 
-Pending = list[tuple[int, Meeting]]
-"""Rows still to settle: their index in the results, and their meeting."""
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A valid row's meeting while it waits for its chunk: its JSON, its key and what orders it, unpacked
+    (`meeting`) only when the chunk is looked up. A Meeting object held for every row of a 200,000-row
+    sheet costs about 2 KB a row; packed, a few hundred bytes."""
+
+    row_key: str
+    owner_email: str
+    start_ms: int
+    data: bytes
+
+    @classmethod
+    def of(cls, meeting: Meeting) -> Packed:
+        start_ms = round(meeting.start.timestamp() * 1000)
+        data = Meeting.__pydantic_serializer__.to_json(meeting)
+        return cls(meeting.row_key, sys.intern(meeting.owner_email), start_ms, data)
+
+    @property
+    def meeting(self) -> Meeting:
+        return Meeting.model_validate_json(self.data)
+
+
+Pending = list[tuple[int, Packed]]
+"""Rows still to settle: their index in the results, and their meeting, packed."""
+
+
+def unpacked(rows: Pending) -> list[tuple[int, Meeting]]:
+    return [(index, packed.meeting) for index, packed in rows]
 
 
 @dataclass(frozen=True)
@@ -183,25 +216,29 @@ def run_import(
         return _summary(input_path, results_path, results, started, sheet=_note(sheet, assumed))
     token = settings.token.get_secret_value() if settings.token else None
     if not token:
-        raise ConfigError(f"no HubSpot access token: set the environment variable {settings.token_env}")
+        message = messages._("no HubSpot access token: set the environment variable {variable}")
+        raise ConfigError(message.format(variable=settings.token_env))
     return asyncio.run(_Import(input_path, settings, results_path, progress, started, plan).run(token))
 
 
 def _check_results_path(input_path: Path, results_path: Path) -> None:
     """Before any request: a results file that could not be written would lose every row's outcome."""
     if results_path.resolve() == input_path.resolve():
-        raise ConfigError(f"--results names the input file {input_path}: choose another results path")
+        message = messages._("--results names the input file {path}: choose another results path")
+        raise ConfigError(message.format(path=input_path))
     folder = results_path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    cannot = messages._("cannot write the results file {path}: {error}")
     if not folder.is_dir():
-        raise ConfigError(f"cannot write the results file {results_path}: {folder} is not a folder")
+        error = messages._("{folder} is not a folder").format(folder=folder)
+        raise ConfigError(cannot.format(path=results_path, error=error))
     if results_path.is_dir():
-        raise ConfigError(f"cannot write the results file {results_path}: it is a folder")
+        raise ConfigError(cannot.format(path=results_path, error=messages._("it is a folder")))
     if not os.access(folder, os.W_OK | os.X_OK) or (
         results_path.exists() and not os.access(results_path, os.W_OK)
     ):
-        raise ConfigError(f"cannot write the results file {results_path}: permission denied")
+        raise ConfigError(cannot.format(path=results_path, error=messages._("permission denied")))
 
 
 def read_rows(
@@ -227,7 +264,7 @@ def read_rows(
     meetings: Pending = []
     for chunk in chunks:
         offset = sum(f.height for f in frames)
-        meetings += [(offset + at, meeting) for at, meeting in chunk.meetings.items()]
+        meetings += [(offset + at, Packed.of(meeting)) for at, meeting in chunk.meetings.items()]
         frames.append(chunk.frame)
     results = _read_results(frames, meetings)
     log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
@@ -322,9 +359,10 @@ class Board:
 
     def record(self, index: int, outcome: RowOutcome) -> None:
         result = self.results[index]
-        read_warning = result.outcome.warning  # what reading the row noticed comes first
-        if read_warning and read_warning != outcome.warning:
-            outcome.warning = "; ".join(w for w in (read_warning, outcome.warning) if w)
+        read = result.outcome  # what reading the row noticed comes first
+        if read.warning and read.warning != outcome.warning:
+            outcome.warning = "; ".join(w for w in (read.warning, outcome.warning) if w)
+            outcome.warning_code = ";".join(c for c in (read.warning_code, outcome.warning_code) if c) or None
         result.outcome = outcome
         _log_row(result)
         if outcome.status is not RowStatus.NOT_SENT:  # a stop settles rows, but finishes none
@@ -349,9 +387,8 @@ class Board:
             else:
                 self._append_changed()
         except OSError as exc:  # the ledger is right already: the next run needs no results file
-            raise StopRun(
-                f"cannot write the results file {self.results_path}: {exc.strerror or exc}"
-            ) from None
+            message = messages._("cannot write the results file {path}: {error}")
+            raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
         self._last_checkpoint = time.monotonic()
 
     def _write_whole(self) -> None:
@@ -378,6 +415,9 @@ class Board:
         )
 
 
+FIRST_CHUNK_ROWS, CHUNK_ROWS = 50, 1000  # rows looked up together: the first few, so sending starts soon
+
+
 class _Import:
     """One real run: the stages in order, under one client, one ledger and one signal policy."""
 
@@ -402,6 +442,8 @@ class _Import:
         self.logbook: BatchSender | None = None
         self.routing: Routing | None = None
         self.started_ms = round(time.time() * 1000)  # `auto` logs the meetings that ended before this
+        self._feeds: tuple[Feed[Any], ...] = ()
+        self._producer: asyncio.Future[None] | None = None  # the look-ups, chunk by chunk, while sending
         self.send_s = 0.0
 
     async def run(self, token: str) -> RunSummary:
@@ -502,40 +544,25 @@ class _Import:
             )
             edits = {edit.index: edit for edit in edited}
             rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
+            chunks = list(row_chunks(rows))
             if rows:
-                self._phase(f"looking up owners and associations of {len(rows)} rows")
-            jobs = await self._stage(map_rows(client, rows, keys, settings, board))
-            updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)
-            jobs = [j for j in jobs if j.index not in edits]
-            # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
-            # Rows in doubt are left to the sender, whose rules for them are stricter.
-            checkable = [j for j in jobs if j.index not in known.in_doubt]
-            checked = (
-                checkable if settings.check_existing else [j for j in checkable if j.index in known.suspect]
-            )
-            if checked:
-                self._phase(f"asking HubSpot which of {len(checked)} rows it has already")
-                run_keys = set(keys.values())
-                sent = await self._stage(
-                    check_existing(client, ledger, checked, run_keys, self.run_id, board)
+                self._phase(
+                    f"looking up owners and associations of {len(rows)} rows, sending as they are ready"
                 )
-                looked_for = {j.index for j in checked}  # by index: comparing whole jobs is quadratic
-                jobs = [j for j in jobs if j.index not in looked_for] + sent
+            prepared = self._prepared(client, ledger, board, chunks, keys, known, edits)
             if self.plan:
+                jobs, updates = [], []
+                async for chunk_updates, chunk_jobs in prepared:
+                    updates += chunk_updates
+                    jobs += chunk_jobs
                 *_, self.routing = route(jobs, settings.mode, self.started_ms)  # how many each way
                 _record_plan(jobs, updates, board)
                 return
-            if jobs or updates:
-                self._phase(f"sending {len(jobs)} creates and {len(updates)} updates")
-            await self._send(client, pacer, ledger, jobs, updates, board)
+            await self._send(client, pacer, ledger, prepared, board)
         except _Stopped:
             pass  # a signal during the lookups: nothing was sent
         except HubSpotError as error:
-            # The lookups could not be done, retries spent: nothing was sent.
-            self.stop_reason = messages._(
-                "looking up owners, associations and meetings failed: {error}"
-            ).format(error=error)
-            log.error(self.stop_reason)
+            self._lookups_failed(error)
         finally:
             self.send_s = time.monotonic() - started
             stopped = codes.describe(
@@ -551,18 +578,54 @@ class _Import:
             counts = " ".join(f"{k}={n}" for k, n in count_statuses(board.results).items() if n)
             ledger.finish_run(self.run_id, f"{self.stop_reason or 'finished'}: {counts or 'no rows'}")
 
+    async def _prepared(
+        self,
+        client: HubSpotClient,
+        ledger: Ledger,
+        board: Board,
+        chunks: list[Pending],
+        keys: dict[int, str],
+        known: Known,
+        edits: dict[int, Edited],
+    ) -> AsyncIterator[tuple[list[UpdateJob], list[SendJob]]]:
+        """Stages map_rows, plan_updates and check_existing, a chunk of rows at a time (see `row_chunks`):
+        the updates and creates of each chunk, as soon as its rows are looked up and checked."""
+        settings = self.settings
+        lookups = Lookups(client)
+        run_keys = set(keys.values())
+        upcoming = unpacked(chunks[0]) if chunks else []
+        for at in range(len(chunks)):
+            # Two chunks unpacked at a time: this one, and the next, whose values fill this one's batches.
+            chunk, upcoming = upcoming, unpacked(chunks[at + 1]) if at + 1 < len(chunks) else []
+            later = (meeting for _, meeting in upcoming)
+            jobs = await self._stage(map_rows(lookups, chunk, keys, settings, board, later))
+            updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)
+            jobs = [j for j in jobs if j.index not in edits]
+            # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
+            # Rows in doubt are left to the sender, whose rules for them are stricter.
+            checkable = [j for j in jobs if j.index not in known.in_doubt]
+            checked = (
+                checkable if settings.check_existing else [j for j in checkable if j.index in known.suspect]
+            )
+            if checked:
+                sent = await self._stage(
+                    check_existing(client, ledger, checked, run_keys, self.run_id, board)
+                )
+                looked_for = {j.index for j in checked}  # by index: comparing whole jobs is quadratic
+                jobs = [j for j in jobs if j.index not in looked_for] + sent
+            yield updates, jobs
+
     async def _send(
         self,
         client: HubSpotClient,
         pacer: Pacer,
         ledger: Ledger,
-        jobs: list[SendJob],
-        updates: list[UpdateJob],
+        prepared: AsyncIterator[tuple[list[UpdateJob], list[SendJob]]],
         board: Board,
     ) -> None:
-        """Stage: update the edited rows' meetings, then create the rest, the logged ones
-        (importer.logbook) beside the scheduled ones; the senders decide about retries and rows in doubt."""
-        logged, scheduled, self.routing = route(jobs, self.settings.mode, self.started_ms)
+        """Stage: update the edited rows' meetings and create the rest, the logged ones (importer.logbook)
+        beside the scheduled ones, chunk by chunk as the look-ups make them; the senders decide about
+        retries and rows in doubt."""
         options: dict[str, Any] = {
             "run_id": self.run_id,
             "concurrency": self.settings.concurrency,
@@ -573,21 +636,67 @@ class _Import:
             "recreate_missing": self.settings.recreate_missing,
             "on_phase": self._phase,
         }
-        self.sender = Sender(client, ledger, **options)
-        self.logbook = BatchSender(client, ledger, **options)
-        if self.stop_reason is not None:
-            self.sender.stop(self.stop_reason)
-            self.logbook.stop(self.stop_reason)
+        sender = self.sender = Sender(client, ledger, **options)
+        logbook = self.logbook = BatchSender(client, ledger, **options)
+        updates, logged, scheduled = Feed[UpdateJob](), Feed[SendJob](), Feed[SendJob]()
+        self._feeds = (updates, logged, scheduled)
+        routings: list[Routing] = []
+
+        async def produce() -> None:
+            try:
+                async for chunk_updates, jobs in prepared:
+                    if self._stopping():
+                        return
+                    chunk_logged, chunk_scheduled, routing = route(jobs, self.settings.mode, self.started_ms)
+                    routings.append(routing)
+                    await updates.put(chunk_updates)
+                    await logged.put(chunk_logged)
+                    await scheduled.put(chunk_scheduled)
+            except HubSpotError as error:  # rows already handed to the senders are still sent
+                self._lookups_failed(error)
+            finally:
+                for feed in self._feeds:
+                    feed.close()
+
+        async def drain(feed: Feed[Any], work: Any) -> None:
+            try:
+                await work
+            finally:
+                feed.abandon()  # a sender that stopped takes no more: the look-ups must not wait for it
+
+        self._producer = asyncio.ensure_future(produce())
         try:
-            await self.sender.update_all(updates)
-            # Both to the end, whatever one raises: neither may be left sending once the ledger closes.
+            # All to the end, whatever one raises: none may be left sending once the ledger closes.
             done = await asyncio.gather(
-                self.logbook.send_all(logged), self.sender.send_all(scheduled), return_exceptions=True
+                self._producer,
+                drain(updates, sender.update_all(updates)),
+                drain(logged, logbook.send_all(logged)),
+                drain(scheduled, sender.send_all(scheduled)),
+                return_exceptions=True,
             )
-            for failure in (d for d in done if isinstance(d, BaseException)):
+            failures = [
+                d for d in done if isinstance(d, BaseException) and not isinstance(d, asyncio.CancelledError)
+            ]
+            for failure in failures:
                 raise failure
         finally:
-            self.stop_reason = self.stop_reason or self.sender.stop_reason or self.logbook.stop_reason
+            self.routing = _routing(routings, self.settings.mode)
+            self.stop_reason = self.stop_reason or sender.stop_reason or logbook.stop_reason
+
+    def _stopping(self) -> bool:
+        """Whether a signal, a sender or a failed look-up stopped the run: no more rows are prepared."""
+        senders = (self.sender, self.logbook)
+        return self.stop_reason is not None or any(s is not None and s.stop_reason for s in senders)
+
+    def _lookups_failed(self, error: HubSpotError) -> None:
+        """The look-ups could not be done, retries spent: the rows not yet handed to a sender stay unsent."""
+        self.stop_reason = messages._("looking up owners, associations and meetings failed: {error}").format(
+            error=error
+        )
+        log.error(self.stop_reason)
+        for sender in (self.sender, self.logbook):
+            if sender is not None:
+                sender.stop(self.stop_reason)
 
     def _phase(self, text: str) -> None:
         log.info("%s", text)
@@ -603,7 +712,9 @@ class _Import:
                 raise
             raise _Stopped from None
         except AuthFailed as error:
-            raise AuthError(f"HubSpot refused the access token: {error}") from None
+            raise AuthError(
+                messages._("HubSpot refused the access token: {error}").format(error=error)
+            ) from None
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -620,6 +731,8 @@ class _Import:
                 self.sender.stop(reason)
                 if self.logbook is not None:
                     self.logbook.stop(reason)
+                if self._producer is not None:
+                    self._producer.cancel()  # look-ups send nothing: rows not yet prepared stay unsent
             elif self.stop_reason is None and task is not None:
                 self.stop_reason = reason
                 task.cancel()
@@ -650,7 +763,8 @@ async def connect(client: HubSpotClient, base_url: str) -> Account:
         raise
     except HubSpotError as error:
         host = urlsplit(base_url).hostname or base_url
-        raise StopRun(f"cannot reach HubSpot at {host} ({base_url}): {error}") from None
+        message = messages._("cannot reach HubSpot at {host} ({url}): {error}")
+        raise StopRun(message.format(host=host, url=base_url, error=error)) from None
 
 
 def _merge_legacy_ledger(ledger: Ledger, legacy: Path) -> None:
@@ -678,9 +792,12 @@ def _earlier_results(path: Path | None, account: Account) -> dict[str, EarlierRe
     earlier = read_earlier(path)
     portals = {e.portal_id for e in earlier.values() if e.portal_id} - {str(account.portal_id)}
     if portals:
+        message = messages._(
+            "{path} was written for HubSpot portal {portals}, but this run writes to portal {portal}:"
+            " use that portal's results file"
+        )
         raise InputError(
-            f"{path} was written for HubSpot portal {', '.join(sorted(portals))}, but this run writes to"
-            f" portal {account.portal_id}: use that portal's results file"
+            message.format(path=path, portals=", ".join(sorted(portals)), portal=account.portal_id)
         )
     return earlier
 
@@ -693,9 +810,9 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
     keys: dict[int, str] = {}
     if key_column:
         if key_column not in sheet.frame.columns:
-            raise InputError(
-                f"{sheet.path}: no column '{key_column}' (key_column); the file has: {', '.join(sheet.frame.columns)}"
-            )
+            message = messages._("{path}: no column '{column}' (key_column); the file has: {columns}")
+            columns = ", ".join(sheet.frame.columns)
+            raise InputError(message.format(path=sheet.path, column=key_column, columns=columns))
         values = sheet.frame[key_column].to_list()
         seen: dict[str, int] = {}
         for index, _ in meetings:
@@ -705,8 +822,11 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
                 board.record(index, codes.outcome(RowStatus.INVALID, missing))
                 continue
             if value in seen:
-                rows = f"{board.results[seen[value]].row} and {board.results[index].row}"
-                raise InputError(f"{sheet.path}: rows {rows} have the same {key_column} '{value}'")
+                rows = messages._("{first} and {second}").format(
+                    first=board.results[seen[value]].row, second=board.results[index].row
+                )
+                message = messages._("{path}: rows {rows} have the same {column} '{value}'")
+                raise InputError(message.format(path=sheet.path, rows=rows, column=key_column, value=value))
             seen[value] = index
             keys[index] = hashlib.sha256(f"key\x1f{value}".encode()).hexdigest()[:24]
     else:
@@ -745,7 +865,7 @@ def _twin_outcome(first: RowResult) -> RowOutcome:
     """A repeated row's outcome is its first's; its problems are the first's, after saying so."""
     same = codes.Problem(codes.DUPLICATE_ROW_CONTENT, params={"row": first.row})
     if first.status in DONE_STATUSES:
-        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id, warning=same.render())
+        return RowOutcome(RowStatus.SKIPPED, first.outcome.meeting_id).noted(*codes.rendered([same]))
     earlier = first.outcome
     error, code = same.render(), same.code.name
     return RowOutcome(
@@ -760,7 +880,7 @@ class Edited:
     """A row whose meeting HubSpot has, but whose content changed since it was sent."""
 
     index: int
-    meeting: Meeting
+    meeting: Packed
     meeting_id: str
     sent: str | None  # the ledger's snapshot of what was last sent; None when unknown
 
@@ -770,7 +890,7 @@ class Known:
     """What `settle_known` leaves for the later stages."""
 
     pending: Pending = field(default_factory=list)  # to be mapped, checked and created
-    vouched: dict[str, list[tuple[int, Meeting]]] = field(default_factory=dict)  # meeting id -> rows
+    vouched: dict[str, Pending] = field(default_factory=dict)  # meeting id -> rows
     suspect: set[int] = field(default_factory=set)  # a results file left them unsent or in doubt
     in_doubt: set[int] = field(default_factory=set)  # the ledger's rows in doubt: the sender searches first
     edited: list[Edited] = field(default_factory=list)
@@ -800,8 +920,8 @@ def settle_known(
             if entry.content_key in (None, meeting.row_key):
                 board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif on_change == "skip":
-                note = codes.Problem(codes.CHANGE_NOT_SENT).render()
-                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id, warning=note))
+                note = codes.rendered([codes.Problem(codes.CHANGE_NOT_SENT)])
+                board.record(index, RowOutcome(RowStatus.SKIPPED, entry.meeting_id).noted(*note))
             else:
                 known.edited.append(Edited(index, meeting, entry.meeting_id, entry.sent))
         elif entry is not None and entry.state in IN_DOUBT:
@@ -832,7 +952,7 @@ def _own_evidence(evidence: pl.DataFrame | None, board: Board) -> dict[int, Earl
 async def confirm_vouched(
     client: HubSpotClient,
     ledger: Ledger,
-    vouched: dict[str, list[tuple[int, Meeting]]],
+    vouched: dict[str, Pending],
     keys: dict[int, str],
     run_id: str,
     board: Board,
@@ -859,18 +979,45 @@ async def confirm_vouched(
             if changed:
                 edited.append(Edited(index, meeting, meeting_id, None))
             else:
-                note = codes.Problem(codes.CREATED_EARLIER).render()
-                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id, warning=note))
+                note = codes.rendered([codes.Problem(codes.CREATED_EARLIER)])
+                board.record(index, RowOutcome(RowStatus.SKIPPED, meeting_id).noted(*note))
     return edited
 
 
+def row_chunks(rows: Pending) -> Iterator[Pending]:
+    """`rows` by owner and start, in chunks that grow from FIRST_CHUNK_ROWS to CHUNK_ROWS. By owner and
+    start, each chunk's search for existing meetings spans only its own owners' stretch of time, so the
+    chunks together read each meeting once; and a chunk ends only where owner or start changes, so rows
+    that one meeting could match are always checked together, before any of them is created."""
+    ordered = sorted(rows, key=_slot)
+    size, chunk = FIRST_CHUNK_ROWS, []
+    for at, row in enumerate(ordered):
+        chunk.append(row)
+        later = ordered[at + 1] if at + 1 < len(ordered) else None
+        if len(chunk) >= size and (later is None or _slot(later) != _slot(row)):
+            yield chunk
+            size, chunk = min(size * 4, CHUNK_ROWS), []
+    if chunk:
+        yield chunk
+
+
+def _slot(row: tuple[int, Packed]) -> tuple[str, int]:
+    return row[1].owner_email, row[1].start_ms
+
+
 async def map_rows(
-    client: HubSpotClient, rows: Pending, keys: dict[int, str], settings: Settings, board: Board
+    lookups: Lookups,
+    rows: list[tuple[int, Meeting]],
+    keys: dict[int, str],
+    settings: Settings,
+    board: Board,
+    later: Iterable[Meeting] = (),
 ) -> list[SendJob]:
-    """Stage: owners and associations for every row still to send; rows that cannot be mapped fail."""
+    """Stage: owners and associations for every row still to send (and some of the `later` rows', to
+    fill the lookups' batches); rows that cannot be mapped fail."""
     if not rows:
         return []
-    directory = await build_directory(client, [meeting for _, meeting in rows])
+    directory = await lookups.directory_for([meeting for _, meeting in rows], later)
     jobs = []
     for index, meeting in rows:
         mapped = map_meeting(
@@ -902,7 +1049,9 @@ def plan_updates(
             kept = codes.Problem(
                 codes.ONLY_NOT_UPDATABLE, params={"fields": ", ".join(change.not_updatable) or "-"}
             )
-            board.record(job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id, warning=kept.render()))
+            board.record(
+                job.index, RowOutcome(RowStatus.SKIPPED, edit.meeting_id).noted(*codes.rendered([kept]))
+            )
         else:
             updates.append(UpdateJob(job, edit.meeting_id, change))
     return updates
@@ -929,14 +1078,21 @@ async def check_existing(
     is surely its own, and return the jobs still to send."""
     findings = await find_in_ranges(client, [job.request for job in jobs])
     holders = ledger.holders({i for f in findings for i in f.same})
+    # A meeting another row of this sheet holds is that row's: this one is a meeting of its own.
+    mines = [
+        [i for i in finding.same if not (holders.get(i, set()) & (run_keys - {job.row_key}))]
+        for job, finding in zip(jobs, findings, strict=True)
+    ]
+    ambiguous = [at for at, mine in enumerate(mines) if len(mine) > 1]
+    narrowed = await asyncio.gather(*(narrow(client, jobs[at].request, mines[at]) for at in ambiguous))
+    for at, mine in zip(ambiguous, narrowed, strict=True):
+        mines[at] = mine
     rows_of: dict[str, list[int]] = {}  # meeting id -> the rows it matches
-    for job, finding in zip(jobs, findings, strict=True):
-        for meeting_id in finding.same:
+    for job, mine in zip(jobs, mines, strict=True):
+        for meeting_id in mine:
             rows_of.setdefault(meeting_id, []).append(board.results[job.index].row)
     to_send = []
-    for job, finding in zip(jobs, findings, strict=True):
-        # A meeting another row of this sheet holds is that row's: this one is a meeting of its own.
-        mine = [i for i in finding.same if not (holders.get(i, set()) & (run_keys - {job.row_key}))]
+    for job, finding, mine in zip(jobs, findings, mines, strict=True):
         if len(mine) > 1:
             params: dict[str, codes.Param] = {"count": len(mine), "ids": ", ".join(mine)}
             several = codes.Problem(codes.MULTIPLE_EXISTING_MEETINGS, params=params)
@@ -964,6 +1120,16 @@ async def check_existing(
     return to_send
 
 
+def _routing(parts: list[Routing], mode: Mode) -> Routing:
+    """The chunks' routings as the run's."""
+    return Routing(
+        mode,
+        sum(part.logged for part in parts),
+        sum(part.scheduled for part in parts),
+        sum(part.past_scheduled for part in parts),
+    )
+
+
 def _log_row(result: RowResult) -> None:
     outcome = result.outcome
     # Rows left unsent by a stop are said once, in the summary's `stopped:` line, not once per row.
@@ -980,5 +1146,6 @@ def _log_row(result: RowResult) -> None:
         "attempts": outcome.attempts,
         "error": outcome.error,
         "error_code": outcome.error_code,
+        "warning_code": outcome.warning_code,
     }
     log.log(level, "row %d %s", result.row, outcome.status, extra={"fields": fields})

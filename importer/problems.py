@@ -109,9 +109,9 @@ def outcome(
     )
 
 
-def rendered(notes: Iterable[Problem]) -> list[str]:
-    """Warnings, as `RowOutcome.noted` takes them."""
-    return [note.render() for note in notes]
+def rendered(notes: Iterable[Problem]) -> list[tuple[str, str]]:
+    """Warnings, as `RowOutcome.noted` takes them: (message, code)."""
+    return [(note.render(), note.code.name) for note in notes]
 
 
 _CODES: dict[str, Code] = {}

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from importer import problems as codes
 from importer.cells import LIST_FIELDS, LIST_SEPARATOR, parse_cells
 from importer.errors import InputError
-from importer.messages import N_
+from importer.messages import N_, _
 from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, RESULT_MARKERS, Meeting, Reminder
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class ParsedRow:
     warning: str | None = None
     start_read: str | None = None
     error_code: str | None = None
+    warning_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,8 @@ class _HeaderFinder:
         """The index of the header in `rows` (the sheet's top rows); raises InputError if none is."""
         if self.header_row is not None:
             if self.header_row > len(rows):
-                raise InputError(
-                    f"{self.path}: no row {self.header_row} (header_row); the sheet has {len(rows)}"
-                )
+                message = _("{path}: no row {row} (header_row); the sheet has {rows}")
+                raise InputError(message.format(path=self.path, row=self.header_row, rows=len(rows)))
             return self.header_row - 1
         mappings = [_map_cells(cells, self.columns) for cells in rows[:HEADER_SEARCH_ROWS]]
         for index, mapping in enumerate(mappings):
@@ -130,9 +130,8 @@ class _HeaderFinder:
                 return index
         filled = [i for i, cells in enumerate(rows[:HEADER_SEARCH_ROWS]) if any(c.strip() for c in cells)]
         if not filled:
-            raise InputError(
-                f"{self.path}: rows 1 to {HEADER_SEARCH_ROWS} are empty; name the header row with --header-row"
-            )
+            message = _("{path}: rows 1 to {last} are empty; name the header row with --header-row")
+            raise InputError(message.format(path=self.path, last=HEADER_SEARCH_ROWS))
         # None will do: the row most like a header is the one the missing columns are reported against.
         return max(filled, key=lambda i: (len(mappings[i].fields), -i))
 
@@ -152,7 +151,7 @@ def load_sheet(
     HEADER_SEARCH_ROWS rows that has every required column. Columns that map to no field are logged.
     """
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(_("{path}: no such file").format(path=path))
     find = _HeaderFinder(path, columns, header_row)
     excel = path.suffix.lower() in EXCEL_SUFFIXES
     table = _read_excel(path, sheet, find) if excel else _read_csv(path, encoding, find)
@@ -238,7 +237,7 @@ def _blank(columns: list[str]) -> pl.Expr:
 def _read_csv(path: Path, encoding: str | None, find: _HeaderFinder) -> _Table:
     raw = path.read_bytes()
     if not raw.removeprefix(codecs.BOM_UTF8).strip():
-        raise InputError(f"{path}: the file is empty")
+        raise InputError(_("{path}: the file is empty").format(path=path))
     if _native_utf8(raw, encoding):
         try:
             return _read_utf8(path, raw.removeprefix(codecs.BOM_UTF8), find)
@@ -292,7 +291,8 @@ def _read_text(path: Path, text: str, find: _HeaderFinder) -> _Table:
 
 def _csv_table(path: Path, header: list[str], frame: pl.DataFrame, header_row: int) -> _Table:
     if frame.width != len(header):
-        raise InputError(f"{path}: cannot read row {header_row}, the header, as {len(header)} cells")
+        message = _("{path}: cannot read row {row}, the header, as {cells} cells")
+        raise InputError(message.format(path=path, row=header_row, cells=len(header)))
     header = [h.strip() for h in header]
     frame.columns = _unique_names(header)
     return _Table(header, frame, header_row)
@@ -375,33 +375,36 @@ def _decode(path: Path, raw: bytes, encoding: str | None) -> str:
     if raw.startswith(codecs.BOM_UTF8):
         return _decode_as(path, raw, "utf-8-sig", "UTF-8")
     if b"\x00" in raw[:_SAMPLE_BYTES]:
-        raise InputError(
-            f"{path}: not a CSV or Excel file (binary content); Excel files need an Excel suffix"
-        )
+        message = _("{path}: not a CSV or Excel file (binary content); Excel files need an Excel suffix")
+        raise InputError(message.format(path=path))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         if _mostly_utf8(raw[: exc.start + _WINDOW_BYTES]):
-            raise InputError(
-                f"{path}: line {_line_of(raw, exc.start, 'utf-8')} is not valid UTF-8 text, unlike the rest"
-                " of the file; correct it, or name the encoding with --encoding"
-            ) from None
+            message = _(
+                "{path}: line {line} is not valid UTF-8 text, unlike the rest of the file; correct it,"
+                " or name the encoding with --encoding"
+            )
+            raise InputError(message.format(path=path, line=_line_of(raw, exc.start, "utf-8"))) from None
     try:
         return raw.decode("cp932")
     except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: line {_line_of(raw, exc.start, 'cp932')} is neither UTF-8 nor CP932 (Shift_JIS) text;"
-            " name the encoding with --encoding"
-        ) from None
+        message = _(
+            "{path}: line {line} is neither UTF-8 nor CP932 (Shift_JIS) text; name the encoding with --encoding"
+        )
+        raise InputError(message.format(path=path, line=_line_of(raw, exc.start, "cp932"))) from None
 
 
 def _decode_as(path: Path, raw: bytes, codec: str, name: str) -> str:
     try:
         return raw.decode(codec).removeprefix("\ufeff")
     except LookupError:
-        raise InputError(f"unknown encoding '{name}' (try utf-8 or cp932)") from None
+        raise InputError(_("unknown encoding '{name}' (try utf-8 or cp932)").format(name=name)) from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: line {_line_of(raw, exc.start, codec)} is not valid {name} text") from None
+        message = _("{path}: line {line} is not valid {encoding} text")
+        raise InputError(
+            message.format(path=path, line=_line_of(raw, exc.start, codec), encoding=name)
+        ) from None
 
 
 def _line_of(raw: bytes, offset: int, codec: str) -> int:
@@ -440,9 +443,10 @@ def _read_excel(path: Path, sheet: str | None, find: _HeaderFinder) -> _Table:
         target, grid = _load_sheet(path, reader, names, sheet)
     except fastexcel.FastExcelError as exc:
         first_line = str(exc).strip().splitlines()[0]  # calamine appends a multi-line "Context:" trailer
-        raise InputError(f"{path}: not a readable Excel file ({type(exc).__name__}: {first_line})") from None
+        message = _("{path}: not a readable Excel file ({error})")
+        raise InputError(message.format(path=path, error=f"{type(exc).__name__}: {first_line}")) from None
     if grid.height == 0 or grid.select(_blank(grid.columns).all()).item():
-        raise InputError(f"{path}: sheet '{target}' is empty")
+        raise InputError(_("{path}: sheet '{sheet}' is empty").format(path=path, sheet=target))
     top = [["" if v is None else str(v).strip() for v in row] for row in grid.head(find.rows_needed).rows()]
     index = find(top)
     data = grid.slice(index + 1)
@@ -479,7 +483,8 @@ def _pick_sheet(path: Path, names: list[str], sheet: str) -> str:
         return folded[0]
     if choice.isdigit() and 1 <= int(choice) <= len(names):
         return names[int(choice) - 1]
-    raise InputError(f"{path}: no sheet '{sheet}'; the workbook has: {', '.join(names)}")
+    message = _("{path}: no sheet '{sheet}'; the workbook has: {sheets}")
+    raise InputError(message.format(path=path, sheet=sheet, sheets=", ".join(names)))
 
 
 def _excel_time_cells(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -546,17 +551,23 @@ def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int, *
     """Stop when two columns map to one field, or when a required field has no column."""
     for target, first, second in mapping.conflicts:
         if header[first] == header[second]:
-            raise InputError(f"{path}: two columns are named '{header[first]}' (field '{target}'); keep one")
-        raise InputError(f"{path}: columns '{header[first]}' and '{header[second]}' both map to '{target}'")
+            message = _("{path}: two columns are named '{column}' (field '{field}'); keep one")
+            raise InputError(message.format(path=path, column=header[first], field=target))
+        message = _("{path}: columns '{first}' and '{second}' both map to '{field}'")
+        raise InputError(message.format(path=path, first=header[first], second=header[second], field=target))
     if mapping.missing:
         cells = ", ".join(h for h in header if h)
         if forced:
-            where = f"row {row} (header_row) has"
+            where = _("row {row} (header_row) has")
         else:
-            where = "the file has" if row == 1 else f"row {row}, the closest to a header, has"
-        raise InputError(
-            f"{path}: missing column(s) {', '.join(mapping.missing)}; {where}: {cells}"
+            where = _("the file has") if row == 1 else _("row {row}, the closest to a header, has")
+        message = _(
+            "{path}: missing column(s) {missing}; {where}: {cells}"
             " (map headers to fields in the config's [columns] table)"
+        )
+        where = where.format(row=row)
+        raise InputError(
+            message.format(path=path, missing=", ".join(mapping.missing), where=where, cells=cells)
         )
 
 
@@ -566,7 +577,8 @@ def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int, *
 @dataclass(frozen=True)
 class ParsedChunk:
     """A chunk of rows as columns, so a million rows make no million objects: `frame` holds each row's
-    `row`, `error`, `warning`, `start_read` and `error_code` (as ParsedRow names them), `meetings` the
+    `row`, `error`, `warning`, `start_read`, `error_code`
+    and `warning_code` (as ParsedRow names them), `meetings` the
     valid rows' meetings by position in the chunk, when built. Indexing gives one row as a ParsedRow."""
 
     frame: pl.DataFrame
@@ -576,8 +588,8 @@ class ParsedChunk:
         return self.frame.height
 
     def __getitem__(self, index: int) -> ParsedRow:
-        row, error, warning, start_read, error_code = self.frame.row(index)
-        return ParsedRow(row, self.meetings.get(index % len(self)), error, warning, start_read, error_code)
+        row, *values = self.frame.row(index)
+        return ParsedRow(row, self.meetings.get(index % len(self)), *values)
 
     def __iter__(self) -> Iterator[ParsedRow]:
         return (self[i] for i in range(len(self)))
@@ -588,6 +600,7 @@ _OUTCOME = {
     "warning": "_warnings",
     "start_read": "_start_read",
     "error_code": "_error_codes",
+    "warning_code": "_warning_codes",
 }
 
 
@@ -643,7 +656,7 @@ def _unreadable(outcome: pl.DataFrame, problems: dict[int, codes.Problem]) -> pl
         .otherwise(pl.col("error"))
         .alias("error"),
         pl.when(hit).then(None).otherwise(pl.col("warning")).alias("warning"),
-        pl.when(hit).then(None).otherwise(pl.col("start_read")).alias("start_read"),
+        *(pl.when(hit).then(None).otherwise(pl.col(c)).alias(c) for c in ("start_read", "warning_code")),
         pl.when(hit)
         .then(pl.col("row").replace_strict(error_codes, default=None, return_dtype=pl.String))
         .otherwise(pl.col("error_code"))

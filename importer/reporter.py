@@ -23,6 +23,7 @@ import fastexcel
 import polars as pl
 
 from importer.errors import InputError
+from importer.messages import _
 from importer.models import RESULT_COLUMNS, RowOutcome, RowResult, RowStatus
 
 # Excel (and LibreOffice) evaluate a cell starting with one of these as a formula: CSV injection.
@@ -346,10 +347,13 @@ def read_earlier(path: Path) -> dict[str, EarlierResult]:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
         frame = _with_journal(frame, journal_path(path))
     except (OSError, pl.exceptions.PolarsError, fastexcel.FastExcelError) as exc:
-        raise InputError(f"{path}: cannot read earlier results: {exc}") from None
+        raise InputError(
+            _("{path}: cannot read earlier results: {error}").format(path=path, error=exc)
+        ) from None
     missing = {"row_key", "status", "meeting_id"} - set(frame.columns)
     if missing:
-        raise InputError(f"{path}: not a results file (no {', '.join(sorted(missing))} column)")
+        message = _("{path}: not a results file (no {columns} column)")
+        raise InputError(message.format(path=path, columns=", ".join(sorted(missing))))
     if "portal_id" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("portal_id"))
     keyed = frame.select("row_key", "status", "meeting_id", "portal_id").drop_nulls("row_key")

@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from importer import problems as codes
 from importer.changes import Change, snapshot
 from importer.errors import AuthError
-from importer.existing import Finding, find_exact
+from importer.existing import Finding, find_exact, narrowed
 from importer.hubspot import (
     ApiError,
     AuthFailed,
@@ -84,6 +85,59 @@ class _Doubt:
     surely_created: bool = False  # a 2xx without an id: never sent again, only searched for
 
 
+T = TypeVar("T")
+
+
+class Feed(Generic[T]):
+    """Chunks of work handed from the look-ups to a sender as they are ready. `put` waits while `ahead`
+    chunks are waiting, so the look-ups run only a little ahead of the sending (and the requests they
+    build are not all held at once); a sender that stops abandons its feed, and `put` then drops."""
+
+    def __init__(self, ahead: int = 2) -> None:
+        self._chunks: deque[Sequence[T]] = deque()
+        self._ahead = ahead
+        self._closed = False
+        self._abandoned = False
+        self._changed = asyncio.Event()
+
+    async def put(self, chunk: Sequence[T]) -> None:
+        while len(self._chunks) >= self._ahead and not self._abandoned:
+            await self._wait()
+        if chunk and not self._abandoned:
+            self._chunks.append(chunk)
+            self._changed.set()
+
+    def close(self) -> None:
+        """No more chunks: the sender finishes what it was given."""
+        self._closed = True
+        self._changed.set()
+
+    def abandon(self) -> None:
+        self._abandoned = True
+        self._chunks.clear()
+        self._changed.set()
+
+    async def __aiter__(self) -> AsyncIterator[Sequence[T]]:
+        while not self._abandoned:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._changed.set()  # room for the next one
+                yield chunk
+            elif self._closed:
+                return
+            else:
+                await self._wait()
+
+    async def _wait(self) -> None:
+        # One event loop: nothing changes between the test above and this clear.
+        self._changed.clear()
+        await self._changed.wait()
+
+
+Jobs = Sequence[T] | AsyncIterable[Sequence[T]]
+"""The jobs of a run: all at once, or in chunks as the look-ups make them."""
+
+
 class Sender:
     """Sends jobs with `client`, recording every move in `ledger`."""
 
@@ -117,9 +171,13 @@ class Sender:
         self._sleep = sleep or self._pause
         self._started = clock()
         self._stopped: asyncio.Event | None = None
+        self._wakers: set[asyncio.Event] = set()  # of the work queues waiting for a chunk: a stop ends them
         self._outcomes: dict[int, RowOutcome] = {}
         self._attempts: dict[int, int] = {}
         self._doubts: list[_Doubt] = []
+        # Jobs given and not yet finished, by row index: only these are held, not every job of the run.
+        self._unfinished_creates: dict[int, SendJob] = {}
+        self._unfinished_updates: dict[int, SendJob] = {}
         self.stop_reason: str | None = None
         self.auth_error: AuthFailed | None = None
 
@@ -129,6 +187,8 @@ class Sender:
             self.stop_reason = reason
         if self._stopped is not None:
             self._stopped.set()
+        for waker in self._wakers:
+            waker.set()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the run stops: waiting out the search lag is no work in flight."""
@@ -139,8 +199,26 @@ class Sender:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
 
-    async def send_all(self, jobs: Sequence[SendJob]) -> dict[int, RowOutcome]:
+    async def send_all(self, jobs: Jobs[SendJob]) -> dict[int, RowOutcome]:
         """An outcome for every job: created, skipped (HubSpot had it), failed, in doubt or not sent."""
+        given = self._unfinished_creates
+
+        async def fresh() -> AsyncIterator[Sequence[SendJob]]:
+            async for chunk in in_chunks(jobs):
+                given.update((job.index, job) for job in chunk)
+                yield self._fresh(chunk)
+
+        await self._run_queue(fresh())
+        await self._settle_doubts()
+        for doubt in self._doubts:
+            self._finish(doubt.job, self._unsettled(doubt))
+        for job in list(given.values()):
+            self._finish(job, self._not_sent(attempts=self._tries(job)))
+        self._raise_auth_error()
+        return self._outcomes
+
+    def _fresh(self, jobs: Sequence[SendJob]) -> list[SendJob]:
+        """The jobs to send now; those the ledger knows are settled, or set aside in doubt, here."""
         ledger = self._ledger.entries(job.row_key for job in jobs)
         fresh: list[SendJob] = []
         for job in jobs:
@@ -153,15 +231,7 @@ class Sender:
                 self._doubts.append(_Doubt(job, self._started, [why], earlier_run=True))
             else:
                 fresh.append(job)
-        await self._run_queue(fresh)
-        await self._settle_doubts()
-        for doubt in self._doubts:
-            self._finish(doubt.job, self._unsettled(doubt))
-        for job in jobs:
-            if job.index not in self._outcomes:
-                self._finish(job, self._not_sent(attempts=self._tries(job)))
-        self._raise_auth_error()
-        return self._outcomes
+        return fresh
 
     def _not_sent(self, detail: HubSpotError | None = None, attempts: int = 0) -> RowOutcome:
         """A row the run stopped before sending (or while retrying it): the next run sends it."""
@@ -179,35 +249,79 @@ class Sender:
         if self.auth_error is not None:
             raise AuthError(_("HubSpot refused the access token: {error}").format(error=self.auth_error))
 
-    async def update_all(self, updates: Sequence[UpdateJob]) -> dict[int, RowOutcome]:
+    async def update_all(self, updates: Jobs[UpdateJob]) -> dict[int, RowOutcome]:
         """Bring each edited row's meeting to the row's content: updated, failed or not sent."""
-        await self._run_queue(updates, self._update)
-        for update in updates:
-            if update.job.index not in self._outcomes:
-                self._finish(update.job, self._not_sent())
+        given = self._unfinished_updates
+
+        async def taken() -> AsyncIterator[Sequence[UpdateJob]]:
+            async for chunk in in_chunks(updates):
+                given.update((update.job.index, update.job) for update in chunk)
+                yield chunk
+
+        await self._run_queue(taken(), self._update)
+        for job in list(given.values()):
+            self._finish(job, self._not_sent())
         self._raise_auth_error()
         return self._outcomes
 
     async def _run_queue(
-        self, jobs: Sequence[Any], handle: Callable[[Any], Awaitable[None]] | None = None
+        self, jobs: Jobs[Any], handle: Callable[[Any], Awaitable[None]] | None = None
     ) -> None:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        for job in jobs:
-            queue.put_nowait(job)
-        handle = handle or self._send
+        """Send `jobs` with `concurrency` workers; chunks that arrive later join the queue as they come."""
+        await self._work(in_chunks(jobs), lambda chunk: chunk, handle or self._send)
+
+    async def _work(
+        self,
+        chunks: AsyncIterable[Sequence[Any]],
+        items: Callable[[Sequence[Any]], Iterable[Any]],
+        handle: Callable[[Any], Awaitable[Iterable[Any] | None]],
+    ) -> None:
+        """Workers take `items(chunk)` of each chunk as it arrives and `handle` each; what `handle` returns
+        (a batch's halves) goes back in the queue. Ends once the chunks are over and every item handled,
+        or when the run stops (the rest is left unsent)."""
+        queue: deque[Any] = deque()
+        changed = asyncio.Event()
+        state = {"feeding": True, "busy": 0}
+
+        async def feed() -> None:
+            try:
+                async for chunk in chunks:
+                    queue.extend(items(chunk))
+                    changed.set()
+                    if self.stop_reason is not None:
+                        return
+            finally:
+                state["feeding"] = False
+                changed.set()
 
         async def worker() -> None:
             while self.stop_reason is None:
                 if self._daily_remaining() == 0:
                     self.stop(_(DAILY_LIMIT_REACHED))
                     return
+                if not queue:
+                    if not state["feeding"] and not state["busy"]:
+                        return
+                    changed.clear()
+                    await changed.wait()
+                    continue
+                item = queue.popleft()
+                state["busy"] += 1
                 try:
-                    job = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await handle(job)
+                    queue.extend(await handle(item) or ())
+                finally:
+                    state["busy"] -= 1
+                    changed.set()
 
-        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, max(1, len(jobs))))))
+        feeding = asyncio.ensure_future(feed())
+        self._wakers.add(changed)
+        try:
+            await asyncio.gather(*(worker() for _ in range(self._concurrency)))
+        finally:
+            self._wakers.discard(changed)
+            if not feeding.done():
+                feeding.cancel()  # stopped: a feed waiting for look-ups has nothing more to give
+            await asyncio.gather(feeding, return_exceptions=True)
 
     async def _update(self, update: UpdateJob) -> None:
         """PATCH the properties, then remove and add associations. Each step is safe to repeat, so the
@@ -339,13 +453,26 @@ class Sender:
             now = self._clock()
             due = [d for d in self._doubts if self._due(d) <= now]
             self._doubts = [d for d in self._doubts if self._due(d) > now]
-            findings = await find_exact(self._client, [d.job.request for d in due])
-            taken = self._ledger.holders({i for f in findings if isinstance(f, Finding) for i in f.same})
+            found = await find_exact(self._client, [d.job.request for d in due])
+            taken = self._ledger.holders({i for f in found if isinstance(f, Finding) for i in f.same})
+            findings = await asyncio.gather(
+                *(self._narrowed(d, f, taken) for d, f in zip(due, found, strict=True)),
+                return_exceptions=True,
+            )
             again = [d for d, f in zip(due, findings, strict=True) if self._check(d, f, taken)]
             if self.stop_reason is not None:
                 self._doubts.extend(again)  # cleared for a resend as the run stopped: still in doubt
                 return
             await self._run_queue([d.job for d in again])
+
+    async def _narrowed(
+        self, doubt: _Doubt, finding: Finding | BaseException, taken: dict[str, set[str]]
+    ) -> Finding | BaseException:
+        """The finding, several meetings no other row holds narrowed by their associations."""
+        if isinstance(finding, BaseException):
+            return finding
+        free = Finding(tuple(i for i in finding.same if not (taken.get(i, set()) - {doubt.job.row_key})))
+        return await narrowed(self._client, doubt.job.request, free) if len(free.same) > 1 else finding
 
     def _due(self, doubt: _Doubt) -> float:
         return doubt.since + self._search_lag_s * RECHECKS[doubt.checks]
@@ -417,6 +544,8 @@ class Sender:
         return self._attempts.get(job.index, 0)
 
     def _finish(self, job: SendJob, outcome: RowOutcome) -> None:
+        self._unfinished_creates.pop(job.index, None)
+        self._unfinished_updates.pop(job.index, None)
         self._outcomes[job.index] = outcome
         self._on_outcome(job.index, outcome)
 
@@ -435,3 +564,12 @@ def _by_type(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     for object_type, object_id in pairs:
         grouped.setdefault(object_type, []).append(object_id)
     return grouped
+
+
+async def in_chunks(jobs: Jobs[T]) -> AsyncIterator[Sequence[T]]:
+    """`jobs` as chunks: a sequence is one."""
+    if isinstance(jobs, AsyncIterable):
+        async for chunk in jobs:
+            yield chunk
+    else:
+        yield jobs

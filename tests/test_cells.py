@@ -538,6 +538,7 @@ def test_a_row_without_problems_is_a_valid_meeting(rows: list[Row]) -> None:
             continue
         values.pop("_warnings")
         values.pop("_error_codes")
+        values.pop("_warning_codes")
         values.pop("_start_read")
         values["reminders"] = schedules[values.pop("_reminders")]
         for field in LIST_FIELDS:

@@ -363,7 +363,7 @@ def test_japanese_sample_messages_summary_and_results_columns(tmp_path: Path) ->
         f"結果ファイル: {results}",
     ]
     frame = pl.read_csv(results, infer_schema=False)
-    assert frame.columns[-13:] == list(RESULT_COLUMNS)
+    assert frame.columns[-len(RESULT_COLUMNS) :] == list(RESULT_COLUMNS)
     invalid = frame.filter(pl.col("status") == "invalid")
     assert invalid.select("row", "error", "error_code").rows() == [
         (
@@ -380,3 +380,114 @@ def test_japanese_sample_messages_summary_and_results_columns(tmp_path: Path) ->
             "INVALID_ENUMERATION_OPTION",
         ),
     ]
+
+
+# --- stop lines and help in the user's language ---
+
+
+def test_a_stop_line_in_japanese_names_the_file_and_what_to_do(write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv(HEADER + GOOD)
+    config = tmp_path / "nope.toml"
+    assert_stopped(
+        invoke("run", path, "--dry-run", "--config", config, "--lang", "ja"),
+        f"設定ファイルが見つかりません: {config}（--config のパスを確かめてください）",
+    )
+    columns = write_csv("件名,開始日時\nx,2026-12-01 10:00\n", name="columns.csv")
+    assert_stopped(
+        invoke("run", columns, "--dry-run", "--lang", "ja"),
+        f"{columns}: 必須の列 title, start (or date and start_time), owner_email, end (or duration_minutes or"
+        " end_time) がありません。ファイルの列: 件名, 開始日時（見出しと項目の対応は設定ファイルの [columns]"
+        " 表に書いてください）",
+    )
+
+
+def test_a_stop_line_follows_the_locale_and_the_flag_beats_it(
+    write_csv: WriteCsv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    missing = tmp_path / "none.csv"
+    assert_stopped(invoke("run", missing, "--dry-run"), f"{missing}: ファイルがありません")
+    assert_stopped(invoke("run", missing, "--dry-run", "--lang=en"), f"{missing}: no such file")
+
+
+def test_the_configs_language_counts_once_the_config_is_read(write_csv: WriteCsv, tmp_path: Path) -> None:
+    """An error in the config itself is said before its `language` is known: in the locale's (English)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('language = "ja"\nconcurrency = 0\n')
+    path = write_csv(HEADER + GOOD)
+    assert_stopped(
+        invoke("run", path, "--dry-run", "--config", bad),
+        f"bad setting in {bad}: concurrency: Input should be greater than or equal to 1",
+    )
+    good = tmp_path / "ja.toml"
+    good.write_text('language = "ja"\n')
+    missing = tmp_path / "none.csv"
+    assert_stopped(invoke("run", missing, "--dry-run", "--config", good), f"{missing}: ファイルがありません")
+
+
+def test_a_bad_setting_in_japanese_names_where_it_came_from(write_csv: WriteCsv) -> None:
+    path = write_csv(HEADER + GOOD)
+    assert_stopped(
+        invoke("run", path, "--dry-run", "--lang", "ja", "--encoding", "klingon"),
+        "不明な文字コード「klingon」です（utf-8 か cp932 を試してください）",
+    )
+
+
+@pytest.mark.parametrize("args", [["run", "--help", "--lang", "ja"], ["run", "--lang=ja", "--help"]])
+def test_run_help_in_japanese_wherever_lang_is_given(args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "使い方: main run [OPTIONS] INPUT"
+    assert (
+        lines[2] == "  INPUT（CSV、xlsx、xlsm、xls、ods）のミーティングを取り込み、結果ファイルを書きます。"
+    )
+    assert "オプション:" in lines
+    assert "  --help                          このヘルプを表示して終了します。" in lines
+    assert "  終了コード:" in lines
+
+
+def test_status_in_japanese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    missing = tmp_path / "none.sqlite"
+    assert_stopped(
+        invoke("status", "--state", missing),
+        f"{missing} に台帳がありません（--state を指定するか、先に取り込みを実行してください）",
+    )
+
+
+def test_help_follows_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    lines = invoke("--help").stdout.splitlines()
+    assert lines[0] == "使い方: main [OPTIONS] COMMAND [ARGS]..."
+    assert "コマンド:" in lines
+    assert "  status   台帳の内容を表示します: 状態ごとの行数、前回の実行、結果不明の行。" in lines
+    # The sandbox plays HubSpot, in English: its help is not in the catalog.
+    assert "  sandbox  Run a local HubSpot stand-in for demos and integration tests." in lines
+
+
+# --- the warning_code column ---
+
+
+def test_warning_codes_have_a_column_that_reading_the_file_back_ignores(
+    write_csv: WriteCsv, tmp_path: Path
+) -> None:
+    path = write_csv(
+        "title,start,end,owner_email,timezone\n"
+        "Late,2027-11-07 01:30,2027-11-07 03:00,a@example.com,America/New_York\n"
+    )
+    assert invoke("run", path, "--dry-run").exit_code == 0
+    results = tmp_path / "meetings.dry-run.csv"
+    frame = pl.read_csv(results, infer_schema=False)
+    assert frame.columns[-3:] == ["warning", "warning_code", "portal_id"]
+    assert frame.select("status", "warning_code").row(0) == ("valid", "AMBIGUOUS_LOCAL_TIME")
+    # Read back as input, this file's outcome columns are no input columns; an older file lacks the new one.
+    older = tmp_path / "older.csv"
+    frame.drop("warning_code").write_csv(older)
+    for earlier in (results, older):
+        again = invoke("run", earlier, "--dry-run", "--results", tmp_path / "again.csv")
+        assert again.exit_code == 0, again.output
+        assert "columns not imported" not in again.stdout
+        back = pl.read_csv(tmp_path / "again.csv", infer_schema=False)
+        assert back.columns == frame.columns
+        assert back["warning_code"].to_list() == ["AMBIGUOUS_LOCAL_TIME"]

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from importer.config import Settings, language_from, load_settings
+from importer.config import Settings, load_settings
 from importer.errors import ConfigError
+from importer.messages import language_from
 from importer.models import FIELDS
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"

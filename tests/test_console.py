@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from importer import messages
 from importer.console import ProgressLine, summary_lines
 from importer.logbook import Routing
 from importer.pipeline import RunSummary, TopError
@@ -260,6 +261,23 @@ def test_a_run_in_schedule_mode_with_past_rows_suggests_auto() -> None:
     summary = routed(Routing("schedule", logged=0, scheduled=100, past_scheduled=40))
     assert summary_lines(summary, table=False)[1:] == [HINT, "results: sheets/meetings.results.csv"]
     assert summary_lines(summary, table=True)[-2:] == [HINT, "results: sheets/meetings.results.csv"]
+
+
+def test_the_routing_lines_in_japanese_keep_the_counts_and_the_mode() -> None:
+    with messages.using("ja"):
+        auto = summary_lines(routed(Routing("auto", logged=90, scheduled=10)), table=False)
+        past = summary_lines(
+            routed(Routing("schedule", logged=0, scheduled=100, past_scheduled=40)), table=False
+        )
+    # The key=value line stays English: scripts parse it.
+    assert auto[:2] == [
+        "summary: created=100 duration_s=75.4 requests=12 searches=0",
+        "モード auto: 90行をカレンダーの予定なしで記録（1リクエストに100件）、10行を予定として作成",
+    ]
+    assert past[1] == (
+        "ヒント: 予定として作成した行のうち40行は、この実行の開始前に終わっていました。--mode auto を使うと、"
+        "そのような行はカレンダーの予定なしで記録します（1リクエストに100件）"
+    )
 
 
 def test_a_run_in_schedule_mode_of_future_rows_says_nothing_of_modes() -> None:

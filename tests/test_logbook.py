@@ -115,7 +115,15 @@ class FakeBatchHubSpot(FakeHubSpot):
         step = self._batch_steps.popleft() if self._batch_steps else Batch()
         refused = [i for i in inputs if i["properties"]["hs_meeting_title"] in step.refuse]
         creates = step.status < 300 if step.created is None else step.created
-        made = [(i, self._store(i["properties"])) for i in inputs if i not in refused] if creates else []
+        made = (
+            [
+                (i, self._store(i["properties"], i.get("associations") or []))
+                for i in inputs
+                if i not in refused
+            ]
+            if creates
+            else []
+        )
         if step.drop is not None:
             raise step.drop(f"simulated {step.drop.__name__}", request=request)
         if step.reply is not None:
@@ -457,7 +465,8 @@ def test_rows_an_earlier_run_left_sending_are_searched_for_first(harness: Harnes
     made = harness.hubspot.seed(TITLE, jobs[0].request.start_ms)  # row 0's create got through
     harness.ledger.record_created("key-9", "555", "run-1")
     outcomes = harness.send([*jobs, make_job(9)])
-    assert outcomes[0] == Outcome(RowStatus.SKIPPED, made, attempts=0, warning=LOST)
+    found = Outcome(RowStatus.SKIPPED, made, attempts=0, warning=LOST, warning_code="FOUND_AFTER_LOST_ANSWER")
+    assert outcomes[0] == found
     assert outcomes[9] == Outcome(RowStatus.SKIPPED, "555")
     assert harness.hubspot.events[0] == "search" and harness.hubspot.batch_titles() == [[TITLE, TITLE]]
     assert {outcomes[i].status for i in (1, 2)} == {RowStatus.CREATED}

@@ -26,6 +26,7 @@ from importer.mapper import (
     ASSOCIATION_TYPE_IDS,
     CreateRequest,
     Directory,
+    Lookups,
     Mapped,
     build_directory,
     crm_input,
@@ -112,7 +113,7 @@ def refused(result: Mapped) -> tuple[str | None, str | None]:
 
 
 def notes(request: CreateRequest) -> tuple[str, ...]:
-    return tuple(rendered(request.notes))
+    return tuple(message for message, _ in rendered(request.notes))
 
 
 def assoc(kind: str, object_id: str) -> dict[str, Any]:
@@ -185,6 +186,44 @@ class FakeClient:
 
 def directory_from(fake: FakeClient, meetings: Sequence[Meeting]) -> Directory:
     return asyncio.run(build_directory(cast(HubSpotClient, fake), meetings))
+
+
+# --- Lookups: the directory grown chunk by chunk ---
+
+
+def test_chunks_ask_only_for_values_no_earlier_chunk_asked_and_fill_whole_batches() -> None:
+    fake = FakeClient()
+    emails = [f"p{i:03d}@x.com" for i in range(250)]
+    rows = [meeting(contact_emails=(email,)) for email in emails]
+    lookups = Lookups(cast(HubSpotClient, fake))
+
+    async def main() -> None:
+        await lookups.directory_for(rows[:30], iter(rows[30:]))  # 30 of its own, 70 of the rows to come
+        await lookups.directory_for(rows[30:120], iter(rows[120:]))  # 20 left of its own, 80 to come
+        await lookups.directory_for(rows[120:], iter(()))
+
+    asyncio.run(main())
+
+    reads = [call[2] for call in fake.of("batch_read", "contacts")]
+    assert [len(ids) for ids in reads] == [100, 100, 50]
+    assert reads[0][:30] == emails[:30]  # a chunk's own values first
+    assert sorted(i for ids in reads for i in ids) == emails  # each once
+    assert len(fake.of("owners")) == 2  # active and archived, on the first chunk only
+
+
+def test_a_chunk_whose_values_are_known_asks_nothing() -> None:
+    fake = FakeClient()
+    rows = [meeting(contact_emails=("a@b.com",), deal_ids=("701",)) for _ in range(5)]
+    lookups = Lookups(cast(HubSpotClient, fake))
+
+    async def main() -> Directory:
+        await lookups.directory_for(rows[:2])
+        calls = len(fake.calls)
+        directory = await lookups.directory_for(rows[2:])
+        assert len(fake.calls) == calls
+        return directory
+
+    assert asyncio.run(main()).contacts == {"a@b.com": "501"}
 
 
 # --- build_directory ---

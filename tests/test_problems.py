@@ -51,7 +51,7 @@ GOOD = {
     "owner_email": "a@example.com",
 }
 Produced = tuple[str | None, str | None]
-"""A produced row's (message, code): the `error` (or `warning`) and `error_code` cells."""
+"""A produced row's (message, code): the `error` and `error_code` cells, or `warning` and `warning_code`."""
 
 
 def from_cells(warning: bool = False, **cells: str | None) -> Callable[[], Produced]:
@@ -70,7 +70,9 @@ def from_cells(warning: bool = False, **cells: str | None) -> Callable[[], Produ
             default_reminders="30m",
         )
         first = out.row(0, named=True)
-        return (first["_warnings"], None) if warning else (first["_problems"], first["_error_codes"])
+        if warning:
+            return first["_warnings"], first["_warning_codes"]
+        return first["_problems"], first["_error_codes"]
 
     return produce
 
@@ -158,7 +160,8 @@ PRODUCERS: dict[str, Callable[[], Produced]] = {
     "NOT_UPDATABLE": notes(Change({"hs_meeting_title": "x"}, [], [], ["title"], ["reminders"]), 1),
 }
 """How each code is produced where its problem is found. Codes of the stages that need HubSpot and the
-ledger are produced in tests/test_sender.py and tests/integration/; `REPRESENTATIVE` renders those."""
+ledger are produced in tests/test_sender.py and tests/integration/ (test_codes.py in both languages);
+`REPRESENTATIVE` renders those."""
 
 
 def failed_validation() -> Produced:
@@ -387,8 +390,6 @@ EXPECTED: dict[str, tuple[str, str]] = {
     ),
 }
 """Each code's message as produced above, in English and in Japanese."""
-WARNINGS = {"AMBIGUOUS_LOCAL_TIME"}
-"""Codes of warnings, which have no `error_code` column."""
 
 
 def test_every_code_is_produced_or_represented() -> None:
@@ -404,10 +405,7 @@ def test_each_code_where_its_problem_is_found(name: str) -> None:
         with messages.using(language):
             message, found = PRODUCERS[name]()
         assert message == EXPECTED[name][index]
-        if name in WARNINGS:
-            assert found is None
-        else:
-            assert found is not None and found.split(codes.CODE_SEPARATOR)[0] == name
+        assert found is not None and found.split(codes.CODE_SEPARATOR)[0] == name
 
 
 @pytest.mark.parametrize("name", list(REPRESENTATIVE))

@@ -42,7 +42,11 @@ RESULTS = [
         4,
         None,
         RowOutcome(
-            RowStatus.INVALID, error="start: is required", warning="w", error_code="MISSING_REQUIRED_PROPERTY"
+            RowStatus.INVALID,
+            error="start: is required",
+            warning="w",
+            error_code="MISSING_REQUIRED_PROPERTY",
+            warning_code="AMBIGUOUS_LOCAL_TIME",
         ),
     ),
 ]
@@ -77,6 +81,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
         "attempts",
         "row_key",
         "warning",
+        "warning_code",
         "portal_id",
     ]
     assert result.select(INPUTS.columns).equals(INPUTS)
@@ -95,6 +100,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
             1,
             "a1b2",
             None,
+            None,
             "12345678",
         ),
         (
@@ -110,6 +116,7 @@ def test_input_columns_first_untouched_then_the_outcome() -> None:
             0,
             None,
             "w",
+            "AMBIGUOUS_LOCAL_TIME",
             "12345678",
         ),
     ]
@@ -151,6 +158,7 @@ def test_csv_has_a_bom_and_reads_back(tmp_path: Path) -> None:
         "1",
         "a1b2",
         None,
+        None,
         "12345678",
     )
 
@@ -177,6 +185,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "1",
             "a1b2",
             None,
+            None,
             "12345678",
         ),
         (
@@ -195,6 +204,7 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
             "0",
             None,
             "w",
+            "AMBIGUOUS_LOCAL_TIME",
             "12345678",
         ),
     ]

@@ -27,7 +27,7 @@ import pytest
 from importer.errors import AuthError
 from importer.hubspot import CREATE_MEETING_PATH, HubSpotClient, RetryPolicy
 from importer.ledger import Ledger
-from importer.mapper import CreateRequest
+from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.models import RowOutcome as Outcome
 from importer.models import RowStatus
 from importer.problems import ASSOCIATION_SKIPPED, Problem, Text
@@ -47,6 +47,7 @@ SKIPPED_CONTACT = Problem(
 )
 NOTE = "contact not found (association skipped): a@example.com"
 LOST = "found in HubSpot after an earlier attempt lost its answer"
+NOTE_CODE, LOST_CODE = "ASSOCIATION_SKIPPED", "FOUND_AFTER_LOST_ANSWER"  # their `warning_code`s
 TIMED_OUT = f"POST {CREATE_MEETING_PATH}: no answer (ReadTimeout)"  # the ledger's error for a lost answer
 ANSWER_LOST = f"HubSpot's answer was lost ({TIMED_OUT})"
 SEARCH_FAILED = "its search failed"
@@ -102,6 +103,7 @@ class Stored:
     end_ms: int
     location: str | None = None
     body: str | None = None
+    links: frozenset[tuple[str, str]] = frozenset()  # (object type, id) it is associated with
 
 
 def hubspot_error(status: int, message: str, **fields: Any) -> Reply:
@@ -200,10 +202,12 @@ class FakeHubSpot:
         minutes: int = 30,
         location: str | None = None,
         body: str | None = None,
+        contacts: tuple[str, ...] = (),
     ) -> str:
         """A meeting HubSpot already has (made by an earlier run, or by someone else)."""
+        links = frozenset(("contacts", c) for c in contacts)
         stored = Stored(
-            self._next_id(), owner_id, start_ms, title, start_ms + minutes * 60_000, location, body
+            self._next_id(), owner_id, start_ms, title, start_ms + minutes * 60_000, location, body, links
         )
         self.meetings.append(stored)
         return stored.id
@@ -213,6 +217,8 @@ class FakeHubSpot:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        if request.method == "GET":
+            return self._read(request)
         body = json.loads(request.content)
         if request.url.path == SEARCH_PATH:
             self.searches.append(body)
@@ -238,7 +244,7 @@ class FakeHubSpot:
                 created = step.created
             else:
                 created = step.status < 300 if step.created is None else step.created
-            stored = self._store(properties) if created else None
+            stored = self._store(properties, body["associations"]) if created else None
             if isinstance(step, Drop):
                 raise step.error(f"simulated {step.error.__name__}", request=request)
             return _answer(step, {"id": stored.id, "properties": properties} if stored else None)
@@ -263,7 +269,19 @@ class FakeHubSpot:
         ]
         return httpx.Response(200, json={"total": len(results), "results": results})
 
-    def _store(self, properties: dict[str, Any]) -> Stored:
+    def _read(self, request: httpx.Request) -> httpx.Response:
+        """`GET /crm/v3/objects/meetings/{id}?associations=...`: the meeting's links, by object type."""
+        meeting_id = request.url.path.rsplit("/", 1)[-1]
+        stored = next(m for m in self.meetings if m.id == meeting_id)
+        self.events.append(f"read {meeting_id}")
+        wanted = request.url.params["associations"].split(",")
+        associations: dict[str, Any] = {}
+        for kind, object_id in sorted(stored.links):
+            if kind in wanted:
+                associations.setdefault(kind, {"results": []})["results"].append({"id": object_id})
+        return httpx.Response(200, json={"id": meeting_id, "properties": {}, "associations": associations})
+
+    def _store(self, properties: dict[str, Any], associations: list[dict[str, Any]]) -> Stored:
         stored = Stored(
             self._next_id(),
             properties["hubspot_owner_id"],
@@ -272,12 +290,18 @@ class FakeHubSpot:
             _epoch_ms(properties["hs_meeting_end_time"]),
             properties.get("hs_meeting_location"),
             properties.get("hs_meeting_body"),
+            frozenset(_links(associations)),
         )
         self.meetings.append(stored)
         return stored
 
     def _next_id(self) -> str:
         return str(FIRST_ID + len(self.meetings))
+
+
+def _links(associations: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    kinds = {type_id: kind for kind, type_id in ASSOCIATION_TYPE_IDS.items()}
+    return [(kinds[a["types"][0]["associationTypeId"]], str(a["to"]["id"])) for a in associations]
 
 
 def _properties(meeting: Stored, asked: list[str]) -> dict[str, Any]:
@@ -317,8 +341,11 @@ def make_job(
     *,
     location: str | None = None,
     body: str | None = None,
+    contacts: tuple[str, ...] = (),
+    key: str | None = None,
 ) -> SendJob:
-    """Row `index`: a 30-minute meeting starting `index` hours after START, keyed `key-<index>`."""
+    """Row `index`: a 30-minute meeting starting `index` hours after START (linked to `contacts`), keyed
+    `key-<index>` unless `key` is given."""
     start = START + timedelta(hours=index)
     iso = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     end = (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -338,12 +365,15 @@ def make_job(
         "properties": properties,
         "timezone": "Asia/Tokyo",
         "emailReminderSchedule": {"reminders": [], "shouldIncludeInviteDescription": False},
-        "associations": [],
+        "associations": [
+            {"to": {"id": c}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 200}]}
+            for c in contacts
+        ],
     }
     start_ms = round(start.timestamp() * 1000)
     return SendJob(
         index,
-        f"key-{index}",
+        key or f"key-{index}",
         CreateRequest(ORGANIZER_USER_ID, request_body, OWNER_ID, start_ms, title, notes),
     )
 
@@ -487,7 +517,14 @@ def test_created_row_with_201_keeps_the_mapper_notes(harness: Harness) -> None:
     harness.hubspot.script(TITLE, Reply(201))
     outcomes = harness.send([make_job(0, notes=(SKIPPED_CONTACT,))])
     assert outcomes[0] == Outcome(
-        RowStatus.CREATED, meeting_id(0), None, 201, "corr-201", attempts=1, warning=NOTE
+        RowStatus.CREATED,
+        meeting_id(0),
+        None,
+        201,
+        "corr-201",
+        attempts=1,
+        warning=NOTE,
+        warning_code=NOTE_CODE,
     )
 
 
@@ -637,7 +674,9 @@ def test_lost_answer_of_a_created_meeting_is_found_by_search_not_resent(harness:
     harness.hubspot.script(TITLE, replace(lost, created=True))
     job = make_job(0)
     outcomes = harness.send([job])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.creates) == 1
     assert harness.retry_sleeps == []  # not one of the errors the client retries
     assert harness.hubspot.searches == [exact_search(job)]
@@ -683,7 +722,9 @@ def test_success_answer_without_a_readable_id_is_searched_for_not_resent(
     # unavailable, and no KeyError ends the run.
     harness.hubspot.script(TITLE, reply)
     outcomes = harness.send([make_job(0)])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.creates) == 1
     assert len(harness.hubspot.searches) == 1
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)
@@ -693,7 +734,13 @@ def test_adopted_meeting_keeps_the_mapper_notes_before_its_own(harness: Harness)
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     outcomes = harness.send([make_job(0, notes=(SKIPPED_CONTACT,))])
     # The meeting lacks that association whichever way it was confirmed: the results must say so.
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=f"{NOTE}; {LOST}")
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED,
+        meeting_id(0),
+        attempts=1,
+        warning=f"{NOTE}; {LOST}",
+        warning_code=f"{NOTE_CODE};{LOST_CODE}",
+    )
 
 
 def test_rows_in_doubt_are_checked_five_to_a_search(harness: Harness) -> None:
@@ -711,7 +758,7 @@ def test_rows_in_doubt_are_checked_five_to_a_search(harness: Harness) -> None:
     assert len(harness.hubspot.creates) == 12
     by_title = {m.title: m.id for m in harness.hubspot.meetings}
     assert outcomes == {
-        i: Outcome(RowStatus.CREATED, by_title[title], attempts=1, warning=LOST)
+        i: Outcome(RowStatus.CREATED, by_title[title], attempts=1, warning=LOST, warning_code=LOST_CODE)
         for i, title in enumerate(titles)
     }
 
@@ -780,7 +827,9 @@ def test_meeting_that_agrees_in_everything_compared_is_adopted(
     harness.hubspot.seed(TITLE, job.request.start_ms, **seeded)
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout))
     outcomes = harness.send([job])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.creates) == 1
     assert len(harness.hubspot.searches) == 1
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)
@@ -803,7 +852,9 @@ def test_of_two_candidates_the_one_no_other_row_holds_is_adopted(harness: Harnes
     harness.hold("key-other", held)
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     outcomes = harness.send([job])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(1), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(1), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.searches) == 1
 
 
@@ -815,7 +866,7 @@ def test_one_meeting_is_adopted_by_one_of_two_rows_in_doubt_it_could_be(harness:
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True), Drop(httpx.ReadTimeout))
     outcomes = harness.send([first, second])
     assert outcomes == {
-        0: Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST),
+        0: Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE),
         1: Outcome(RowStatus.CREATED, meeting_id(1), None, 200, "corr-200", attempts=2),
     }
     assert harness.hubspot.searches == [
@@ -840,6 +891,31 @@ def test_several_meetings_that_could_be_the_rows_leave_it_in_doubt(harness: Harn
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
 
 
+def test_two_rows_in_doubt_that_differ_only_in_contacts_each_adopt_their_own(harness: Harness) -> None:
+    """Search shows no associations: both meetings match both rows, so their contacts are read."""
+    first = make_job(0, contacts=("7100001",))
+    second = replace(make_job(0, contacts=("7100002",), key="key-1"), index=1)
+    harness.hubspot.script(
+        TITLE, Drop(httpx.ReadTimeout, created=True), Drop(httpx.ReadTimeout, created=True)
+    )
+    outcomes = harness.send([first, second])
+    assert {outcomes[0].meeting_id, outcomes[1].meeting_id} == {meeting_id(0), meeting_id(1)}
+    assert all(o.status is RowStatus.CREATED and o.warning == LOST for o in outcomes.values())
+    made = {m.id: m.links for m in harness.hubspot.meetings}
+    assert made[str(outcomes[0].meeting_id)] == {("contacts", "7100001")}
+    assert made[str(outcomes[1].meeting_id)] == {("contacts", "7100002")}
+    assert len(harness.hubspot.creates) == 2 and len(harness.hubspot.searches) == 1
+    assert sum(event.startswith("read ") for event in harness.hubspot.events) == 4
+
+
+def test_a_lone_candidate_is_adopted_without_reading_its_associations(harness: Harness) -> None:
+    job = make_job(0, contacts=("7100001",))
+    harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
+    outcomes = harness.send([job])
+    assert outcomes[0].meeting_id == meeting_id(0)
+    assert not [event for event in harness.hubspot.events if event.startswith("read ")]
+
+
 # --- rows still unsettled when the run ends: in doubt, never failed ---
 
 
@@ -862,7 +938,9 @@ def test_search_that_failed_once_is_made_again_at_the_next_check(harness: Harnes
     harness.hubspot.script(TITLE, Drop(httpx.ReadTimeout, created=True))
     harness.hubspot.script_search(*[UNAVAILABLE] * 3)
     outcomes = harness.send([make_job(0)])
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
     assert len(harness.hubspot.searches) == 4
     assert len(harness.hubspot.creates) == 1
 
@@ -941,7 +1019,9 @@ def test_search_waits_for_the_index_lag_counted_from_the_lost_attempt(harness: H
     outcomes = harness.send(titled("First", "Second"), search_lag_s=30.0, clock=clock)
     assert clock.waits == [18.0]
     assert harness.hubspot.search_times == [1030.0]
-    assert outcomes[0] == Outcome(RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST)
+    assert outcomes[0] == Outcome(
+        RowStatus.CREATED, meeting_id(0), attempts=1, warning=LOST, warning_code=LOST_CODE
+    )
 
 
 @pytest.mark.parametrize("left", ["sending", "in_doubt"])
@@ -987,7 +1067,15 @@ def test_row_in_doubt_from_an_earlier_run_found_in_hubspot_is_skipped(harness: H
     harness.leave_in_doubt(job, left)
     harness.hubspot.seed(TITLE, job.request.start_ms)
     outcomes = harness.send([job])
-    assert outcomes == {0: Outcome(RowStatus.SKIPPED, meeting_id(0), attempts=0, warning=f"{NOTE}; {LOST}")}
+    assert outcomes == {
+        0: Outcome(
+            RowStatus.SKIPPED,
+            meeting_id(0),
+            attempts=0,
+            warning=f"{NOTE}; {LOST}",
+            warning_code=f"{NOTE_CODE};{LOST_CODE}",
+        )
+    }
     assert harness.hubspot.creates == []
     assert harness.hubspot.searches == [exact_search(job)]
     assert harness.state("key-0") == ("created", meeting_id(0), 1, None)

@@ -35,10 +35,14 @@ class Stats:
     rate_limited: Counter[str] = field(default_factory=Counter)
     faults: Counter[FaultKind] = field(default_factory=Counter)
     updates: Counter[str] = field(default_factory=Counter)
+    first_by_route: dict[str, int] = field(default_factory=dict)  # the request's number (1 = the first)
+    last_by_route: dict[str, int] = field(default_factory=dict)
 
     def count_request(self, route: str) -> None:
         self.requests_total += 1
         self.by_route[route] += 1
+        self.first_by_route.setdefault(route, self.requests_total)
+        self.last_by_route[route] = self.requests_total
 
 
 class SandboxState:
@@ -126,6 +130,9 @@ class SandboxState:
         return {
             "requests_total": self.stats.requests_total,
             "requests_by_route": dict(self.stats.by_route),
+            # Which request (by arrival number) first and last came for each route: the order of a run.
+            "first_request_by_route": dict(self.stats.first_by_route),
+            "last_request_by_route": dict(self.stats.last_by_route),
             "responses_by_status": {str(code): n for code, n in sorted(self.stats.by_status.items())},
             "rate_limited": {str(policy): self.stats.rate_limited[policy] for policy in [*Policy, SPURIOUS]},
             "faults_injected": {kind.value: self.stats.faults[kind] for kind in FaultKind},

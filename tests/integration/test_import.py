@@ -192,6 +192,22 @@ def test_contact_lookups_are_batched(start_sandbox: Callable[..., Sandbox], tmp_
     assert stats["meetings_created"] == 460
 
 
+def test_the_first_rows_are_created_while_later_rows_are_still_looked_up(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    unique = [f"person{i:03d}@stream-test.example.com" for i in range(600)]
+    sandbox = start_sandbox(data=seed_with_contacts(tmp_path, unique), max_per_window=1000, window_ms=1000)
+    sheet = write_meetings(tmp_path / "many.csv", 600, contacts=unique)
+
+    proc = run_cli(["run", str(sheet), "--rate-limit", "1000"], importer_env(sandbox))
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stats = sandbox.stats()
+    assert stats["meetings_created"] == 600
+    assert stats["requests_by_route"]["batch_read"] == 6  # chunked, and still in full batches of 100
+    assert stats["first_request_by_route"]["create_meeting"] < stats["last_request_by_route"]["batch_read"]
+
+
 def test_times_without_a_zone_are_the_hubspot_accounts(
     start_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
