@@ -49,6 +49,8 @@ _NFKC_FIELDS = ("owner_email", *LIST_FIELDS, "duration_minutes")
 
 _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
+# The same with `/`, most common first: a cell in one of these is what normalised_time_text would make of it.
+_DIRECT_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f")
 _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
 # What normalised_time_text leaves of a time that carries its offset: the wall time, then ±HH:MM.
@@ -101,7 +103,7 @@ def parse_cells(
     frame = _bound_years(_duration(frame))
     frame = frame.with_columns(
         pl.col("owner_email").str.to_lowercase(),
-        *(_split(f).alias(f) for f in LIST_FIELDS),
+        *(column for f in LIST_FIELDS for column in _list_columns(frame[f])),
         *(_enum(frame[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
         _start_read(frame),
     )
@@ -137,25 +139,48 @@ def parse_cells(
         pl.col("_start").alias("start"),
         pl.col("_end").alias("end"),
         pl.col("_zone").alias("timezone"),
-        *(pl.col(f).list.join(LIST_SEPARATOR).replace("", None) for f in LIST_FIELDS),
+        *(pl.col(f) for f in LIST_FIELDS),
         pl.col("_location_type").alias("location_type"),
         pl.col("_outcome").alias("outcome"),
         pl.col("_reminders"),
+    )
+    warnings = [_time_warning(column, t) for t in ("start", "end")]
+    notes = _notes(frame, problems, warnings)
+    return pl.concat([out, notes, frame.select("_start_read")], how="horizontal"), schedules
+
+
+def _notes(frame: pl.DataFrame, problems: list[_Check], warnings: list[_Check]) -> pl.DataFrame:
+    """`_problems`, `_error_codes`, `_warnings` and `_warning_codes`. The checks' conditions are cheap and run on every
+    row; their messages, a string built per row, only on the rows some check flags (few, as a rule)."""
+    flagged = pl.any_horizontal([c.condition.fill_null(False) for c in (*problems, *warnings)])
+    at = frame.select(flagged.arg_true()).to_series()
+    notes = frame[at].select(
         _joined([p.message for p in problems]).alias("_problems"),
         _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
         _joined([w.message for w in warnings]).alias("_warnings"),
         _joined([w.code for w in warnings], codes.CODE_SEPARATOR).alias("_warning_codes"),
-        pl.col("_start_read"),
     )
-    return out, schedules
+    empty = pl.Series([None] * frame.height, dtype=pl.String)
+    return pl.DataFrame([empty.scatter(at, notes[name]).alias(name) for name in notes.columns])
 
 
 @dataclass(frozen=True)
 class _Check:
-    """One check over a column: per row, its problem's message (null where the check passes) and code."""
+    """One check over a column: where it fails, and per row its problem's message (null where the check
+    passes) and code."""
 
-    message: pl.Expr
-    code: pl.Expr
+    condition: pl.Expr
+    text: pl.Expr  # the message, for every row
+
+    code_name: str
+
+    @property
+    def message(self) -> pl.Expr:
+        return pl.when(self.condition).then(self.text)
+
+    @property
+    def code(self) -> pl.Expr:
+        return pl.when(self.condition).then(pl.lit(self.code_name))
 
 
 class _Columns:
@@ -197,7 +222,7 @@ class _Columns:
                 part = fields[name]
                 pieces.append(part.cast(pl.String) if isinstance(part, pl.Expr) else pl.lit(str(part)))
         message = pl.concat_str(pieces) if pieces else pl.lit("")
-        return _Check(pl.when(condition).then(message), pl.when(condition).then(pl.lit(code.name)))
+        return _Check(condition, message, code.name)
 
 
 def _joined(messages: list[pl.Expr], separator: str = codes.MESSAGE_SEPARATOR) -> pl.Expr:
@@ -294,39 +319,15 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
     A time with an offset is taken as written; one without is local to the row's zone. A local time in a
     DST gap does not exist (rejected); one in an overlap happens twice (the first is taken, with a warning).
     """
-    # Materialised step by step: polars would otherwise redo the text rewriting in every branch below.
-    frame = frame.with_columns(normalised_time_text(pl.col("_text")).alias("_text"))
-    frame = _eras(frame)
-    given = pl.col("_text").str.contains_any(["午前", "午後", "am", "pm"], ascii_case_insensitive=True)
-    meridiem = bool(frame.select(given.any()).item())
-    if meridiem:
-        frame = frame.with_columns(
-            pl.col("_text").str.extract(_MERIDIEM).str.to_lowercase().alias("_meridiem"),
-            pl.col("_text").str.replace(_MERIDIEM, " ").str.strip_chars().alias("_text"),
-        )
-    parts = pl.col("_text").str.extract_groups(_OFFSET)
-    sign = pl.when(parts.struct.field("sign") == "-").then(-1).otherwise(1)
-    frame = frame.with_columns(
-        pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
-        (
-            sign * (parts.struct.field("hh").cast(pl.Int32) * 60 + parts.struct.field("mm").cast(pl.Int32))
-        ).alias("_offset"),
-    )
-    naive = pl.coalesce(
-        pl.col("_wall").str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS
-    )
-    frame = frame.with_columns(naive.alias("_naive"))
-    if meridiem:
-        frame = _apply_meridiem(frame)
-    zones = [z for z in frame["_zone"].unique().to_list() if z is not None]
+    frame = frame.with_columns(_read_times(frame["_text"]))
+    earliest, latest = _localised(frame["_naive"], _rows_by_zone(frame["_zone"]))
     frame = frame.with_columns(
         (pl.col("_naive") - pl.duration(minutes=pl.col("_offset")))
         .dt.replace_time_zone("UTC")
         .cast(_UTC)
         .alias("_written"),
-        _localise(zones, "earliest").alias("_earliest"),
-        _localise(zones, "latest").alias("_latest"),
-        _unread_kind(frame).alias("_kind"),
+        earliest.alias("_earliest"),
+        latest.alias("_latest"),
     )
     status = (
         pl.when(pl.col("_text").is_null())
@@ -349,7 +350,70 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
         pl.col("_era").alias(f"_{field}_era"),
         pl.col("_naive").alias(f"_{field}_local"),
         pl.col("_offset").alias(f"_{field}_offset"),
-    ).drop("_text", "_wall", "_offset", "_naive", "_written", "_earliest", "_latest", "_kind", "_era")
+    ).drop("_text", "_offset", "_naive", "_written", "_earliest", "_latest", "_kind", "_era")
+
+
+def _read_times(text: pl.Series) -> list[pl.Series]:
+    """`_naive` (the wall time read), `_offset` (the minutes of a written offset), `_era` and `_kind`
+    (why a time could not be read) of each cell. A cell already in the form the formats read, most
+    cells, is read as it is; only the others are rewritten (normalised_time_text), several regex passes
+    over each."""
+    read = _read_as_written(text)
+    columns = [
+        read,
+        pl.repeat(None, text.len(), dtype=pl.Int32, eager=True).alias("_offset"),
+        pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_era"),
+        pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_kind"),
+    ]
+    at = (read.is_null() & text.is_not_null()).arg_true()
+    if at.len():
+        spelt = _read_spellings(text.gather(at).to_frame("_text"))
+        columns = [column.scatter(at, spelt[column.name]) for column in columns]
+    return columns
+
+
+def _read_as_written(text: pl.Series) -> pl.Series:
+    """The cells that are in one of _DIRECT_FORMATS, read; each format tried only on the cells the
+    ones before it could not read (a failed parse costs as much as one that works)."""
+    read = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True).alias("_naive")
+    left = text.is_not_null().arg_true()
+    for form in _DIRECT_FORMATS:
+        if not left.len():
+            break
+        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False)
+        done = parsed.is_not_null()
+        read = read.scatter(left.filter(done), parsed.filter(done))
+        left = left.filter(~done)
+    return read
+
+
+def _strptime(wall: pl.Expr) -> pl.Expr:
+    return pl.coalesce(wall.str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS)
+
+
+def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_read_times`' columns for cells in any other spelling, from `_text`."""
+    # Materialised step by step: polars would otherwise redo the text rewriting in every branch below.
+    frame = frame.with_columns(normalised_time_text(pl.col("_text")).alias("_text"))
+    frame = _eras(frame)
+    given = pl.col("_text").str.contains_any(["午前", "午後", "am", "pm"], ascii_case_insensitive=True)
+    meridiem = bool(frame.select(given.any()).item())
+    if meridiem:
+        frame = frame.with_columns(
+            pl.col("_text").str.extract(_MERIDIEM).str.to_lowercase().alias("_meridiem"),
+            pl.col("_text").str.replace(_MERIDIEM, " ").str.strip_chars().alias("_text"),
+        )
+    parts = pl.col("_text").str.extract_groups(_OFFSET)
+    sign = pl.when(parts.struct.field("sign") == "-").then(-1).otherwise(1)
+    minutes = parts.struct.field("hh").cast(pl.Int32) * 60 + parts.struct.field("mm").cast(pl.Int32)
+    frame = frame.with_columns(
+        pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
+        (sign * minutes).cast(pl.Int32).alias("_offset"),
+    )
+    frame = frame.with_columns(_strptime(pl.col("_wall")).alias("_naive"))
+    if meridiem:
+        frame = _apply_meridiem(frame)
+    return frame.with_columns(_unread_kind(frame).alias("_kind"))
 
 
 def _eras(frame: pl.DataFrame) -> pl.DataFrame:
@@ -413,18 +477,36 @@ def _unread_kind(frame: pl.DataFrame) -> pl.Expr:
     )
 
 
-def _localise(zones: list[str], ambiguous: str) -> pl.Expr:
-    # replace_time_zone takes one zone name, not an expression: one branch per distinct zone in the sheet.
-    branches = [
-        pl.when(pl.col("_zone") == zone).then(
-            pl.col("_naive")
-            .dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")  # type: ignore[arg-type]
-            .dt.convert_time_zone("UTC")
-            .cast(_UTC)
-        )
-        for zone in zones
-    ]
-    return pl.coalesce(branches) if branches else pl.lit(None, dtype=_UTC)
+def _rows_by_zone(zone: pl.Series) -> dict[str, pl.Series]:
+    """Each zone's row indices, in one pass."""
+    rows = pl.DataFrame({"zone": zone, "at": pl.int_range(zone.len(), dtype=pl.UInt32, eager=True)})
+    groups = rows.drop_nulls("zone").group_by("zone").agg("at")
+    return dict(zip(groups["zone"].to_list(), groups["at"], strict=True))
+
+
+def _localised(naive: pl.Series, zones: dict[str, pl.Series]) -> tuple[pl.Series, pl.Series]:
+    """Each wall time in its row's zone (`zones`: each zone's rows), in UTC: the earliest and the
+    latest instant it can be (the two differ in a fall-back overlap; both null in a spring-forward gap,
+    or without a zone)."""
+    earliest = pl.repeat(None, naive.len(), dtype=_UTC, eager=True)
+    latest = earliest.clone()
+    # replace_time_zone takes one zone name, not an expression: each zone's rows are converted apart,
+    # at once unless a time is in an overlap or a gap (null), which few are.
+    for name, at in zones.items():
+        local = naive.gather(at)
+        once = _in_zone(local, name, "null")
+        earliest = earliest.scatter(at, once)
+        latest = latest.scatter(at, once)
+        odd = (once.is_null() & local.is_not_null()).arg_true()
+        if odd.len():
+            earliest = earliest.scatter(at.gather(odd), _in_zone(local.gather(odd), name, "earliest"))
+            latest = latest.scatter(at.gather(odd), _in_zone(local.gather(odd), name, "latest"))
+    return earliest, latest
+
+
+def _in_zone(local: pl.Series, zone: str, ambiguous: str) -> pl.Series:
+    moment = local.dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")  # type: ignore[arg-type]
+    return moment.dt.convert_time_zone("UTC").cast(_UTC)
 
 
 def _start_read(frame: pl.DataFrame) -> pl.Expr:
@@ -564,13 +646,37 @@ def _duration_problems(column: _Columns) -> list[_Check]:
     ]
 
 
+_SEVERAL = r"[;,、；，\n\r]"  # a cell of several items, or one to trim (LIST_SPLIT)
+_URL_PARTS = r"[/:]|^www\."  # a domain written as a URL
+
+
+def _list_columns(cells: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """A list cell normalised (`_split`, joined by LIST_SEPARATOR, null when empty) and its first item
+    that is not a value of its kind (`_<field>_bad`). A cell of one plain ASCII item, most cells, is
+    that item: only the others are split into lists, which costs ten times as much."""
+    field = cells.name
+    pattern, longest, _ = _LIST_RULES[field]
+    text = cells if field in ("deal_ids", "ticket_ids") else cells.str.to_lowercase()
+    several = _SEVERAL + ("|" + _URL_PARTS if field == "company_domains" else "")
+    # NFKC (of non-ASCII cells only) may leave spaces at the ends: such cells are split and trimmed too.
+    many = (text.str.contains(several) | (text.str.len_bytes() != text.str.len_chars())).fill_null(False)
+    unfit = pl.when(~_fits(pl.col(field), pattern, longest)).then(pl.col(field))
+    bad = text.to_frame().select(unfit).to_series().alias(f"_{field}_bad")
+    at = many.arg_true()
+    if at.len():
+        items = text.gather(at).to_frame().select(_split(field)).to_series()
+        first_bad = items.to_frame().select(
+            pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
+        )
+        text = text.scatter(at, items.list.join(LIST_SEPARATOR).replace("", None))
+        bad = bad.scatter(at, first_bad.to_series())
+    return text, bad
+
+
 def _split(field: str) -> pl.Expr:
     """Split on LIST_SPLIT (`;`, `,`, `、` or a line break); trim; drop empties and repeats, keeping the
     first order."""
-    text = pl.col(field)
-    if field != "deal_ids" and field != "ticket_ids":
-        text = text.str.to_lowercase()
-    items = text.str.replace_all(LIST_SPLIT, LIST_SEPARATOR).str.split(LIST_SEPARATOR)
+    items = pl.col(field).str.replace_all(LIST_SPLIT, LIST_SEPARATOR).str.split(LIST_SEPARATOR)
     items = items.list.eval(pl.element().str.strip_chars())
     if field == "company_domains":
         # `https://www.example.com/about` -> `example.com`: HubSpot stores bare domains.
@@ -580,16 +686,12 @@ def _split(field: str) -> pl.Expr:
             .str.replace(r"[/:].*$", "")
             .str.replace(r"^www\.", "")
         )
-    items = items.list.eval(pl.element().filter(pl.element() != "")).list.unique(maintain_order=True)
-    return items.fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    return items.list.eval(pl.element().filter(pl.element() != "")).list.unique(maintain_order=True)
 
 
 def _list_problem(column: _Columns, field: str) -> _Check:
-    pattern, longest, code = _LIST_RULES[field]
-    first_bad = (
-        pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
-    )
-    return column.problem(field, first_bad.is_not_null(), code, value=first_bad)
+    first_bad = pl.col(f"_{field}_bad")
+    return column.problem(field, first_bad.is_not_null(), _LIST_RULES[field][2], value=first_bad)
 
 
 def _fits(text: pl.Expr, pattern: str, longest: int) -> pl.Expr:

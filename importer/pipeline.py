@@ -61,16 +61,19 @@ from importer.pacing import Pacer
 from importer.reader import Sheet, load_sheet, parse_rows
 from importer.reporter import (
     EarlierResult,
+    RowResults,
+    append_results,
     count_statuses,
     default_results_path,
+    journal_path,
     read_earlier,
-    results_frame,
+    results_lines,
     write_results,
 )
 from importer.sender import Feed, Sender, SendJob, UpdateJob, update_notes
 
 log = logging.getLogger(__name__)
-CHECKPOINT_S = 2.0  # how often the results file is rewritten while rows finish
+CHECKPOINT_S = 2.0  # how often finished rows go to the results journal (or file) while rows finish
 FIRST_CHUNK_ROWS, CHUNK_ROWS = 50, 1000  # rows looked up together: the first few, so sending starts soon
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -241,7 +244,7 @@ def _check_results_path(input_path: Path, results_path: Path) -> None:
 
 def read_rows(
     input_path: Path, settings: Settings, zone: str, *, build: bool = True
-) -> tuple[Sheet, list[RowResult], Pending]:
+) -> tuple[Sheet, RowResults, Pending]:
     """Stage: the sheet, a result for every row (invalid ones settled), and the valid rows' meetings."""
     sheet = load_sheet(
         input_path,
@@ -258,29 +261,31 @@ def read_rows(
         default_reminders=settings.default_reminders,
         build_meetings=build,
     )
-    results: list[RowResult] = []
+    frames: list[pl.DataFrame] = []
     meetings: Pending = []
     for chunk in chunks:
-        for parsed in chunk:
-            if parsed.error:
-                outcome = RowOutcome(
-                    RowStatus.INVALID,
-                    error=parsed.error,
-                    warning=parsed.warning,
-                    error_code=parsed.error_code,
-                    warning_code=parsed.warning_code,
-                )
-                results.append(RowResult(parsed.row, None, outcome, parsed.start_read))
-                _log_row(results[-1])
-                continue
-            row_key = None
-            if parsed.meeting is not None:
-                meetings.append((len(results), Packed.of(parsed.meeting)))
-                row_key = parsed.meeting.row_key
-            outcome = RowOutcome(RowStatus.VALID, warning=parsed.warning, warning_code=parsed.warning_code)
-            results.append(RowResult(parsed.row, row_key, outcome, parsed.start_read))
+        offset = sum(f.height for f in frames)
+        meetings += [(offset + at, Packed.of(meeting)) for at, meeting in chunk.meetings.items()]
+        frames.append(chunk.frame)
+    results = _read_results(frames, meetings)
     log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
     return sheet, results, meetings
+
+
+def _read_results(frames: list[pl.DataFrame], meetings: Pending) -> RowResults:
+    """Every row's result as read, as columns: `invalid` with its problems, else `valid`."""
+    read = pl.concat(frames) if frames else pl.DataFrame(schema={"row": pl.Int64, "error": pl.String})
+    keys = pl.repeat(None, read.height, dtype=pl.String, eager=True)
+    if meetings:
+        keys = keys.scatter([index for index, _ in meetings], [meeting.row_key for _, meeting in meetings])
+    invalid = pl.col("error").is_not_null()
+    status = pl.when(invalid).then(pl.lit(str(RowStatus.INVALID))).otherwise(pl.lit(str(RowStatus.VALID)))
+    results = RowResults(
+        read.with_columns(status.alias("status"), keys.alias("row_key"), pl.lit(0).alias("attempts"))
+    )
+    for index in read.with_row_index().filter(invalid)["index"]:
+        _log_row(results.peek(index))
+    return results
 
 
 def _note(sheet: Sheet, zone: str) -> SheetNote:
@@ -290,18 +295,11 @@ def _note(sheet: Sheet, zone: str) -> SheetNote:
 def _summary(
     input_path: Path,
     results_path: Path,
-    results: list[RowResult],
+    results: RowResults,
     started: float,
     client: HubSpotClient | None = None,
     **extra: Any,
 ) -> RunSummary:
-    rows_of: dict[str, list[int]] = {}
-    code_of: dict[str, str | None] = {}
-    for r in results:
-        if r.outcome.error and r.status not in DONE_STATUSES:
-            rows_of.setdefault(r.outcome.error, []).append(r.row)
-            code_of.setdefault(r.outcome.error, r.outcome.error_code)
-    ranked = sorted(rows_of.items(), key=lambda item: -len(item[1]))[:5]
     return RunSummary(
         input_path,
         results_path,
@@ -310,19 +308,37 @@ def _summary(
         requests=client.requests_sent if client else 0,
         searches=client.searches_sent if client else 0,
         rate_limited=client.rate_limited if client else 0,
-        top_errors=[TopError(error, len(rows), rows[:5], code_of[error]) for error, rows in ranked],
+        top_errors=_top_errors(results.columns()),
         **extra,
     )
 
 
+def _top_errors(results: pl.DataFrame, count: int = 5) -> list[TopError]:
+    """The most frequent errors of rows not done (ties in order of first appearance), each with its
+    first rows and the code of the first."""
+    done = [str(s) for s in DONE_STATUSES]
+    ranked = (
+        results.filter(pl.col("error").is_not_null() & ~pl.col("status").is_in(done))
+        .group_by("error", maintain_order=True)
+        .agg(pl.len().alias("rows"), pl.col("row").head(count).alias("first"), pl.col("error_code").first())
+        .sort("rows", descending=True, maintain_order=True)
+        .head(count)
+    )
+    return [TopError(error, rows, first, code) for error, rows, first, code in ranked.iter_rows()]
+
+
+WHOLE_SHARE = 0.05
+"""At most this share of a run's time goes to rewriting the results file whole while rows finish."""
+
+
 class Board:
-    """Where outcomes go: the results list, the results file (rewritten as rows finish), the log and the
+    """Where outcomes go: the results (as columns), the results file and its journal, the log and the
     progress line."""
 
     def __init__(
         self,
         inputs: pl.DataFrame,
-        results: list[RowResult],
+        results: RowResults,
         results_path: Path,
         progress: Progress | None,
         account: Account | None = None,
@@ -334,12 +350,13 @@ class Board:
         self.inputs = inputs
         self.results = results
         self.results_path = results_path
+        self.journal = journal_path(results_path)
         self.progress = progress
         self.account = account
         self.to_send = 0
         self._finished = 0
-        self._last_checkpoint = time.monotonic()
-        self._write_s = 0.0
+        self._last_checkpoint = self._whole_at = time.monotonic()
+        self._whole_s = 0.0
 
     def record(self, index: int, outcome: RowOutcome) -> None:
         result = self.results[index]
@@ -356,25 +373,50 @@ class Board:
         self.checkpoint()
 
     def checkpoint(self, *, final: bool = False) -> None:
-        """Rewrite the results file (atomically) while rows finish, and at the end. Every CHECKPOINT_S at
-        most, and never more than a tenth of the time: a large sheet takes a while to write."""
-        if final or time.monotonic() - self._last_checkpoint >= max(CHECKPOINT_S, 10 * self._write_s):
-            started = time.monotonic()
-            account = self.account
-            frame = results_frame(
-                self.inputs,
-                self.results,
-                portal_id=account.portal_id if account else None,
-                ui_domain=account.ui_domain if account else None,
-                plan=self.plan,
-            )
-            try:
-                write_results(frame, self.results_path)
-            except OSError as exc:  # the ledger is right already: the next run needs no results file
-                message = messages._("cannot write the results file {path}: {error}")
-                raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
-            self._last_checkpoint = time.monotonic()
-            self._write_s = self._last_checkpoint - started
+        """Every CHECKPOINT_S while rows finish, the rows changed since the last checkpoint are appended
+        to the journal beside the results file, at a cost in proportion to them. The file itself is
+        rewritten whole (atomically) when that takes at most WHOLE_SHARE of the time since it last was,
+        and at the end, when the journal goes. So the file is always whole, a small sheet's as fresh as
+        before, and after a kill the journal has the rows finished since (a row's last line counts)."""
+        now = time.monotonic()
+        if not final and now - self._last_checkpoint < CHECKPOINT_S:
+            return
+        try:
+            if final or now - self._whole_at >= self._whole_s / WHOLE_SHARE:
+                self._write_whole()
+                self.journal.unlink(missing_ok=True)  # every line of it is in the file now
+            else:
+                self._append_changed()
+        except OSError as exc:  # the ledger is right already: the next run needs no results file
+            message = messages._("cannot write the results file {path}: {error}")
+            raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
+        self._last_checkpoint = time.monotonic()
+
+    def _write_whole(self) -> None:
+        started = time.monotonic()
+        self.results.take_changed()  # in the file from now on
+        write_results(self._lines(self.inputs, self.results.columns()), self.results_path)
+        self._whole_at = time.monotonic()
+        self._whole_s = self._whole_at - started
+
+    def _append_changed(self) -> None:
+        changed = self.results.take_changed()
+        if changed:
+            lines = self._lines(self.inputs[changed], self.results.columns_of(changed))
+            append_results(lines, self.journal)
+
+    def _lines(self, inputs: pl.DataFrame, results: pl.DataFrame) -> pl.DataFrame:
+        account = self.account
+        return results_lines(
+            inputs,
+            results,
+            account.portal_id if account else None,
+            account.ui_domain if account else None,
+            self.plan,
+        )
+
+
+FIRST_CHUNK_ROWS, CHUNK_ROWS = 50, 1000  # rows looked up together: the first few, so sending starts soon
 
 
 class _Import:

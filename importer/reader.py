@@ -2,9 +2,9 @@
 
 Two steps. `load_sheet` reads the file as text cells (never letting a parser guess types, so `0012345`
 stays `0012345`), finds the header (below any title or blank rows) and maps it to the importer's fields.
-`parse_rows` then turns each row into a `Meeting`: times are parsed and put into UTC vectorised in polars
-(per-row Python date parsing is the slowest part of a million-row sheet), everything else goes through the
-pydantic model row by row so one bad row never costs the others.
+`parse_rows` then checks every row a chunk at a time, a whole column at once in polars (importer.cells),
+and yields each chunk's outcome as columns; only the rows that passed become `Meeting`s (pydantic, row by
+row, so one bad row never costs the others), and a dry run builds none.
 """
 
 from __future__ import annotations
@@ -61,13 +61,17 @@ class Sheet:
 
     path: Path
     frame: pl.DataFrame
-    row_numbers: list[int]
+    rows: pl.Series  # each row's number as Excel shows it (Int64)
     headers: dict[str, str]
     sheet_name: str | None = None
     other_sheets: list[str] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
     row_problems: dict[int, codes.Problem] = field(default_factory=dict)
     evidence: pl.DataFrame | None = None  # a results file's outcome columns, row for row with `frame`
+
+    @property
+    def row_numbers(self) -> list[int]:
+        return self.rows.to_list()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +160,13 @@ def load_sheet(
     mapping = _map_cells(header, columns)
     _check_mapping(path, mapping, header, table.header_row, forced=header_row is not None)
     first_row = table.header_row + 1
-    frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, eager=True).alias("_row"))
-    kept = frame.select(~_blank([c for c in frame.columns if c != "_row"])).to_series()
-    frame = frame.filter(kept)
-    evidence = evidence.filter(kept) if evidence is not None else None
+    # Kept apart from the frame: adding a column to it and dropping it again copies every column.
+    rows = pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64, eager=True)
+    blank = _blank_rows(frame)
+    if blank.len():  # filtering copies every column, blank rows or not
+        kept = ~pl.int_range(frame.height, eager=True).is_in(blank.implode())
+        frame, rows = frame.filter(kept), rows.filter(kept)
+        evidence = evidence.filter(kept) if evidence is not None else None
     headers = {f: frame.columns[i] for f, i in mapping.fields.items()}
     if excel:
         frame = _excel_time_cells(frame, [headers[f] for f in _TIME_FIELDS if f in headers])
@@ -172,8 +179,8 @@ def load_sheet(
         log.warning("%s: columns not imported, as they map to no field: %s", path, ", ".join(unmapped))
     return Sheet(
         path,
-        frame.drop("_row"),
-        frame["_row"].to_list(),
+        frame,
+        rows,
         headers,
         sheet_name=table.sheet_name,
         other_sheets=table.other_sheets,
@@ -206,6 +213,18 @@ def _split_results(
     )
     names = [header[i][1:] if re.match(_NEUTRALISED, header[i]) else header[i] for i in kept]
     return own, names, evidence
+
+
+def _blank_rows(frame: pl.DataFrame) -> pl.Series:
+    """The indices of the rows whose every cell is empty or white space. A column at a time, each only
+    on the rows still undecided: a sheet's first column alone decides most rows."""
+    undecided = pl.int_range(frame.height, dtype=pl.UInt32, eager=True)
+    for column in frame.columns:
+        if not undecided.len():
+            break
+        cells = frame[column] if undecided.len() == frame.height else frame[column].gather(undecided)
+        undecided = undecided.filter(~cells.str.contains(r"\S").fill_null(False))
+    return undecided
 
 
 def _blank(columns: list[str]) -> pl.Expr:
@@ -555,6 +574,36 @@ def _check_mapping(path: Path, mapping: _Mapping, header: list[str], row: int, *
 # --- rows ---
 
 
+@dataclass(frozen=True)
+class ParsedChunk:
+    """A chunk of rows as columns, so a million rows make no million objects: `frame` holds each row's
+    `row`, `error`, `warning`, `start_read`, `error_code`
+    and `warning_code` (as ParsedRow names them), `meetings` the
+    valid rows' meetings by position in the chunk, when built. Indexing gives one row as a ParsedRow."""
+
+    frame: pl.DataFrame
+    meetings: dict[int, Meeting] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def __getitem__(self, index: int) -> ParsedRow:
+        row, *values = self.frame.row(index)
+        return ParsedRow(row, self.meetings.get(index % len(self)), *values)
+
+    def __iter__(self) -> Iterator[ParsedRow]:
+        return (self[i] for i in range(len(self)))
+
+
+_OUTCOME = {
+    "error": "_problems",
+    "warning": "_warnings",
+    "start_read": "_start_read",
+    "error_code": "_error_codes",
+    "warning_code": "_warning_codes",
+}
+
+
 def parse_rows(
     sheet: Sheet,
     *,
@@ -563,7 +612,7 @@ def parse_rows(
     default_reminders: str,
     build_meetings: bool = True,
     chunk_rows: int = _CHUNK_ROWS,
-) -> Iterator[list[ParsedRow]]:
+) -> Iterator[ParsedChunk]:
     """Check every row of `sheet`, a chunk at a time so memory stays flat on large files.
 
     Rows without problems become `Meeting`s when `build_meetings` is set; a dry run leaves it off, as the
@@ -582,58 +631,71 @@ def parse_rows(
             default_outcome=default_outcome,
             default_reminders=default_reminders,
         )
-        numbers = sheet.row_numbers[offset : offset + chunk_rows]
+        outcome = typed.select(
+            sheet.rows.slice(offset, chunk_rows).alias("row"),
+            *(pl.col(source).alias(name) for name, source in _OUTCOME.items()),
+        )
+        if sheet.row_problems:
+            outcome = _unreadable(outcome, sheet.row_problems)
         if not build_meetings:
-            columns = zip(
-                numbers,
-                typed["_problems"],
-                typed["_warnings"],
-                typed["_start_read"],
-                typed["_error_codes"],
-                typed["_warning_codes"],
-                strict=True,
-            )
-            rows = [ParsedRow(number, None, *values) for number, *values in columns]
-        else:
-            rows = [
-                _build(number, values, schedules, sheet.headers)
-                for number, values in zip(numbers, typed.iter_rows(named=True), strict=True)
-            ]
-        yield _unreadable(rows, sheet.row_problems) if sheet.row_problems else rows
+            yield ParsedChunk(outcome)
+            continue
+        valid = typed.drop(_OUTCOME.values()).with_row_index("_at").filter(outcome["error"].is_null())
+        yield _build_all(outcome, valid, schedules, sheet.headers)
 
 
-def _unreadable(rows: list[ParsedRow], problems: dict[int, codes.Problem]) -> list[ParsedRow]:
+def _unreadable(outcome: pl.DataFrame, problems: dict[int, codes.Problem]) -> pl.DataFrame:
     """A malformed line's row is invalid for that alone: its cells are not the sheet's columns."""
-    return [_invalid(p.row, [problems[p.row]]) if p.row in problems else p for p in rows]
+    described = {row: codes.describe([problem]) for row, problem in problems.items()}
+    hit = pl.col("row").is_in(list(described))
+    errors = {row: error for row, (error, _) in described.items()}
+    error_codes = {row: code for row, (_, code) in described.items()}
+    return outcome.with_columns(
+        pl.when(hit)
+        .then(pl.col("row").replace_strict(errors, default=None, return_dtype=pl.String))
+        .otherwise(pl.col("error"))
+        .alias("error"),
+        pl.when(hit).then(None).otherwise(pl.col("warning")).alias("warning"),
+        *(pl.when(hit).then(None).otherwise(pl.col(c)).alias(c) for c in ("start_read", "warning_code")),
+        pl.when(hit)
+        .then(pl.col("row").replace_strict(error_codes, default=None, return_dtype=pl.String))
+        .otherwise(pl.col("error_code"))
+        .alias("error_code"),
+    )
 
 
-def _invalid(
-    row: int,
-    problems: list[codes.Problem],
-    warning: str | None = None,
-    read: str | None = None,
-    warning_code: str | None = None,
-) -> ParsedRow:
-    error, error_code = codes.describe(problems)
-    return ParsedRow(row, None, error, warning, read, error_code, warning_code)
+def _build_all(
+    outcome: pl.DataFrame,
+    valid: pl.DataFrame,
+    schedules: list[tuple[Reminder, ...]],
+    headers: dict[str, str],
+) -> ParsedChunk:
+    """The meetings of the rows the column checks passed (`valid`, each with its position `_at`); a row
+    the model refuses all the same becomes invalid."""
+    meetings: dict[int, Meeting] = {}
+    refused: dict[int, tuple[str | None, str | None]] = {}
+    for values in valid.iter_rows(named=True):
+        at = values.pop("_at")
+        try:
+            meetings[at] = _build(values, schedules)
+        except ValidationError as exc:
+            # The column checks should have caught this already; the model has the last word all the same.
+            refused[at] = codes.describe(_describe(exc, headers))
+    if refused:
+        at = pl.Series(list(refused), dtype=pl.UInt32)
+        outcome = outcome.with_columns(
+            outcome["error"].scatter(at, [error for error, _ in refused.values()]),
+            outcome["error_code"].scatter(at, [code for _, code in refused.values()]),
+        )
+    return ParsedChunk(outcome, meetings)
 
 
-def _build(
-    number: int, values: dict[str, Any], schedules: list[tuple[Reminder, ...]], headers: dict[str, str]
-) -> ParsedRow:
-    error, warning, read = values.pop("_problems"), values.pop("_warnings"), values.pop("_start_read")
-    error_code, warning_code = values.pop("_error_codes"), values.pop("_warning_codes")
-    if error:
-        return ParsedRow(number, None, error, warning, read, error_code, warning_code)
+def _build(values: dict[str, Any], schedules: list[tuple[Reminder, ...]]) -> Meeting:
     values["reminders"] = schedules[values.pop("_reminders")]
     for field_name in LIST_FIELDS:
         items = values[field_name]
         values[field_name] = items.split(LIST_SEPARATOR) if items else ()
-    try:
-        return ParsedRow(number, Meeting.model_validate(values), None, warning, read, None, warning_code)
-    except ValidationError as exc:
-        # The column checks should have caught this already; the model has the last word all the same.
-        return _invalid(number, _describe(exc, headers), warning, read, warning_code)
+    return Meeting.model_validate(values)
 
 
 def _describe(exc: ValidationError, headers: dict[str, str]) -> list[codes.Problem]:

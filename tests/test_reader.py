@@ -14,7 +14,7 @@ import xlsxwriter
 
 from importer.config import load_settings
 from importer.errors import InputError
-from importer.reader import ParsedRow, Sheet, load_sheet, parse_rows
+from importer.reader import ParsedChunk, ParsedRow, Sheet, load_sheet, parse_rows
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 JAPANESE_COLUMNS = {"件名": "title", "開始日時": "start", "終了日時": "end", "担当者メール": "owner_email"}
@@ -36,7 +36,7 @@ def failure(path: Path, columns: dict[str, str] | None = None, /, **options: Any
     return str(caught.value)
 
 
-def parsed(sheet: Sheet, build: bool = True, chunk_rows: int = 50_000) -> list[list[ParsedRow]]:
+def parsed(sheet: Sheet, build: bool = True, chunk_rows: int = 50_000) -> list[ParsedChunk]:
     return list(
         parse_rows(
             sheet,

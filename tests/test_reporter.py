@@ -12,8 +12,11 @@ from importer.errors import InputError
 from importer.models import RESULT_COLUMNS, RowOutcome, RowResult, RowStatus
 from importer.reporter import (
     EarlierResult,
+    RowResults,
+    append_results,
     count_statuses,
     default_results_path,
+    journal_path,
     read_earlier,
     results_frame,
     write_results,
@@ -208,6 +211,18 @@ def test_xlsx_reads_back(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.results.xlsx"]
 
 
+def test_xlsx_keeps_every_character_and_the_spaces_at_the_ends(tmp_path: Path) -> None:
+    """The workbook's XML is written by hand: what XML cannot hold goes in Excel's `_xHHHH_` escape,
+    and text that looks like that escape is escaped itself."""
+    texts = ['a & b <c> "d"', " padded ", "line\nbreak", "cr\rlf", "bell\x07", "_x0041_", "0012345", None]
+    inputs = pl.DataFrame({"note": texts})
+    path = tmp_path / "out.xlsx"
+    write_results(results_frame(inputs, [result(n, RowStatus.VALID) for n in range(2, 10)]), path)
+    back = pl.read_excel(path, read_options={"dtypes": "string"})
+    assert back["note"].to_list() == texts
+    assert back["row"].to_list() == [str(n) for n in range(2, 10)]
+
+
 @pytest.mark.parametrize(
     "text", ["=1+1", "+81 3 1234 5678", "-5", "@SUM(A1:A2)", "\tx", "\rx", '=HYPERLINK("x")']
 )
@@ -315,3 +330,30 @@ def test_read_earlier_of_a_file_that_is_not_results(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_earlier(path)
     assert str(caught.value) == f"{path}: not a results file (no meeting_id, row_key column)"
+
+
+def test_read_earlier_takes_a_killed_runs_journal_into_account(tmp_path: Path) -> None:
+    path = tmp_path / "out.results.csv"
+    earlier = [
+        RowResult(2, "k2", RowOutcome(RowStatus.NOT_SENT)),
+        RowResult(3, "k3", RowOutcome(RowStatus.NOT_SENT)),
+    ]
+    write_results(results_frame(INPUTS, earlier), path)
+    created = RowResult(3, "k3", RowOutcome(RowStatus.CREATED, meeting_id="8100003"))
+    append_results(results_frame(INPUTS.tail(1), [created]), journal_path(path))
+    assert journal_path(path) == tmp_path / "out.results.journal.csv"
+    assert read_earlier(path) == {
+        "k2": EarlierResult("not_sent", None, None),
+        "k3": EarlierResult("created", "8100003", None),
+    }
+
+
+def test_row_results_are_columns_and_objects_only_for_rows_read() -> None:
+    results = RowResults.of(RESULTS)
+    assert (len(results), results.take_changed()) == (2, [])
+    results[1].outcome = RowOutcome(RowStatus.FAILED, error="gone")
+    assert results.take_changed() == [1]
+    assert results.columns()["status"].to_list() == ["created", "failed"]
+    assert results.columns_of([1])["error"].to_list() == ["gone"]
+    assert results.peek(0).outcome.meeting_id == "8100001" and results.take_changed() == []
+    assert count_statuses(results)["failed"] == 1

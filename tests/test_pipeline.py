@@ -1,0 +1,52 @@
+"""The Board: outcomes into the results as columns, the results journal, and the results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from importer import pipeline
+from importer.models import RowOutcome, RowResult, RowStatus
+from importer.pipeline import Board
+from importer.reporter import RowResults, read_earlier
+
+INPUTS = pl.DataFrame({"title": ["a", "b", "c"]})
+
+
+def board(tmp_path: Path) -> Board:
+    rows = [RowResult(n, f"k{n}", RowOutcome(RowStatus.NOT_SENT)) for n in (2, 3, 4)]
+    return Board(INPUTS, RowResults.of(rows), tmp_path / "m.results.csv", None)
+
+
+def lines(path: Path) -> list[tuple[str, str]]:
+    frame = pl.read_csv(path, infer_schema=False)
+    return list(zip(frame["title"], frame["status"], strict=True))
+
+
+def test_checkpoints_append_changed_rows_and_the_end_writes_the_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "CHECKPOINT_S", 0.0)
+    done = board(tmp_path)
+    done.record(0, RowOutcome(RowStatus.CREATED, "8100001"))  # the first checkpoint writes the file whole
+    assert lines(done.results_path) == [("a", "created"), ("b", "not_sent"), ("c", "not_sent")]
+    done._whole_s = 3600.0  # a file this slow to write is rewritten whole only now and then
+    done.record(2, RowOutcome(RowStatus.FAILED, error="refused"))
+    done.record(1, RowOutcome(RowStatus.CREATED, "8100002"))
+    assert lines(done.journal) == [("c", "failed"), ("b", "created")]
+    assert lines(done.results_path)[1:] == [("b", "not_sent"), ("c", "not_sent")]
+    # As a run killed now leaves them: the journal's lines count over the file's.
+    assert read_earlier(done.results_path)["k3"].status == "created"
+
+    done.checkpoint(final=True)
+    assert lines(done.results_path) == [("a", "created"), ("b", "created"), ("c", "failed")]
+    assert not done.journal.exists()
+
+
+def test_a_row_changed_in_place_is_written_at_the_next_checkpoint(tmp_path: Path) -> None:
+    done = board(tmp_path)
+    done.results[1].outcome.status = RowStatus.SKIPPED  # as the stages set rows before sending
+    done.checkpoint(final=True)
+    assert lines(done.results_path)[1] == ("b", "skipped")
