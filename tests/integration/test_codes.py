@@ -2,9 +2,9 @@
 rows meet what only the HubSpot-side stages find (tests/data/hubspot_codes.csv, Japanese headers through
 config/japanese.toml): owners and associations HubSpot lacks, creates HubSpot refuses, meetings already in
 HubSpot, a results file read back, a row in doubt and rows a stop left unsent; and on small sheets of their
-own, edited rows (updated, only reminders changed, their meeting deleted, left alone under --on-change
-skip). Each row's `error_code`, `warning_code` and message are checked in both languages;
-tests/test_problems.py renders the rest."""
+own, edited rows (updated, only reminders changed, their meeting deleted, left alone under --on-change skip)
+and creates HubSpot turns away or whose answer is lost. Each row's `error_code`, `warning_code` and message
+are checked in both languages; tests/test_problems.py renders the rest."""
 
 from __future__ import annotations
 
@@ -359,3 +359,52 @@ def test_codes_of_edited_rows(start_sandbox: Callable[..., Sandbox], tmp_path: P
     assert third.returncode == 0, third.stdout + third.stderr
     _check(results, LEFT_AS_IT_WAS, language, ids)
     assert sandbox.stats()["updates_by_route"] == updates  # nothing sent to HubSpot
+
+
+BUSY = "HubSpot 429 RATE_LIMIT: You have reached your ten_secondly_rolling limit."
+TURNED_AWAY: Expected = {
+    2: (
+        "failed",
+        "HUBSPOT_UNAVAILABLE",
+        None,
+        BUSY,
+        f"再試行してもHubSpotが受け付けませんでした（作成はされていません）: {BUSY}",
+    ),
+}
+FOUND: Expected = {
+    2: (
+        "created",
+        None,
+        "FOUND_AFTER_LOST_ANSWER",
+        "found in HubSpot after an earlier attempt lost its answer",
+        "応答が届かなかった送信のミーティングをHubSpotで見つけました",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_codes_of_creates_turned_away_and_answers_lost(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path, language: str
+) -> None:
+    """A create HubSpot turns away with a 429 on every attempt fails its row; the rerun's create is carried
+    out but its answer lost (a gateway's 5xx), and search finds the meeting it made."""
+    sandbox = start_sandbox(window_ms=1000, spurious_429=1.0)
+    sheet = write_meetings(tmp_path / "m.csv", 1)
+    env = importer_env(sandbox, MEETING_IMPORTER_MAX_ATTEMPTS="2")
+    args = ["run", str(sheet), "--lang", language]
+
+    turned_away = run_cli(args, env)
+
+    assert turned_away.returncode == 1, turned_away.stdout + turned_away.stderr
+    frame = _check(tmp_path / "m.results.csv", TURNED_AWAY, language, {})
+    assert frame.select("http_status", "attempts").row(0) == ("429", "2")  # both attempts spent
+    assert sandbox.stats()["meetings_created"] == 0
+    sandbox.set_faults(spurious_429=0.0, error_5xx_after=1.0)
+
+    lost = run_cli(args, env)
+
+    assert lost.returncode == 0, lost.stdout + lost.stderr
+    frame = _check(tmp_path / "m.results.csv", FOUND, language, {})
+    assert frame["attempts"].to_list() == ["1"]  # found by search, not sent again
+    stats = sandbox.stats()
+    assert stats["faults_injected"]["error_5xx_after"] == 1 and stats["meetings_created"] == 1
