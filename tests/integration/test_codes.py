@@ -1,8 +1,10 @@
 """Row codes end to end, in English and Japanese: the real CLI against the real sandbox on a sheet whose
 rows meet what only the HubSpot-side stages find (tests/data/hubspot_codes.csv, Japanese headers through
 config/japanese.toml): owners and associations HubSpot lacks, creates HubSpot refuses, meetings already in
-HubSpot, a results file read back, a row in doubt and rows a stop left unsent. Each row's `error_code`,
-`warning_code` and message are checked in both languages; tests/test_problems.py renders the rest."""
+HubSpot, a results file read back, a row in doubt and rows a stop left unsent; and on small sheets of their
+own, edited rows (updated, only reminders changed, their meeting deleted, left alone under --on-change skip)
+and creates HubSpot turns away or whose answer is lost. Each row's `error_code`, `warning_code` and message
+are checked in both languages; tests/test_problems.py renders the rest."""
 
 from __future__ import annotations
 
@@ -279,3 +281,130 @@ def test_codes_of_a_lost_answer_and_a_stop(
     lost = "HubSpot 502 BAD_GATEWAY: Bad gateway: the upstream service did not answer."  # seed 0's dice
     _check(tmp_path / "m.results.csv", STOPPED, language, {"lost": lost})
     assert sandbox.stats()["meetings_created"] == 1
+
+
+def _keyed_sheet(path: Path, rows: int) -> pl.DataFrame:
+    """`rows` meetings with a key column and a reminders column, as a sheet that is edited is kept."""
+    write_meetings(path, rows)
+    frame = pl.read_csv(path, infer_schema=False).with_columns(
+        pl.format("M-{}", pl.int_range(rows)).alias("key"), pl.lit("1d").alias("reminders")
+    )
+    frame.write_csv(path)
+    return frame
+
+
+def _edit_row(frame: pl.DataFrame, row: int, column: str, value: str) -> pl.DataFrame:
+    """`frame` with the cell of sheet row `row` (2 is the first under the header) in `column` set."""
+    at = pl.int_range(pl.len()) == row - 2
+    return frame.with_columns(pl.when(at).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
+
+
+EDITED: Expected = {
+    2: ("updated", None, "CHANGED_COLUMNS", "changed: title", "変更: title"),
+    3: (
+        "skipped",
+        None,
+        "ONLY_NOT_UPDATABLE",
+        "changed only in what a CRM update cannot change: reminders",
+        "変更はCRMの更新では変えられない項目だけです: reminders",
+    ),
+    4: (
+        "failed",
+        "MEETING_DELETED",
+        None,
+        "meeting {deleted} is no longer in HubSpot (deleted?); not created again (pass --recreate-missing to"
+        " create it anew)",
+        "ミーティング {deleted} はHubSpotにもうありません（削除された？）。再作成していません（作り直すには"
+        " --recreate-missing を指定）",
+    ),
+}
+LEFT_AS_IT_WAS: Expected = {
+    2: (
+        "skipped",
+        None,
+        "CHANGE_NOT_SENT",
+        "changed in the sheet since it was sent; HubSpot not updated (on_change = skip)",
+        "送信後にシートで変更されましたが、HubSpotは更新していません（on_change = skip）",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_codes_of_edited_rows(start_sandbox: Callable[..., Sandbox], tmp_path: Path, language: str) -> None:
+    """A keyed sheet imported, then edited: a title (updated), only the reminders (a CRM update cannot
+    change them), and a row whose meeting a rep deleted meanwhile; then edited again under --on-change skip."""
+    sandbox = start_sandbox(window_ms=1000)
+    sheet = tmp_path / "m.csv"
+    frame = _keyed_sheet(sheet, 3)
+    results = tmp_path / "m.results.csv"
+    args = ["run", str(sheet), "--key-column", "key", "--lang", language]
+    assert run_cli(args, importer_env(sandbox)).returncode == 0
+    ids = {"deleted": read_results(results)["meeting_id"][2]}
+    sandbox.delete_meeting(ids["deleted"])
+    edited = _edit_row(frame, 2, "title", "Moved")
+    edited = _edit_row(edited, 3, "reminders", "2h")
+    edited = _edit_row(edited, 4, "title", "Gone")
+    edited.write_csv(sheet)
+
+    second = run_cli(args, importer_env(sandbox))
+
+    assert second.returncode == 1, second.stdout + second.stderr
+    _check(results, EDITED, language, ids)
+    assert len(sandbox.meetings()) == 2  # the deleted one not made again
+    updates = sandbox.stats()["updates_by_route"]
+    _edit_row(edited, 2, "title", "Moved again").write_csv(sheet)
+
+    third = run_cli([*args, "--on-change", "skip"], importer_env(sandbox))
+
+    assert third.returncode == 0, third.stdout + third.stderr
+    _check(results, LEFT_AS_IT_WAS, language, ids)
+    assert sandbox.stats()["updates_by_route"] == updates  # nothing sent to HubSpot
+
+
+BUSY = "HubSpot 429 RATE_LIMIT: You have reached your ten_secondly_rolling limit."
+TURNED_AWAY: Expected = {
+    2: (
+        "failed",
+        "HUBSPOT_UNAVAILABLE",
+        None,
+        BUSY,
+        f"再試行してもHubSpotが受け付けませんでした（作成はされていません）: {BUSY}",
+    ),
+}
+FOUND: Expected = {
+    2: (
+        "created",
+        None,
+        "FOUND_AFTER_LOST_ANSWER",
+        "found in HubSpot after an earlier attempt lost its answer",
+        "応答が届かなかった送信のミーティングをHubSpotで見つけました",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_codes_of_creates_turned_away_and_answers_lost(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path, language: str
+) -> None:
+    """A create HubSpot turns away with a 429 on every attempt fails its row; the rerun's create is carried
+    out but its answer lost (a gateway's 5xx), and search finds the meeting it made."""
+    sandbox = start_sandbox(window_ms=1000, spurious_429=1.0)
+    sheet = write_meetings(tmp_path / "m.csv", 1)
+    env = importer_env(sandbox, MEETING_IMPORTER_MAX_ATTEMPTS="2")
+    args = ["run", str(sheet), "--lang", language]
+
+    turned_away = run_cli(args, env)
+
+    assert turned_away.returncode == 1, turned_away.stdout + turned_away.stderr
+    frame = _check(tmp_path / "m.results.csv", TURNED_AWAY, language, {})
+    assert frame.select("http_status", "attempts").row(0) == ("429", "2")  # both attempts spent
+    assert sandbox.stats()["meetings_created"] == 0
+    sandbox.set_faults(spurious_429=0.0, error_5xx_after=1.0)
+
+    lost = run_cli(args, env)
+
+    assert lost.returncode == 0, lost.stdout + lost.stderr
+    frame = _check(tmp_path / "m.results.csv", FOUND, language, {})
+    assert frame["attempts"].to_list() == ["1"]  # found by search, not sent again
+    stats = sandbox.stats()
+    assert stats["faults_injected"]["error_5xx_after"] == 1 and stats["meetings_created"] == 1
