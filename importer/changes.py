@@ -9,10 +9,12 @@ change (the organizer, the reminders, the meeting's time zone: they belong to th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
+from importer.messages import _
 
 # CRM property -> the sheet's field it comes from, for "changed: title, start".
 UPDATABLE = {
@@ -29,11 +31,7 @@ UPDATABLE = {
     "hubspot_owner_id": "owner_email",
 }
 _OBJECT_TYPES = {type_id: name for name, type_id in ASSOCIATION_TYPE_IDS.items()}
-_CALENDAR_ONLY = {
-    "organizer": "owner_email (the organizer)",
-    "reminders": "reminders",
-    "timezone": "timezone",
-}
+_CALENDAR_ONLY = {"organizer": "owner_email", "reminders": "reminders", "timezone": "timezone"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Change:
     add: list[tuple[str, str]] = field(default_factory=list)  # (object type, object id)
     remove: list[tuple[str, str]] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)  # the sheet's fields that changed
-    not_updatable: list[str] = field(default_factory=list)
+    not_updatable: list[str] = field(default_factory=list)  # fields; `owner_email` for the organizer
 
     @property
     def empty(self) -> bool:
@@ -92,6 +90,19 @@ def diff(old: str | None, request: CreateRequest) -> Change:
         fields,
         not_updatable,
     )
+
+
+def named(change: Change, headers: Mapping[str, str]) -> Change:
+    """`change` with its fields as the sheet spells them (field -> its header), for the row's warning:
+    a Japanese sheet's rep reads `変更: 件名`, not `title`."""
+    fields = [headers.get(name, name) for name in change.fields]
+    kept = [
+        _("{column} (the organizer)").format(column=headers.get(name, name))
+        if name == "owner_email"
+        else headers.get(name, name)
+        for name in change.not_updatable
+    ]
+    return replace(change, fields=fields, not_updatable=kept)
 
 
 def _field_of(object_type: str) -> str:

@@ -41,7 +41,7 @@ import polars as pl
 
 from importer import messages
 from importer import problems as codes
-from importer.changes import diff, snapshot
+from importer.changes import diff, named, snapshot
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError, InputError, StopRun
 from importer.existing import find_in_ranges, narrow
@@ -236,6 +236,10 @@ def _check_results_path(input_path: Path, results_path: Path) -> None:
         raise ConfigError(cannot.format(path=results_path, error=error))
     if results_path.is_dir():
         raise ConfigError(cannot.format(path=results_path, error=messages._("it is a folder")))
+    if results_path.exists() and not results_path.is_file():
+        # /dev/stdout, a pipe: the results are written beside and renamed over, which would replace it.
+        special = messages._("it is not a regular file (a device or a pipe)")
+        raise ConfigError(cannot.format(path=results_path, error=special))
     if not os.access(folder, os.W_OK | os.X_OK) or (
         results_path.exists() and not os.access(results_path, os.W_OK)
     ):
@@ -1055,7 +1059,7 @@ def plan_updates(
     updates = []
     for job in jobs:
         edit = edits[job.index]
-        change = diff(edit.sent, job.request)
+        change = named(diff(edit.sent, job.request), board.headers)
         if change.empty:
             ledger.mark_updated(job.row_key, job.content_key or "", snapshot(job.request))
             kept = codes.Problem(

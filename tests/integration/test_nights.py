@@ -4,6 +4,8 @@ no token, and last night's results file left exactly as it was."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,20 @@ def test_results_naming_the_input_is_refused(night: tuple[Sandbox, Path, Path]) 
 
     _stopped(proc, f"--results names the input file {sheet}: choose another results path")
     assert sheet.read_bytes() == before
+
+
+def test_a_results_path_that_is_a_pipe_is_refused_not_replaced(
+    night: tuple[Sandbox, Path, Path], tmp_path: Path
+) -> None:
+    sandbox, sheet, _ = night
+    pipe = tmp_path / "results.pipe"
+    os.mkfifo(pipe)
+
+    proc = run_cli(["run", str(sheet), "--results", str(pipe)], importer_env(sandbox))
+
+    reason = "it is not a regular file (a device or a pipe)"
+    _stopped(proc, f"cannot write the results file {pipe}: {reason}")
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and sandbox.stats()["requests_total"] == 0
 
 
 def test_a_ledger_that_is_not_sqlite_stops_in_one_line_and_keeps_last_nights_results(
