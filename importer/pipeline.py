@@ -541,8 +541,8 @@ class _Import:
         settings = self.settings
         keys = identify(sheet, board, meetings, settings.key_column)
         unique, twins = _split_twins([(i, m) for i, m in meetings if i in keys], keys)
-        for index, _ in unique:
-            board.results[index].outcome.status = RowStatus.NOT_SENT  # until a stage says otherwise
+        # Until a stage says otherwise.
+        board.results.set_many([index for index, _ in unique], "status", RowStatus.NOT_SENT)
         board.to_send = len(unique)
         ledger.start_run(self.run_id, str(self.input_path))
         started = time.monotonic()
@@ -582,9 +582,10 @@ class _Import:
                 if self.stop_reason
                 else []
             )
-            for index, _meeting in unique:
-                if board.results[index].status is RowStatus.NOT_SENT:
-                    board.results[index].outcome.error, board.results[index].outcome.error_code = stopped
+            statuses = board.results.column("status")
+            unsent = [index for index, _ in unique if statuses[index] == RowStatus.NOT_SENT]
+            board.results.set_many(unsent, "error", stopped[0])
+            board.results.set_many(unsent, "error_code", stopped[1])
             for index, first in twins:
                 board.record(index, _twin_outcome(board.results[first]))
             counts = " ".join(f"{k}={n}" for k, n in count_statuses(board.results).items() if n)
@@ -851,8 +852,7 @@ def identify(sheet: Sheet, board: Board, meetings: Pending, key_column: str | No
         for index, meeting in meetings:
             earlier = given.get(index)
             keys[index] = earlier if earlier and counts[earlier] == 1 else meeting.row_key
-    for index, key in keys.items():
-        board.results[index].row_key = key
+    board.results.set_many(list(keys), "row_key", list(keys.values()))
     return keys
 
 

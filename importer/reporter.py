@@ -97,6 +97,29 @@ class RowResults(Sequence[RowResult]):
             self._unfolded.clear()
         return self._columns
 
+    def set_many(self, at: Sequence[int], name: str, values: Sequence[Any] | Any) -> None:
+        """Set field `name` (of RowResult or RowOutcome) of rows `at` to `values` (one each, or one for
+        all), as a column: a stage that touches every row makes no object per row."""
+        if not at:
+            return
+        given = list(values) if isinstance(values, Sequence) and not isinstance(values, str) else None
+        for n, index in enumerate(at):
+            held = self._objects.get(index)
+            if held is not None:  # its object is what the columns are folded from: set it there
+                value = given[n] if given is not None else values
+                setattr(held if name in _RESULT_FIELDS else held.outcome, name, value)
+        column = [str(v) if name == "status" else v for v in given] if given is not None else None
+        single = str(values) if name == "status" and given is None else values
+        update = pl.Series(column if column is not None else [single] * len(at), dtype=_SCHEMA[name])
+        self._columns = self._columns.with_columns(
+            self._columns[name].scatter(pl.Series(at, dtype=pl.UInt32), update)
+        )
+        self._unjournaled.update(at)
+
+    def column(self, name: str) -> list[Any]:
+        """Every row's value of field `name`, as the columns have it now."""
+        return self.columns()[name].to_list()
+
     def peek(self, index: int) -> RowResult:
         """Row `index`'s result to look at, not to change: no object is kept for it."""
         return self._objects.get(index) or _row_result(self._columns.row(index, named=True))

@@ -357,3 +357,15 @@ def test_row_results_are_columns_and_objects_only_for_rows_read() -> None:
     assert results.columns_of([1])["error"].to_list() == ["gone"]
     assert results.peek(0).outcome.meeting_id == "8100001" and results.take_changed() == []
     assert count_statuses(results)["failed"] == 1
+
+
+def test_a_field_set_for_many_rows_goes_in_the_columns_and_in_objects_already_read() -> None:
+    results = RowResults.of(RESULTS)
+    held = results[1]
+    results.take_changed()
+    results.set_many([0, 1], "status", RowStatus.NOT_SENT)
+    results.set_many([0, 1], "row_key", ["k-0", "k-1"])
+    assert results.column("status") == ["not_sent", "not_sent"]
+    assert results.column("row_key") == ["k-0", "k-1"]
+    assert held.outcome.status is RowStatus.NOT_SENT and held.row_key == "k-1"
+    assert results.take_changed() == [0, 1]  # the journal gets them at the next checkpoint
