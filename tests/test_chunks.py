@@ -1,4 +1,4 @@
-"""How the rows to send are cut into chunks (pipeline.row_chunks) and handed to a sender (sender.Feed)."""
+"""How the rows to send are cut into chunks (stages.row_chunks) and handed to a sender (sender.Feed)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from importer.models import Meeting
-from importer.pipeline import CHUNK_ROWS, FIRST_CHUNK_ROWS, Packed, row_chunks
 from importer.sender import Feed
+from importer.stages import CHUNK_ROWS, FIRST_CHUNK_ROWS, Packed, row_chunks
 
 START = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ CREATED = datetime(2026, 11, 25, 3, 50, 0, 250_000, tzinfo=UTC).timestamp()
 
 
 def record(level: int = logging.WARNING, fields: Any = None, message: str = "row %d %s") -> logging.LogRecord:
-    """A record as pipeline._log_row makes it, created at CREATED."""
+    """A record as board.log_row makes it, created at CREATED."""
     attributes: dict[str, Any] = {
         "name": "importer.pipeline",
         "levelno": level,

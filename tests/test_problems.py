@@ -22,9 +22,9 @@ from importer.changes import Change
 from importer.mapper import map_meeting
 from importer.messages import LANGUAGES, Language
 from importer.models import FIELDS, RowResult, RowStatus
-from importer.pipeline import _twin_outcome
 from importer.reader import _malformed
 from importer.sender import update_notes
+from importer.stages import twin_outcome
 from tests.test_mapper import DIRECTORY, meeting
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def twin() -> Produced:
     first = codes.outcome(
         RowStatus.FAILED, codes.Problem(codes.COULD_NOT_FIND_OWNER, "担当者メール", "x@example.com")
     )
-    outcome = _twin_outcome(RowResult(4, None, first))
+    outcome = twin_outcome(RowResult(4, None, first))
     return outcome.error, outcome.error_code
 
 

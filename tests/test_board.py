@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from importer import pipeline
+from importer import board as board_module
+from importer.board import Board
 from importer.models import RowOutcome, RowResult, RowStatus
-from importer.pipeline import Board
 from importer.reporter import RowResults, read_earlier
 
 INPUTS = pl.DataFrame({"title": ["a", "b", "c"]})
@@ -28,7 +28,7 @@ def lines(path: Path) -> list[tuple[str, str]]:
 def test_checkpoints_append_changed_rows_and_the_end_writes_the_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "CHECKPOINT_S", 0.0)
+    monkeypatch.setattr(board_module, "CHECKPOINT_S", 0.0)
     done = board(tmp_path)
     done.record(0, RowOutcome(RowStatus.CREATED, "8100001"))  # the first checkpoint writes the file whole
     assert lines(done.results_path) == [("a", "created"), ("b", "not_sent"), ("c", "not_sent")]
