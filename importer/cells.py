@@ -241,23 +241,28 @@ def nfkc(cells: pl.Series) -> pl.Series:
 
 @cache
 def _zone_names() -> dict[str, str]:
-    """Lower-case name -> IANA name, for the zones both zoneinfo and polars know (zoneinfo also lists
-    `Factory` and `localtime`, which polars refuses: one such cell would fail a whole chunk)."""
-    probe = pl.Series([datetime(2000, 1, 1)])
-    names = {}
-    for name in zoneinfo.available_timezones():
-        try:
-            probe.dt.replace_time_zone(name)
-        except pl.exceptions.PolarsError:
-            continue
-        names[name.casefold()] = name
+    """Lower-case name -> IANA name, for every zone zoneinfo lists (and `JST`)."""
+    names = {name.casefold(): name for name in zoneinfo.available_timezones()}
     names.update(_ZONE_ALIASES)
     return names
 
 
+@cache
+def _polars_knows(name: str) -> bool:
+    """Whether polars takes the zone too (zoneinfo also lists `Factory` and `localtime`, which polars
+    refuses: one such cell would fail a whole chunk). Asked per zone a sheet names, not for all 600 at
+    start-up."""
+    try:
+        pl.Series([datetime(2000, 1, 1)]).dt.replace_time_zone(name)
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
 def zone_name(text: str) -> str | None:
     """The IANA name for a zone cell or setting (case-insensitive, `JST` allowed), or None if unknown."""
-    return _zone_names().get(unicodedata.normalize("NFKC", text).strip().casefold())
+    name = _zone_names().get(unicodedata.normalize("NFKC", text).strip().casefold())
+    return name if name is not None and _polars_knows(name) else None
 
 
 def _zone_map(values: list[str | None]) -> dict[str | None, str | None]:
