@@ -10,6 +10,7 @@ Exit codes (the only place they are decided):
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import json
 import os
@@ -307,6 +308,8 @@ def _import(
     from importer.console import PlainPhases, ProgressLine, problem_report, summary_lines
     from importer.pipeline import run_import
 
+    # What the imports made lives as long as the run: the collector need not walk it again and again.
+    gc.freeze()
     interactive = sys.stderr.isatty() and not quiet
     logs.configure(quiet=quiet, interactive=interactive, log_file=log_file, log_format=log_format)
     progress: ProgressLine | PlainPhases | None = None
