@@ -46,6 +46,7 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/read_validate.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/big_run.py
 	$(BIN)/python bench/log_mode.py
 
 # After changing a message in the code: the template (.pot) extracted again, the Japanese .po merged with it.
