@@ -16,7 +16,7 @@ import itertools
 import logging
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -612,11 +612,14 @@ def parse_rows(
     default_reminders: str,
     build_meetings: bool = True,
     chunk_rows: int = _CHUNK_ROWS,
+    on_meeting: Callable[[int, Meeting], None] | None = None,
 ) -> Iterator[ParsedChunk]:
     """Check every row of `sheet`, a chunk at a time so memory stays flat on large files.
 
     Rows without problems become `Meeting`s when `build_meetings` is set; a dry run leaves it off, as the
     column checks already decided every row and a million model objects would only cost time and memory.
+    With `on_meeting`, each is handed to it (with its position in the sheet) as soon as it is built, and
+    the chunks hold none: a caller that keeps them in a smaller form never holds a chunk's worth.
     """
     for offset in range(0, sheet.frame.height, chunk_rows):
         chunk = sheet.frame.slice(offset, chunk_rows)
@@ -641,7 +644,7 @@ def parse_rows(
             yield ParsedChunk(outcome)
             continue
         valid = typed.drop(_OUTCOME.values()).with_row_index("_at").filter(outcome["error"].is_null())
-        yield _build_all(outcome, valid, schedules, sheet.headers)
+        yield _build_all(outcome, valid, schedules, sheet.headers, on_meeting, offset)
 
 
 def _unreadable(outcome: pl.DataFrame, problems: dict[int, codes.Problem]) -> pl.DataFrame:
@@ -669,18 +672,25 @@ def _build_all(
     valid: pl.DataFrame,
     schedules: list[tuple[Reminder, ...]],
     headers: dict[str, str],
+    keep: Callable[[int, Meeting], None] | None = None,
+    offset: int = 0,
 ) -> ParsedChunk:
-    """The meetings of the rows the column checks passed (`valid`, each with its position `_at`); a row
-    the model refuses all the same becomes invalid."""
+    """The meetings of the rows the column checks passed (`valid`, each with its position `_at`), in the
+    chunk or handed to `keep`; a row the model refuses all the same becomes invalid."""
     meetings: dict[int, Meeting] = {}
     refused: dict[int, tuple[str | None, str | None]] = {}
     for values in valid.iter_rows(named=True):
         at = values.pop("_at")
         try:
-            meetings[at] = _build(values, schedules)
+            meeting = _build(values, schedules)
         except ValidationError as exc:
             # The column checks should have caught this already; the model has the last word all the same.
             refused[at] = codes.describe(_describe(exc, headers))
+            continue
+        if keep is None:
+            meetings[at] = meeting
+        else:
+            keep(offset + at, meeting)
     if refused:
         at = pl.Series(list(refused), dtype=pl.UInt32)
         outcome = outcome.with_columns(

@@ -76,19 +76,16 @@ def read_rows(
         header_row=settings.header_row,
         key_column=settings.key_column,
     )
+    meetings: Pending = []  # packed as each is built: a chunk's worth of Meeting objects is never held
     chunks = parse_rows(
         sheet,
         default_timezone=zone,
         default_outcome=settings.default_outcome,
         default_reminders=settings.default_reminders,
         build_meetings=build,
+        on_meeting=lambda index, meeting: meetings.append((index, Packed.of(meeting))),
     )
-    frames: list[pl.DataFrame] = []
-    meetings: Pending = []
-    for chunk in chunks:
-        offset = sum(f.height for f in frames)
-        meetings += [(offset + at, Packed.of(meeting)) for at, meeting in chunk.meetings.items()]
-        frames.append(chunk.frame)
+    frames = [chunk.frame for chunk in chunks]
     results = _read_results(frames, meetings)
     log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
     return sheet, results, meetings
