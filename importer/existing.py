@@ -125,13 +125,6 @@ async def _search_spans(client: HubSpotClient, spans: list[tuple[str, int, int]]
         return [record for page in pages for record in page]
 
 
-async def narrowed(client: HubSpotClient, request: CreateRequest, finding: Finding) -> Finding:
-    """The finding, with several agreeing meetings narrowed to those linked as the request links."""
-    if len(finding.same) < 2:
-        return finding
-    return Finding(tuple(await narrow(client, request, finding.same)), finding.differing)
-
-
 async def narrow(client: HubSpotClient, request: CreateRequest, ids: Sequence[str]) -> list[str]:
     """Of several meetings that agree with a request in everything search shows, those linked to exactly
     the request's records. Search returns no associations, so two rows that differ only in their contacts

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from importer import problems as codes
 from importer.changes import Change, snapshot
 from importer.errors import AuthError
-from importer.existing import Finding, find_exact, narrowed
+from importer.existing import Finding, find_exact, narrow
 from importer.hubspot import (
     ApiError,
     AuthFailed,
@@ -475,8 +475,10 @@ class Sender:
         """The finding, several meetings no other row holds narrowed by their associations."""
         if isinstance(finding, BaseException):
             return finding
-        free = Finding(tuple(i for i in finding.same if not (taken.get(i, set()) - {doubt.job.row_key})))
-        return await narrowed(self._client, doubt.job.request, free) if len(free.same) > 1 else finding
+        free = [i for i in finding.same if not (taken.get(i, set()) - {doubt.job.row_key})]
+        if len(free) < 2:
+            return finding
+        return Finding(tuple(await narrow(self._client, doubt.job.request, free)), finding.differing)
 
     def _due(self, doubt: _Doubt) -> float:
         return doubt.since + self._search_lag_s * RECHECKS[doubt.checks]
