@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
+from importer.mapper import ASSOCIATION_FIELDS, ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.messages import _
 
 # CRM property -> the sheet's field it comes from, for "changed: title, start".
@@ -81,7 +81,7 @@ def diff(old: str | None, request: CreateRequest) -> Change:
     had = {tuple(pair) for pair in before["associations"]}
     wants = {tuple(pair) for pair in new["associations"]}
     fields = list(dict.fromkeys(UPDATABLE[name] for name in UPDATABLE if name in properties))
-    fields += [f"{kind}" for kind in sorted({_field_of(k) for k, _ in had ^ wants})]
+    fields += sorted({ASSOCIATION_FIELDS[k] for k, _ in had ^ wants})
     not_updatable = [label for key, label in _CALENDAR_ONLY.items() if old and before.get(key) != new[key]]
     return Change(
         properties,
@@ -103,15 +103,6 @@ def named(change: Change, headers: Mapping[str, str]) -> Change:
         for name in change.not_updatable
     ]
     return replace(change, fields=fields, not_updatable=kept)
-
-
-def _field_of(object_type: str) -> str:
-    return {
-        "contacts": "contact_emails",
-        "companies": "company_domains",
-        "deals": "deal_ids",
-        "tickets": "ticket_ids",
-    }[object_type]
 
 
 def _crm_text(value: object) -> str:

@@ -21,15 +21,16 @@ from importer.models import Meeting
 
 # HUBSPOT_DEFINED association type ids, meeting -> object (HubSpot's AssociationTypes enum).
 ASSOCIATION_TYPE_IDS = {"contacts": 200, "companies": 188, "deals": 212, "tickets": 226}
-_IN_VALUES = 100  # values per IN filter of a company search
-_BATCH = min(BATCH_LIMIT, _IN_VALUES)  # values per lookup request: batch read inputs, IN filter values
-_FILL_LOOKAHEAD = 2_000  # rows to come scanned for values that fill a batch: bounded, so chunks stay cheap
-_FIELDS = {
+ASSOCIATION_FIELDS = {
     "contacts": "contact_emails",
     "companies": "company_domains",
     "deals": "deal_ids",
     "tickets": "ticket_ids",
 }
+"""Object type -> the meeting's field whose values name the records it is associated with."""
+_IN_VALUES = 100  # values per IN filter of a company search
+_BATCH = min(BATCH_LIMIT, _IN_VALUES)  # values per lookup request: batch read inputs, IN filter values
+_FILL_LOOKAHEAD = 2_000  # rows to come scanned for values that fill a batch: bounded, so chunks stay cheap
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,6 @@ class Directory:
     tickets: set[str]
 
 
-async def build_directory(client: HubSpotClient, meetings: Sequence[Meeting]) -> Directory:
-    """Look up every distinct owner, contact, company, deal and ticket the meetings name, concurrently."""
-    return await Lookups(client).directory_for(meetings)
-
-
 class Lookups:
     """The run's directory, grown as rows come: each chunk of rows asks HubSpot only for the values no
     earlier chunk named, so the first rows can be sent while later ones are still being looked up."""
@@ -76,12 +72,7 @@ class Lookups:
         self._client = client
         self._owners_read = False
         self.directory = Directory({}, {}, {}, set(), set())
-        self._asked: dict[str, set[str]] = {
-            "contacts": set(),
-            "companies": set(),
-            "deals": set(),
-            "tickets": set(),
-        }
+        self._asked: dict[str, set[str]] = {kind: set() for kind in ASSOCIATION_FIELDS}
 
     async def directory_for(self, meetings: Sequence[Meeting], then: Iterable[Meeting] = ()) -> Directory:
         """The directory, now holding everything `meetings` name. Values of the rows that come `then`
@@ -93,7 +84,8 @@ class Lookups:
             found.owners.update(await _owners(self._client))
             self._owners_read = True
         new = {
-            kind: self._new(kind, (getattr(m, field) for m in meetings)) for kind, field in _FIELDS.items()
+            kind: self._new(kind, (getattr(m, field) for m in meetings))
+            for kind, field in ASSOCIATION_FIELDS.items()
         }
         self._fill(new, then)
         contacts, companies, deals, tickets = await asyncio.gather(
@@ -118,7 +110,7 @@ class Lookups:
             if not any(room.values()):
                 return
             for kind in [kind for kind, left in room.items() if left]:
-                for value in getattr(meeting, _FIELDS[kind]):
+                for value in getattr(meeting, ASSOCIATION_FIELDS[kind]):
                     if room[kind] and value not in taken[kind] and value not in self._asked[kind]:
                         new[kind].append(value)
                         taken[kind].add(value)

@@ -28,7 +28,6 @@ from importer.mapper import (
     Directory,
     Lookups,
     Mapped,
-    build_directory,
     crm_input,
     map_meeting,
 )
@@ -185,7 +184,7 @@ class FakeClient:
 
 
 def directory_from(fake: FakeClient, meetings: Sequence[Meeting]) -> Directory:
-    return asyncio.run(build_directory(cast(HubSpotClient, fake), meetings))
+    return asyncio.run(Lookups(cast(HubSpotClient, fake)).directory_for(meetings))
 
 
 # --- Lookups: the directory grown chunk by chunk ---
@@ -226,7 +225,7 @@ def test_a_chunk_whose_values_are_known_asks_nothing() -> None:
     assert asyncio.run(main()).contacts == {"a@b.com": "501"}
 
 
-# --- build_directory ---
+# --- one pass of lookups ---
 
 
 def test_each_distinct_value_is_looked_up_once() -> None:
@@ -746,7 +745,7 @@ def test_lookups_over_http_take_one_call_per_100_distinct_values() -> None:
         async with HubSpotClient(
             "https://api.hubapi.test", "pat-token", transport=httpx.MockTransport(data)
         ) as c:
-            return await build_directory(c, meetings)
+            return await Lookups(c).directory_for(meetings)
 
     directory = asyncio.run(main())
 
