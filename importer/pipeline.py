@@ -268,7 +268,6 @@ class _Import:
         self.logbook: BatchSender | None = None
         self.routing: Routing | None = None
         self.started_ms = round(time.time() * 1000)  # `auto` logs the meetings that ended before this
-        self._feeds: tuple[Feed[Any], ...] = ()
         self._producer: asyncio.Future[None] | None = None  # the look-ups, chunk by chunk, while sending
         self.send_s = 0.0
 
@@ -473,7 +472,6 @@ class _Import:
         sender = self.sender = Sender(client, ledger, **options)
         logbook = self.logbook = BatchSender(client, ledger, **options)
         updates, logged, scheduled = Feed[UpdateJob](), Feed[SendJob](), Feed[SendJob]()
-        self._feeds = (updates, logged, scheduled)
         routings: list[Routing] = []
 
         async def produce() -> None:
@@ -489,7 +487,7 @@ class _Import:
             except HubSpotError as error:  # rows already handed to the senders are still sent
                 self._lookups_failed(error)
             finally:
-                for feed in self._feeds:
+                for feed in (updates, logged, scheduled):
                     feed.close()
 
         async def drain(feed: Feed[Any], work: Any) -> None:

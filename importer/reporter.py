@@ -102,15 +102,16 @@ class RowResults(Sequence[RowResult]):
         all), as a column: a stage that touches every row makes no object per row."""
         if not at:
             return
-        given = list(values) if isinstance(values, Sequence) and not isinstance(values, str) else None
-        for n, index in enumerate(at):
+        each = (
+            list(values)
+            if isinstance(values, Sequence) and not isinstance(values, str)
+            else [values] * len(at)
+        )
+        for index, value in zip(at, each, strict=True):
             held = self._objects.get(index)
             if held is not None:  # its object is what the columns are folded from: set it there
-                value = given[n] if given is not None else values
                 setattr(held if name in _RESULT_FIELDS else held.outcome, name, value)
-        column = [str(v) if name == "status" else v for v in given] if given is not None else None
-        single = str(values) if name == "status" and given is None else values
-        update = pl.Series(column if column is not None else [single] * len(at), dtype=_SCHEMA[name])
+        update = pl.Series([str(v) for v in each] if name == "status" else each, dtype=_SCHEMA[name])
         self._columns = self._columns.with_columns(
             self._columns[name].scatter(pl.Series(at, dtype=pl.UInt32), update)
         )
