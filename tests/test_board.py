@@ -45,6 +45,19 @@ def test_checkpoints_append_changed_rows_and_the_end_writes_the_file_whole(
     assert not done.journal.exists()
 
 
+def test_a_whole_rewrite_costing_much_of_the_cpu_since_the_last_waits_for_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A paced run mostly waits: its wall time would allow a rewrite at every checkpoint, its CPU does not.
+    monkeypatch.setattr(board_module, "CHECKPOINT_S", 0.0)
+    done = board(tmp_path)
+    done.record(0, RowOutcome(RowStatus.CREATED, "8100001"))
+    done._whole_s, done._whole_cpu_s = 0.0, 3600.0
+    done.record(1, RowOutcome(RowStatus.CREATED, "8100002"))
+    assert lines(done.journal) == [("b", "created")]
+    assert lines(done.results_path)[1] == ("b", "not_sent")
+
+
 def test_a_row_changed_in_place_is_written_at_the_next_checkpoint(tmp_path: Path) -> None:
     done = board(tmp_path)
     done.results[1].outcome.status = RowStatus.SKIPPED  # as the stages set rows before sending
