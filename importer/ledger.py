@@ -241,9 +241,19 @@ class Ledger:
     def mark_created(
         self, row_key: str, meeting_id: str, *, content_key: str | None = None, sent: str | None = None
     ) -> None:
-        """HubSpot has the meeting: no run sends this row again (unless it changes: see mark_updated)."""
-        self._set(row_key, "created", meeting_id=meeting_id)
-        self._remember(row_key, content_key, sent)
+        """HubSpot has the meeting: no run sends this row again (unless it changes: see mark_updated).
+        One statement, so one commit: what `_set` then `_remember` would do (a row created already keeps
+        its id and its time; only what was sent is remembered)."""
+        self._db.execute(
+            """UPDATE rows SET
+                   meeting_id = CASE WHEN state = 'created' THEN meeting_id ELSE COALESCE(?, meeting_id) END,
+                   error = CASE WHEN state = 'created' THEN error END,
+                   updated_at = CASE WHEN state = 'created' THEN updated_at ELSE ? END,
+                   state = 'created',
+                   content_key = COALESCE(?, content_key), sent = COALESCE(?, sent)
+               WHERE target = ? AND row_key = ?""",
+            [meeting_id, time.time(), content_key, sent, self.target, row_key],
+        )
 
     def record_created(
         self,

@@ -387,10 +387,9 @@ class Sender:
             self._fail(job, error)
             return
         # Its state and its snapshot in one commit: each sync blocks the event loop for milliseconds.
-        with self._ledger.transaction():
-            self._ledger.mark_created(
-                job.row_key, created.id, content_key=job.content_key, sent=snapshot(request)
-            )
+        self._ledger.mark_created(
+            job.row_key, created.id, content_key=job.content_key, sent=snapshot(request)
+        )
         self._created(job, created.id, created.status, created.correlation_id)
 
     def _created(self, job: SendJob, meeting_id: str, status: int, correlation_id: str | None) -> None:

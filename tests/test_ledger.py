@@ -148,6 +148,21 @@ def test_created_is_final_for_every_transition(ledger: Ledger, move: str) -> Non
     assert entry(ledger) == before
 
 
+def test_created_again_keeps_its_meeting_id_and_remembers_what_was_sent(ledger: Ledger) -> None:
+    send(ledger)
+    ledger.mark_created("k1", "90001", content_key="c1", sent='{"title":"a"}')
+    first = entry(ledger)
+    ledger.mark_created("k1", "90002", content_key="c2", sent='{"title":"b"}')
+    again = entry(ledger)
+    assert first is not None and again is not None
+    assert (again.meeting_id, again.updated_at, again.content_key, again.sent) == (
+        "90001",
+        first.updated_at,
+        "c2",
+        '{"title":"b"}',
+    )
+
+
 def test_transitions_of_an_unknown_key_create_nothing(ledger: Ledger) -> None:
     ledger.mark_created("ghost", "1")
     ledger.mark_failed("ghost", "x")
