@@ -33,7 +33,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
     """At most `max_connections` requests in flight, each on a connection of its own, reused after."""
 
     def __init__(self, *, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._ssl = ssl_context  # made on the first https connection: loading the CA bundle costs 40 ms
         self._idle: dict[Origin, list[_Connection]] = {}
         self._max_connections = max_connections
         self._slots: asyncio.Semaphore | None = None  # made on first use, on the loop that uses it
@@ -77,7 +77,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
-        tls = self._ssl if scheme == "https" else None
+        tls = None
+        if scheme == "https":
+            tls = self._ssl = self._ssl or httpx.create_ssl_context()
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
