@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import polars as pl
+from bytecode import compile_importer
 
 OWNERS, CONTACTS, DOMAINS, DEALS = 20, 20_000, 1_000, 2_000
 TARGET_FIRST_CREATE_S, TARGET_MB = 2.0, 500
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--created", type=int, default=300, help="stop the run once this many exist")
     parser.add_argument("--results", choices=["csv", "xlsx"], default="csv")
     args = parser.parse_args()
+    compile_importer()
     with tempfile.TemporaryDirectory(prefix="big-run-") as tmp:
         folder = Path(tmp)
         data = _write_data(folder / "data.json")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import polars as pl
+from bytecode import compile_importer
 
 OWNERS = ["aiko.tanaka@example.co.jp", "kenji.sato@example.co.jp", "emma.wilson@example.com"]
 CONTACTS = [
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--timeout-s", type=float, default=300, help="longest a mode's import may take")
     args = parser.parse_args()
+    compile_importer()
 
     print(f"limit {args.limit}/10 s, latency {args.latency_ms} ms, concurrency {args.concurrency}")
     runs = [

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import polars as pl
 import xlsxwriter
+from bytecode import compile_importer
 
 REPO = Path(__file__).resolve().parents[1]
 ZONES = ["Asia/Tokyo", "America/New_York", "Europe/London", "America/Chicago", "Europe/Berlin", ""]
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, default=200_000, help="xlsx rows (default 200,000; 0 skips)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="folder for the files")
     args = parser.parse_args()
+    compile_importer()
     args.out.mkdir(parents=True, exist_ok=True)
 
     frame = meetings(args.rows)
