@@ -278,9 +278,13 @@ class Sender:
     ) -> None:
         """Workers take `items(chunk)` of each chunk as it arrives and `handle` each; what `handle` returns
         (a batch's halves) goes back in the queue. Ends once the chunks are over and every item handled,
-        or when the run stops (the rest is left unsent)."""
+        or when the run stops (the rest is left unsent).
+
+        The next chunk is taken only once the queue is down to a worker's item each: the chunks waiting in
+        `chunks` are then enough to go on, and the look-ups that make them wait in turn, instead of
+        running a whole sheet ahead of the sending with every row's request held in the queue."""
         queue: deque[Any] = deque()
-        changed = asyncio.Event()
+        changed, room = asyncio.Event(), asyncio.Event()
         state = {"feeding": True, "busy": 0}
 
         async def feed() -> None:
@@ -288,6 +292,9 @@ class Sender:
                 async for chunk in chunks:
                     queue.extend(items(chunk))
                     changed.set()
+                    while len(queue) > self._concurrency and self.stop_reason is None:
+                        room.clear()
+                        await room.wait()
                     if self.stop_reason is not None:
                         return
             finally:
@@ -306,6 +313,8 @@ class Sender:
                     await changed.wait()
                     continue
                 item = queue.popleft()
+                if len(queue) <= self._concurrency:
+                    room.set()
                 state["busy"] += 1
                 try:
                     queue.extend(await handle(item) or ())
@@ -314,11 +323,11 @@ class Sender:
                     changed.set()
 
         feeding = asyncio.ensure_future(feed())
-        self._wakers.add(changed)
+        self._wakers.update((changed, room))
         try:
             await asyncio.gather(*(worker() for _ in range(self._concurrency)))
         finally:
-            self._wakers.discard(changed)
+            self._wakers.difference_update((changed, room))
             if not feeding.done():
                 feeding.cancel()  # stopped: a feed waiting for look-ups has nothing more to give
             await asyncio.gather(feeding, return_exceptions=True)

@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.models import RowOutcome as Outcome
 from importer.models import RowStatus
 from importer.problems import ASSOCIATION_SKIPPED, Problem, Text
-from importer.sender import Sender, SendJob
+from importer.sender import Jobs, Sender, SendJob
 
 TOKEN = "pat-na1-test-token"
 BASE_URL = "https://api.hubapi.test"
@@ -394,7 +394,7 @@ class Harness:
 
     def send(
         self,
-        jobs: list[SendJob],
+        jobs: Jobs[SendJob],
         *,
         concurrency: int = 1,
         max_attempts: int = 3,
@@ -1409,6 +1409,25 @@ def test_workers_never_have_more_creates_in_flight_than_the_concurrency(
     assert sorted(harness.hubspot.titles()) == sorted(f"Meeting {i}" for i in range(rows))
     assert {outcome.status for outcome in outcomes.values()} == {RowStatus.CREATED}
     assert sorted(index for index, _ in harness.reported) == list(range(rows))
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_the_next_chunk_is_taken_only_once_the_queue_is_down_to_a_job_a_worker(
+    harness: Harness, concurrency: int
+) -> None:
+    """The look-ups wait for the sending, so a big sheet's requests are never all held at once."""
+    chunks = [[make_job(10 * n + i, f"Meeting {n}-{i}") for i in range(10)] for n in range(4)]
+    unsent_when_taken: list[int] = []
+
+    async def feed() -> AsyncIterator[list[SendJob]]:
+        for n, chunk in enumerate(chunks):
+            unsent_when_taken.append(10 * n - len(harness.hubspot.creates))
+            yield chunk
+
+    outcomes = harness.send(feed(), concurrency=concurrency)
+    assert len(outcomes) == 40 and {o.status for o in outcomes.values()} == {RowStatus.CREATED}
+    # Queued, at most one a worker; in flight, one a worker.
+    assert unsent_when_taken[0] == 0 and max(unsent_when_taken) <= 2 * concurrency
 
 
 def test_no_jobs_sends_nothing(harness: Harness) -> None:
