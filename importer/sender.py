@@ -395,7 +395,6 @@ class Sender:
         except HubSpotError as error:
             self._fail(job, error)
             return
-        # Its state and its snapshot in one commit: each sync blocks the event loop for milliseconds.
         self._ledger.mark_created(
             job.row_key, created.id, content_key=job.content_key, sent=snapshot(request)
         )

@@ -163,6 +163,15 @@ def test_created_again_keeps_its_meeting_id_and_remembers_what_was_sent(ledger: 
     )
 
 
+def test_a_created_mark_is_left_to_the_next_sending_marks_sync(ledger: Ledger) -> None:
+    send(ledger)
+    ledger.mark_created("k1", "90001")
+    # 2 is FULL: every other transition, `sending` first of all, is synced at its commit.
+    assert ledger._db.execute("PRAGMA synchronous").fetchone() == (2,)
+    found = entry(ledger)
+    assert found is not None and (found.state, found.meeting_id) == ("created", "90001")
+
+
 def test_transitions_of_an_unknown_key_create_nothing(ledger: Ledger) -> None:
     ledger.mark_created("ghost", "1")
     ledger.mark_failed("ghost", "x")
