@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -29,9 +31,32 @@ class Progress(Protocol):
         """`portal`: the line naming the portal the run writes to, the one phase cron's output shows."""
 
 
-WHOLE_SHARE = 0.05
-"""At most this share of a run's time, and of its CPU, goes to rewriting the results file whole while rows
-finish. CPU apart: a paced run waits most of its time, and 5 % of that was a quarter of its CPU."""
+WRITE_SHARE = 0.05
+"""While rows finish, writing their results takes at most this share of the run's time and of its CPU:
+the journal's appends, and apart from them the whole file's rewrites. CPU apart from time: a paced run
+waits most of its time, and 5 % of that let checkpoints take a quarter of its CPU."""
+
+
+class _Cost:
+    """What the last write of a kind took, in time and CPU, and when it ended."""
+
+    def __init__(self) -> None:
+        self.wall_s = self.cpu_s = 0.0
+        self.ended, self.ended_cpu = time.monotonic(), time.process_time()
+
+    def affordable(self) -> bool:
+        """Whether the run has spent enough since, in time and CPU, for another to be WRITE_SHARE of it."""
+        spent_s, spent_cpu_s = time.monotonic() - self.ended, time.process_time() - self.ended_cpu
+        return spent_s * WRITE_SHARE >= self.wall_s and spent_cpu_s * WRITE_SHARE >= self.cpu_s
+
+    @contextmanager
+    def measured(self) -> Iterator[None]:
+        started, started_cpu = time.monotonic(), time.process_time()
+        try:
+            yield
+        finally:
+            self.ended, self.ended_cpu = time.monotonic(), time.process_time()
+            self.wall_s, self.cpu_s = self.ended - started, self.ended_cpu - started_cpu
 
 
 class Board:
@@ -58,9 +83,8 @@ class Board:
         self.account = account
         self.to_send = 0
         self._finished = 0
-        self._last_checkpoint = self._whole_at = time.monotonic()
-        self._whole_cpu_at = time.process_time()
-        self._whole_s = self._whole_cpu_s = 0.0  # what the last whole rewrite took, in time and CPU
+        self._last_checkpoint = time.monotonic()
+        self._checkpoints, self._rewrites = _Cost(), _Cost()  # of any checkpoint, of a whole rewrite
 
     def record(self, index: int, outcome: RowOutcome) -> None:
         result = self.results[index]
@@ -77,37 +101,31 @@ class Board:
         self.checkpoint()
 
     def checkpoint(self, *, final: bool = False) -> None:
-        """Every CHECKPOINT_S while rows finish, the rows changed since the last checkpoint are appended
-        to the journal beside the results file, at a cost in proportion to them. The file itself is
-        rewritten whole (atomically) when that takes at most WHOLE_SHARE of the time and of the CPU
-        since it last was, and at the end, when the journal goes. So the file is always whole, a small sheet's as fresh as
-        before, and after a kill the journal has the rows finished since (a row's last line counts)."""
+        """Every CHECKPOINT_S while rows finish (or less often, when checkpoints would take more than
+        WRITE_SHARE), the rows changed since the last checkpoint are appended to the journal beside the
+        results file, at a cost in proportion to them. The file itself is rewritten whole (atomically)
+        instead when that takes at most WRITE_SHARE of what the run spent since it last was, and at the
+        end, when the journal goes. So the file is always whole, a small sheet's as fresh as before, and
+        after a kill the journal has the rows finished since (a row's last line counts)."""
         now = time.monotonic()
-        if not final and now - self._last_checkpoint < CHECKPOINT_S:
+        if not final and (now - self._last_checkpoint < CHECKPOINT_S or not self._checkpoints.affordable()):
             return
         try:
-            if final or self._whole_affordable(now):
-                self._write_whole()
-                self.journal.unlink(missing_ok=True)  # every line of it is in the file now
-            else:
-                self._append_changed()
+            with self._checkpoints.measured():
+                if final or self._rewrites.affordable():
+                    with self._rewrites.measured():
+                        self._write_whole()
+                    self.journal.unlink(missing_ok=True)  # every line of it is in the file now
+                else:
+                    self._append_changed()
         except OSError as exc:  # the ledger is right already: the next run needs no results file
             message = messages._("cannot write the results file {path}: {error}")
             raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
         self._last_checkpoint = time.monotonic()
 
-    def _whole_affordable(self, now: float) -> bool:
-        spent = time.process_time() - self._whole_cpu_at
-        return (
-            now - self._whole_at >= self._whole_s / WHOLE_SHARE and spent >= self._whole_cpu_s / WHOLE_SHARE
-        )
-
     def _write_whole(self) -> None:
-        started, started_cpu = time.monotonic(), time.process_time()
         self.results.take_changed()  # in the file from now on
         write_results(self._lines(self.inputs, self.results.columns()), self.results_path)
-        self._whole_at, self._whole_cpu_at = time.monotonic(), time.process_time()
-        self._whole_s, self._whole_cpu_s = self._whole_at - started, self._whole_cpu_at - started_cpu
 
     def _append_changed(self) -> None:
         changed = self.results.take_changed()

@@ -25,6 +25,12 @@ def lines(path: Path) -> list[tuple[str, str]]:
     return list(zip(frame["title"], frame["status"], strict=True))
 
 
+def finish(done: Board, index: int, outcome: RowOutcome) -> None:
+    """Row `index` finishes, as if the run had spent plenty since the last checkpoint."""
+    done._checkpoints.wall_s = done._checkpoints.cpu_s = 0.0
+    done.record(index, outcome)
+
+
 def test_checkpoints_append_changed_rows_and_the_end_writes_the_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -32,9 +38,9 @@ def test_checkpoints_append_changed_rows_and_the_end_writes_the_file_whole(
     done = board(tmp_path)
     done.record(0, RowOutcome(RowStatus.CREATED, "8100001"))  # the first checkpoint writes the file whole
     assert lines(done.results_path) == [("a", "created"), ("b", "not_sent"), ("c", "not_sent")]
-    done._whole_s = 3600.0  # a file this slow to write is rewritten whole only now and then
-    done.record(2, RowOutcome(RowStatus.FAILED, error="refused"))
-    done.record(1, RowOutcome(RowStatus.CREATED, "8100002"))
+    done._rewrites.wall_s = 3600.0  # a file this slow to write is rewritten whole only now and then
+    finish(done, 2, RowOutcome(RowStatus.FAILED, error="refused"))
+    finish(done, 1, RowOutcome(RowStatus.CREATED, "8100002"))
     assert lines(done.journal) == [("c", "failed"), ("b", "created")]
     assert lines(done.results_path)[1:] == [("b", "not_sent"), ("c", "not_sent")]
     # As a run killed now leaves them: the journal's lines count over the file's.
@@ -45,17 +51,22 @@ def test_checkpoints_append_changed_rows_and_the_end_writes_the_file_whole(
     assert not done.journal.exists()
 
 
-def test_a_whole_rewrite_costing_much_of_the_cpu_since_the_last_waits_for_the_journal(
+def test_writes_costing_much_of_the_cpu_since_the_last_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A paced run mostly waits: its wall time would allow a rewrite at every checkpoint, its CPU does not.
     monkeypatch.setattr(board_module, "CHECKPOINT_S", 0.0)
     done = board(tmp_path)
     done.record(0, RowOutcome(RowStatus.CREATED, "8100001"))
-    done._whole_s, done._whole_cpu_s = 0.0, 3600.0
-    done.record(1, RowOutcome(RowStatus.CREATED, "8100002"))
+    done._rewrites.cpu_s = 3600.0
+    finish(done, 1, RowOutcome(RowStatus.CREATED, "8100002"))
     assert lines(done.journal) == [("b", "created")]
     assert lines(done.results_path)[1] == ("b", "not_sent")
+    done._checkpoints.cpu_s = 3600.0  # and a checkpoint of any kind waits as well
+    done.record(2, RowOutcome(RowStatus.CREATED, "8100003"))
+    assert lines(done.journal) == [("b", "created")]
+    done.checkpoint(final=True)  # the last one never waits
+    assert lines(done.results_path) == [("a", "created"), ("b", "created"), ("c", "created")]
 
 
 def test_a_row_changed_in_place_is_written_at_the_next_checkpoint(tmp_path: Path) -> None:
