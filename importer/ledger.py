@@ -379,7 +379,11 @@ class Ledger:
 
     @contextmanager
     def _unsynced(self) -> Iterator[None]:
-        """Commits inside are durable once the next synced commit is (WAL: it syncs the log up to it)."""
+        """Commits inside are durable once the next synced commit is (WAL: it syncs the log up to it).
+        Inside a transaction, nothing: its commit is synced, and SQLite refuses the change there."""
+        if self._db.in_transaction:
+            yield
+            return
         self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             yield

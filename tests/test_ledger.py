@@ -172,6 +172,15 @@ def test_a_created_mark_is_left_to_the_next_sending_marks_sync(ledger: Ledger) -
     assert found is not None and (found.state, found.meeting_id) == ("created", "90001")
 
 
+def test_created_marks_inside_a_transaction_are_synced_with_it(ledger: Ledger) -> None:
+    send(ledger, "k1")
+    send(ledger, "k2")
+    with ledger.transaction():  # as the logbook marks a batch's rows
+        ledger.mark_created("k1", "90001")
+        ledger.mark_created("k2", "90002")
+    assert {k: e.state for k, e in ledger.entries(["k1", "k2"]).items()} == {"k1": "created", "k2": "created"}
+
+
 def test_transitions_of_an_unknown_key_create_nothing(ledger: Ledger) -> None:
     ledger.mark_created("ghost", "1")
     ledger.mark_failed("ghost", "x")
