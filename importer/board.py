@@ -87,7 +87,7 @@ class Board:
         self._checkpoints, self._rewrites = _Cost(), _Cost()  # of any checkpoint, of a whole rewrite
 
     def record(self, index: int, outcome: RowOutcome) -> None:
-        result = self.results[index]
+        result = self.results.passing(index)
         read = result.outcome  # what reading the row noticed comes first
         if read.warning and read.warning != outcome.warning:
             outcome.warning = "; ".join(w for w in (read.warning, outcome.warning) if w)

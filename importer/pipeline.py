@@ -361,9 +361,11 @@ class _Import:
         settings = self.settings
         keys = identify(sheet, board, meetings, settings.key_column)
         unique, twins = split_twins([(i, m) for i, m in meetings if i in keys], keys)
+        meetings.clear()  # `unique` has the rows now, and they go on into chunks: none is held twice
+        to_send = [index for index, _ in unique]
         # Until a stage says otherwise.
-        board.results.set_many([index for index, _ in unique], "status", RowStatus.NOT_SENT)
-        board.to_send = len(unique)
+        board.results.set_many(to_send, "status", RowStatus.NOT_SENT)
+        board.to_send = len(to_send)
         ledger.start_run(self.run_id, str(self.input_path))
         started = time.monotonic()
         try:
@@ -373,7 +375,11 @@ class _Import:
             )
             edits = {edit.index: edit for edit in edited}
             rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
+            # From here on only the chunks hold the rows, and each is let go once sent (see _prepared).
+            del unique
+            known.pending.clear()
             chunks = list(row_chunks(rows))
+            rows.clear()
             if rows:
                 looking = messages.ngettext(
                     "looking up owners and associations of {count} row, sending as they are ready",
@@ -403,7 +409,7 @@ class _Import:
                 else []
             )
             statuses = board.results.column("status")
-            unsent = [index for index, _ in unique if statuses[index] == RowStatus.NOT_SENT]
+            unsent = [index for index in to_send if statuses[index] == RowStatus.NOT_SENT]
             board.results.set_many(unsent, "error", stopped[0])
             board.results.set_many(unsent, "error_code", stopped[1])
             for index, first in twins:
@@ -430,6 +436,7 @@ class _Import:
         for at in range(len(chunks)):
             # Two chunks unpacked at a time: this one, and the next, whose values fill this one's batches.
             chunk, upcoming = upcoming, unpacked(chunks[at + 1]) if at + 1 < len(chunks) else []
+            chunks[at] = []  # its rows' meetings are in `chunk`, and go with it
             later = (meeting for _, meeting in upcoming)
             jobs = await self._stage(map_rows(lookups, chunk, keys, settings, board, later))
             updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)

@@ -58,6 +58,7 @@ class RowResults(Sequence[RowResult]):
         self._objects: dict[int, RowResult] = {}
         self._unfolded: set[int] = set()
         self._unjournaled: set[int] = set()
+        self._passing: set[int] = set()  # objects nobody holds: dropped once folded into the columns
 
     @classmethod
     def of(cls, results: Iterable[RowResult]) -> RowResults:
@@ -77,10 +78,18 @@ class RowResults(Sequence[RowResult]):
             return [self[i] for i in range(len(self))[index]]
         if index < 0:
             index += len(self)
+        result = self.passing(index)
+        self._passing.discard(index)  # whoever holds it may change it later: kept for good
+        return result
+
+    def passing(self, index: int) -> RowResult:
+        """Row `index`'s result, to change now and let go: unlike indexing, its object is dropped once the
+        columns fold it in, so the rows a run finishes do not all stay objects."""
         result = self._objects.get(index)
         if result is None:
             result = self._objects[index] = _row_result(self._columns.row(index, named=True))
-        # Whoever holds it may change it: it is written again at the next checkpoint.
+            self._passing.add(index)
+        # It is written again at the next checkpoint.
         self._unfolded.add(index)
         self._unjournaled.add(index)
         return result
@@ -95,6 +104,9 @@ class RowResults(Sequence[RowResult]):
                 self._columns[name].scatter(index, rows[name]) for name in self._columns.columns
             )
             self._unfolded.clear()
+            for gone in self._passing:
+                del self._objects[gone]
+            self._passing.clear()
         return self._columns
 
     def set_many(self, at: Sequence[int], name: str, values: Sequence[Any] | Any) -> None:
@@ -133,7 +145,9 @@ class RowResults(Sequence[RowResult]):
 
     def columns_of(self, at: list[int]) -> pl.DataFrame:
         """The results of rows `at` (read by index), as `columns` has them."""
-        return _rows_frame([self._objects[i] for i in at])
+        if all(i in self._objects for i in at):
+            return _rows_frame([self._objects[i] for i in at])
+        return self.columns()[at]  # some were folded in (and let go) since they changed
 
 
 def _rows_frame(results: list[RowResult]) -> pl.DataFrame:

@@ -359,6 +359,21 @@ def test_row_results_are_columns_and_objects_only_for_rows_read() -> None:
     assert count_statuses(results)["failed"] == 1
 
 
+def test_a_row_passing_through_is_let_go_once_folded_into_the_columns() -> None:
+    results = RowResults.of(RESULTS)
+    held = results[0]
+    results.passing(1).outcome = RowOutcome(RowStatus.FAILED, error="gone")
+    assert results.take_changed() == [0, 1]
+    assert results.columns()["status"].to_list() == ["created", "failed"]
+    assert set(results._objects) == {0}  # only the one somebody may still hold
+    assert held is results[0] and results.passing(0) is held
+    # Changed again after it was let go, the row goes to the journal as the columns have it.
+    results.passing(1).outcome.attempts = 2
+    results.columns()
+    changed = results.columns_of(results.take_changed())
+    assert changed["error"].to_list() == [None, "gone"] and changed["attempts"].to_list()[1] == 2
+
+
 def test_a_field_set_for_many_rows_goes_in_the_columns_and_in_objects_already_read() -> None:
     results = RowResults.of(RESULTS)
     held = results[1]
