@@ -235,7 +235,8 @@ def _top_errors(results: pl.DataFrame, count: int = 5) -> list[TopError]:
     first rows and the code of the first."""
     done = [str(s) for s in DONE_STATUSES]
     ranked = (
-        results.filter(pl.col("error").is_not_null() & ~pl.col("status").is_in(done))
+        results.select("row", "status", "error", "error_code")  # filtered, the other columns would be copied
+        .filter(pl.col("error").is_not_null() & ~pl.col("status").is_in(done))
         .group_by("error", maintain_order=True)
         .agg(pl.len().alias("rows"), pl.col("row").head(count).alias("first"), pl.col("error_code").first())
         .sort("rows", descending=True, maintain_order=True)
@@ -408,8 +409,10 @@ class _Import:
                 if self.stop_reason
                 else []
             )
-            statuses = board.results.column("status")
-            unsent = [index for index in to_send if statuses[index] == RowStatus.NOT_SENT]
+            # As columns: a list of every row's status would be 200,000 objects at the run's peak.
+            at = pl.Series(to_send, dtype=pl.UInt32)
+            not_sent = board.results.columns()["status"].gather(at) == str(RowStatus.NOT_SENT)
+            unsent: list[int] = at.filter(not_sent).to_list()
             board.results.set_many(unsent, "error", stopped[0])
             board.results.set_many(unsent, "error_code", stopped[1])
             for index, first in twins:
