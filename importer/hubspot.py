@@ -455,10 +455,19 @@ class HubSpotClient:
 
     # --- the create: one attempt; the sender decides about another ---
 
-    async def create_meeting(self, organizer_user_id: int, body: Mapping[str, Any]) -> Created:
-        """`POST /scheduler/2026-03/meetings/calendar?organizerUserId=...`; the spec says 200, CRM 201."""
+    def create_request(self, organizer_user_id: int, body: Mapping[str, Any]) -> httpx.Request:
+        """The create's request, to build ahead of its turn: built with a chunk's others it costs a sixth
+        of what it does alone after a wait for the window, when the CPU has gone cold."""
         params = {"organizerUserId": str(organizer_user_id)}
-        response = await self._send("POST", CREATE_MEETING_PATH, params=params, json_body=body, kind="api")
+        return self._request("POST", CREATE_MEETING_PATH, params, body)
+
+    async def create_meeting(
+        self, organizer_user_id: int, body: Mapping[str, Any], *, request: httpx.Request | None = None
+    ) -> Created:
+        """`POST /scheduler/2026-03/meetings/calendar?organizerUserId=...`; the spec says 200, CRM 201.
+        `request`: `create_request`'s for the same meeting, built earlier (it may be sent again)."""
+        request = request or self.create_request(organizer_user_id, body)
+        response = await self._deliver(request, "api", f"POST {CREATE_MEETING_PATH}")
         correlation_id = response.headers.get("x-hubspot-correlation-id")
         try:
             meeting_id = _json(response)["id"]
@@ -586,18 +595,22 @@ class HubSpotClient:
         json_body: Any,
         kind: Kind,
     ) -> httpx.Response:
+        return await self._deliver(self._request(method, path, params, json_body), kind, f"{method} {path}")
+
+    async def _deliver(self, request: httpx.Request, kind: Kind, what: str) -> httpx.Response:
+        """Send `request` in its turn and read the answer; `what` names it in errors (`POST /path`)."""
         async with self._gate.slot(kind) as ticket:
             self.requests_sent += 1
             self.searches_sent += kind == "search"
             try:
-                response = await self._exchange(self._request(method, path, params, json_body))
+                response = await self._exchange(request)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise NotSent(f"{method} {path}: could not connect ({type(exc).__name__})") from None
+                raise NotSent(f"{what}: could not connect ({type(exc).__name__})") from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                raise OutcomeUnknown(f"{method} {path}: no answer ({type(exc).__name__})") from None
+                raise OutcomeUnknown(f"{what}: no answer ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
                 # A proxy that refused, a URL httpx cannot use: the request never reached HubSpot.
-                raise NotSent(f"{method} {path}: could not send ({type(exc).__name__}: {exc})") from None
+                raise NotSent(f"{what}: could not send ({type(exc).__name__}: {exc})") from None
         info = RateLimitInfo.from_headers(response.headers)
         self._gate.observe(kind, info, ticket)
         if response.status_code >= 400:
