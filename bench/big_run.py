@@ -4,14 +4,16 @@ memory the importer holds.
 The sheet names 20 owners, 20,000 contacts, 1,000 company domains and 2,000 deals, repeating as real
 sheets do; the sandbox (tier 250 per 10 s, 50±50 ms) holds them all. The real CLI imports the sheet;
 once the sandbox has `--created` meetings the importer is sent SIGTERM, as cron's timeout would, and
-finishes the requests in flight and writes the results file of every row. Printed:
+finishes the requests in flight and writes the results file of every row. With `--created 0 --mode log`
+(100 meetings a request) the run goes to its end in a few minutes, every row's result and ledger entry
+made: the whole run's memory. Printed:
 
 - seconds from the first look-up to the first create (from the importer's JSON log; aim (issue 15) 2 s);
 - the requests the sandbox served by route (look-ups, searches, creates);
 - the importer's peak RSS (wait4; aim 500 MB at 200k rows) and wall time, and how long the stop took
   (SIGTERM to exit: the requests in flight and the final results file).
 
-    .venv/bin/python bench/big_run.py [--rows 200000] [--created 300] [--results csv|xlsx]
+    .venv/bin/python bench/big_run.py [--rows 200000] [--created 300] [--results csv|xlsx] [--mode log]
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ TARGET_FIRST_CREATE_S, TARGET_MB = 2.0, 500
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--created", type=int, default=300, help="stop the run once this many exist")
+    parser.add_argument(
+        "--created", type=int, default=300, help="stop the run once this many exist (0: run to its end)"
+    )
     parser.add_argument("--results", choices=["csv", "xlsx"], default="csv")
+    parser.add_argument("--mode", choices=["schedule", "log"], default="schedule", help="the run's --mode")
     args = parser.parse_args()
     compile_importer()
     with tempfile.TemporaryDirectory(prefix="big-run-") as tmp:
@@ -49,12 +54,13 @@ def main() -> None:
         sheet = _write_sheet(folder / "meetings.csv", args.rows)
         sandbox, url = _start_sandbox(folder, data)
         try:
-            figures = _run(folder, sheet, url, args.created, args.results)
+            figures = _run(folder, sheet, url, args.created, args.results, args.mode)
         finally:
             sandbox.terminate()
             sandbox.wait()
     first = figures["first_create_s"]
-    print(f"rows {args.rows:,}, stopped after {figures['created']} created ({args.results} results)")
+    end = f"stopped after {figures['created']}" if args.created else f"to its end, {figures['created']}"
+    print(f"rows {args.rows:,}, {args.mode} mode, {end} created ({args.results} results)")
     print(f"first look-up to first create: {first:.2f} s (aim {TARGET_FIRST_CREATE_S} s)")
     print(f"requests by route: {figures['routes']}")
     print(f"reading (start to first look-up): {figures['read_s']:.2f} s")
@@ -125,12 +131,12 @@ def _start_sandbox(folder: Path, data: Path) -> tuple[subprocess.Popen[bytes], s
     return sandbox, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
-def _run(folder: Path, sheet: Path, url: str, created: int, kind: str) -> dict[str, Any]:
+def _run(folder: Path, sheet: Path, url: str, created: int, kind: str, mode: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEETING_IMPORTER_", "HUBSPOT_"))}
     env.update({"HUBSPOT_BASE_URL": url, "HUBSPOT_ACCESS_TOKEN": "sandbox-token"})
     env["XDG_STATE_HOME"] = str(folder / "state")
     log = folder / "run.jsonl"
-    command = [sys.executable, "-m", "importer", "run", "--quiet", str(sheet)]
+    command = [sys.executable, "-m", "importer", "run", "--quiet", "--mode", mode, str(sheet)]
     command += ["--log-file", str(log), "--log-format", "json", "--results", str(folder / f"r.{kind}")]
     started = time.monotonic()
     importer = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
@@ -140,7 +146,7 @@ def _run(folder: Path, sheet: Path, url: str, created: int, kind: str) -> dict[s
         if pid:
             break
         time.sleep(0.5)
-        if stopped_at is None and _created(url) >= created:
+        if created and stopped_at is None and _created(url) >= created:
             importer.send_signal(signal.SIGTERM)
             stopped_at = time.monotonic()
     ended = time.monotonic()
