@@ -48,18 +48,13 @@ class RowResults(Sequence[RowResult]):
     A row read by index becomes a RowResult and stays that object: the stages change it in place. Each
     such row is folded back into the columns when they are next asked for, so that costs in proportion
     to the rows read since, and `changed` gives them to the results journal the same way.
-
-    The columns are kept as Series no frame shares, so folding rows in writes them in place: a frame's
-    columns would be copied whole by each fold (30 MB more at each checkpoint of a 200k-row run).
     """
 
     def __init__(self, columns: pl.DataFrame) -> None:
-        typed = columns.select(
+        self._columns = columns.select(
             pl.col(name).cast(kind) if name in columns.columns else pl.lit(None, kind).alias(name)
             for name, kind in _SCHEMA.items()
         )
-        self._series = {series.name: series for series in typed.get_columns()}
-        del typed
         self._objects: dict[int, RowResult] = {}
         self._unfolded: set[int] = set()
         self._unjournaled: set[int] = set()
@@ -70,7 +65,7 @@ class RowResults(Sequence[RowResult]):
         return cls(_rows_frame(list(results)))
 
     def __len__(self) -> int:
-        return self._series["row"].len()
+        return self._columns.height
 
     @overload
     def __getitem__(self, index: int) -> RowResult: ...
@@ -92,7 +87,7 @@ class RowResults(Sequence[RowResult]):
         columns fold it in, so the rows a run finishes do not all stay objects."""
         result = self._objects.get(index)
         if result is None:
-            result = self._objects[index] = _row_result(self._row(index))
+            result = self._objects[index] = _row_result(self._columns.row(index, named=True))
             self._passing.add(index)
         # It is written again at the next checkpoint.
         self._unfolded.add(index)
@@ -105,13 +100,14 @@ class RowResults(Sequence[RowResult]):
             at = sorted(self._unfolded)
             rows = _rows_frame([self._objects[i] for i in at])
             index = pl.Series(at, dtype=pl.UInt32)
-            for name, series in self._series.items():
-                series.scatter(index, rows[name])
+            self._columns = self._columns.with_columns(
+                self._columns[name].scatter(index, rows[name]) for name in self._columns.columns
+            )
             self._unfolded.clear()
             for gone in self._passing:
                 del self._objects[gone]
             self._passing.clear()
-        return pl.DataFrame(list(self._series.values()))
+        return self._columns
 
     def set_many(self, at: Sequence[int], name: str, values: Sequence[Any] | Any) -> None:
         """Set field `name` (of RowResult or RowOutcome) of rows `at` to `values` (one each, or one for
@@ -128,7 +124,9 @@ class RowResults(Sequence[RowResult]):
             if held is not None:  # its object is what the columns are folded from: set it there
                 setattr(held if name in _RESULT_FIELDS else held.outcome, name, value)
         update = pl.Series([str(v) for v in each] if name == "status" else each, dtype=_SCHEMA[name])
-        self._series[name].scatter(pl.Series(at, dtype=pl.UInt32), update)
+        self._columns = self._columns.with_columns(
+            self._columns[name].scatter(pl.Series(at, dtype=pl.UInt32), update)
+        )
         self._unjournaled.update(at)
 
     def column(self, name: str) -> list[Any]:
@@ -137,10 +135,7 @@ class RowResults(Sequence[RowResult]):
 
     def peek(self, index: int) -> RowResult:
         """Row `index`'s result to look at, not to change: no object is kept for it."""
-        return self._objects.get(index) or _row_result(self._row(index))
-
-    def _row(self, index: int) -> dict[str, Any]:
-        return {name: series[index] for name, series in self._series.items()}
+        return self._objects.get(index) or _row_result(self._columns.row(index, named=True))
 
     def take_changed(self) -> list[int]:
         """The rows read by index since the last call, in sheet order."""
