@@ -150,6 +150,8 @@ def log_row(result: RowResult) -> None:
     # Invalid rows go to the log file; the summary's most frequent errors name them on the console.
     quiet = result.status in DONE_STATUSES or result.status in (RowStatus.NOT_SENT, RowStatus.INVALID)
     level = logging.INFO if quiet else logging.WARNING
+    if not log.isEnabledFor(level):
+        return
     fields = {
         "row": result.row,
         "row_key": result.row_key,

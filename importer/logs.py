@@ -48,11 +48,12 @@ def configure(*, quiet: bool, interactive: bool, log_file: Path | None, log_form
     for handler in root.handlers[:]:
         root.removeHandler(handler)
         handler.close()
-    root.setLevel(logging.INFO)
     root.propagate = False
     formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.ERROR if quiet or interactive else logging.WARNING)
+    # No record below what some handler writes is made at all: a run logs each of its rows at INFO.
+    root.setLevel(logging.INFO if log_file is not None else console.level)
     console.setFormatter(formatter)
     root.addHandler(console)
     if log_file is not None:

@@ -100,8 +100,14 @@ class RowResults(Sequence[RowResult]):
             at = sorted(self._unfolded)
             rows = _rows_frame([self._objects[i] for i in at])
             index = pl.Series(at, dtype=pl.UInt32)
+            # Only the columns these rows changed: each one folded in is a copy of the whole column.
+            changed = [
+                name
+                for name in self._columns.columns
+                if not self._columns[name].gather(index).eq_missing(rows[name]).all()
+            ]
             self._columns = self._columns.with_columns(
-                self._columns[name].scatter(index, rows[name]) for name in self._columns.columns
+                self._columns[name].scatter(index, rows[name]) for name in changed
             )
             self._unfolded.clear()
             for gone in self._passing:
