@@ -149,6 +149,9 @@ class BatchSender(Sender):
             return
         await self._work(in_chunks(jobs), batches, self._send_batch)
 
+    def _prepare(self, jobs: Sequence[SendJob]) -> None:
+        """Nothing ahead: a batch's one request is built with the batch."""
+
     async def _send_batch(self, batch: list[SendJob]) -> list[list[SendJob]]:
         """One batch create, and every row's outcome; returns the halves of a batch HubSpot refused whole."""
         # The ledger's own transaction: every row still moves by its transition, but the batch's marks are

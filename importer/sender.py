@@ -243,11 +243,15 @@ class Sender:
                 self._doubts.append(_Doubt(job, self._started, [why], earlier_run=True))
             else:
                 fresh.append(job)
-        for job in fresh:
+        self._prepare(fresh)
+        return fresh
+
+    def _prepare(self, jobs: Sequence[SendJob]) -> None:
+        """Each job's create request and snapshot, made with its chunk's (the send takes them)."""
+        for job in jobs:
             request = job.request
             made = self._client.create_request(request.organizer_user_id, request.body)
             self._ready[job.index] = _Ready(made, snapshot(request))
-        return fresh
 
     def _not_sent(self, detail: HubSpotError | None = None, attempts: int = 0) -> RowOutcome:
         """A row the run stopped before sending (or while retrying it): the next run sends it."""

@@ -253,6 +253,7 @@ def test_250_rows_go_in_3_batches_each_row_recorded_with_its_own_meeting(harness
         assert harness.state(job.row_key) == ("created", outcome.meeting_id, 1, None)
     assert harness.hubspot.searches == []
     once_each(harness, jobs)
+    assert harness.sender is not None and harness.sender._ready == {}  # no request made ahead a row
 
 
 def test_batches_in_flight_never_exceed_the_concurrency(harness: Harness) -> None:

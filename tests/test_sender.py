@@ -1426,6 +1426,7 @@ def test_the_next_chunk_is_taken_only_once_the_queue_is_down_to_a_job_a_worker(
 
     outcomes = harness.send(feed(), concurrency=concurrency)
     assert len(outcomes) == 40 and {o.status for o in outcomes.values()} == {RowStatus.CREATED}
+    assert harness.sender is not None and harness.sender._ready == {}  # each made ahead, and taken
     # Queued, at most one a worker; in flight, one a worker.
     assert unsent_when_taken[0] == 0 and max(unsent_when_taken) <= 2 * concurrency
 
