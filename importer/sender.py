@@ -182,8 +182,7 @@ class Sender:
         self._started = clock()
         self._stopped: asyncio.Event | None = None
         self._wakers: set[asyncio.Event] = set()  # of the work queues waiting for a chunk: a stop ends them
-        self._outcomes: dict[int, RowOutcome] = {}
-        self._attempts: dict[int, int] = {}
+        self._attempts: dict[int, int] = {}  # of the jobs not yet finished
         self._doubts: list[_Doubt] = []
         # Jobs given and not yet finished, by row index: only these are held, not every job of the run.
         self._unfinished_creates: dict[int, SendJob] = {}
@@ -211,8 +210,9 @@ class Sender:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)
 
-    async def send_all(self, jobs: Jobs[SendJob]) -> dict[int, RowOutcome]:
-        """An outcome for every job: created, skipped (HubSpot had it), failed, in doubt or not sent."""
+    async def send_all(self, jobs: Jobs[SendJob]) -> None:
+        """An outcome for every job, told to `on_outcome`: created, skipped (HubSpot had it), failed, in
+        doubt or not sent. None is kept here once told: a big run's would all stay objects."""
         given = self._unfinished_creates
 
         async def fresh() -> AsyncIterator[Sequence[SendJob]]:
@@ -227,7 +227,6 @@ class Sender:
         for job in list(given.values()):
             self._finish(job, self._not_sent(attempts=self._tries(job)))
         self._raise_auth_error()
-        return self._outcomes
 
     def _fresh(self, jobs: Sequence[SendJob]) -> list[SendJob]:
         """The jobs to send now; those the ledger knows are settled, or set aside in doubt, here."""
@@ -269,8 +268,9 @@ class Sender:
         if self.auth_error is not None:
             raise AuthError(_("HubSpot refused the access token: {error}").format(error=self.auth_error))
 
-    async def update_all(self, updates: Jobs[UpdateJob]) -> dict[int, RowOutcome]:
-        """Bring each edited row's meeting to the row's content: updated, failed or not sent."""
+    async def update_all(self, updates: Jobs[UpdateJob]) -> None:
+        """Bring each edited row's meeting to the row's content: updated, failed or not sent (told to
+        `on_outcome`)."""
         given = self._unfinished_updates
 
         async def taken() -> AsyncIterator[Sequence[UpdateJob]]:
@@ -282,7 +282,6 @@ class Sender:
         for job in list(given.values()):
             self._finish(job, self._not_sent())
         self._raise_auth_error()
-        return self._outcomes
 
     async def _run_queue(
         self, jobs: Jobs[Any], handle: Callable[[Any], Awaitable[None]] | None = None
@@ -580,7 +579,7 @@ class Sender:
     def _finish(self, job: SendJob, outcome: RowOutcome) -> None:
         self._unfinished_creates.pop(job.index, None)
         self._unfinished_updates.pop(job.index, None)
-        self._outcomes[job.index] = outcome
+        self._attempts.pop(job.index, None)
         self._on_outcome(job.index, outcome)
 
 
