@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/read_validate.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/big_run.py
+	$(BIN)/python bench/big_run.py --created 0 --mode log
 	$(BIN)/python bench/log_mode.py
 
 # After changing a message in the code: the template (.pot) extracted again, the Japanese .po merged with it.
