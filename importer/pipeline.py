@@ -379,15 +379,15 @@ class _Import:
             # From here on only the chunks hold the rows, and each is let go once sent (see _prepared).
             del unique
             known.pending.clear()
-            chunks = list(row_chunks(rows))
+            chunks, count = list(row_chunks(rows)), len(rows)
             rows.clear()
-            if rows:
+            if count:
                 looking = messages.ngettext(
                     "looking up owners and associations of {count} row, sending as they are ready",
                     "looking up owners and associations of {count} rows, sending as they are ready",
-                    len(rows),
+                    count,
                 )
-                self._phase(looking.format(count=len(rows)))
+                self._phase(looking.format(count=count))
             prepared = self._prepared(client, ledger, board, chunks, keys, known, edits)
             if self.plan:
                 jobs, updates = [], []

@@ -156,6 +156,8 @@ def test_cron_output_is_plain_and_the_summary_json_complete(
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     failed = next(line for line in lines if line.get("row") == 11)
     assert failed["status"] == "failed" and failed["level"] == "warning" and len(failed["row_key"]) == 24
+    phases = [line["message"] for line in lines if "row" not in line]
+    assert any(p.startswith("looking up owners and associations of ") for p in phases), phases
 
 
 def test_quiet_prints_a_short_report_only_when_rows_are_left(
