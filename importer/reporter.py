@@ -245,7 +245,7 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
-_XLSX_CHUNK_ROWS = 20_000
+_XLSX_CHUNK_ROWS = 5_000
 _XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # Excel's own escape for characters XML cannot hold (a CR would read back as LF); `_x` itself escaped first.
 _XML_ESCAPES.update({chr(c): f"_x{c:04X}_" for c in range(32) if c not in (9, 10)})
