@@ -388,7 +388,7 @@ def _read_times(text: pl.Series) -> list[pl.Series]:
     (why a time could not be read) of each cell. A cell already in the form the formats read, most
     cells, is read as it is; only the others are rewritten (normalised_time_text), several regex passes
     over each."""
-    read = _read_as_written(text)
+    read = _strptime(text, _DIRECT_FORMATS)
     columns = [
         read,
         pl.repeat(None, text.len(), dtype=pl.Int32, eager=True).alias("_offset"),
@@ -402,23 +402,20 @@ def _read_times(text: pl.Series) -> list[pl.Series]:
     return columns
 
 
-def _read_as_written(text: pl.Series) -> pl.Series:
-    """The cells that are in one of _DIRECT_FORMATS, read; each format tried only on the cells the
-    ones before it could not read (a failed parse costs as much as one that works)."""
+def _strptime(text: pl.Series, formats: tuple[str, ...]) -> pl.Series:
+    """`_naive`: the cells read in one of `formats`; each tried only on the cells the ones before it could
+    not read (a failed parse costs as much as one that works). Without polars' cache of repeated texts,
+    which costs more than it saves unless most cells repeat (end cells, half of them repeats: 30% more)."""
     read = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True).alias("_naive")
     left = text.is_not_null().arg_true()
-    for form in _DIRECT_FORMATS:
+    for form in formats:
         if not left.len():
             break
-        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False)
+        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False, cache=False)
         done = parsed.is_not_null()
         read = read.scatter(left.filter(done), parsed.filter(done))
         left = left.filter(~done)
     return read
-
-
-def _strptime(wall: pl.Expr) -> pl.Expr:
-    return pl.coalesce(wall.str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS)
 
 
 def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
@@ -440,7 +437,7 @@ def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
         (sign * minutes).cast(pl.Int32).alias("_offset"),
     )
-    frame = frame.with_columns(_strptime(pl.col("_wall")).alias("_naive"))
+    frame = frame.with_columns(_strptime(frame["_wall"], _NAIVE_FORMATS))
     if meridiem:
         frame = _apply_meridiem(frame)
     return frame.with_columns(_unread_kind(frame).alias("_kind"))
