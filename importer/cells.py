@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -44,8 +45,6 @@ from importer.models import (
 LIST_SEPARATOR = ";"
 """Separator of the normalised list columns `parse_cells` returns (it cannot occur inside an item)."""
 LIST_FIELDS = ("attendee_emails", "contact_emails", "company_domains", "deal_ids", "ticket_ids")
-# Parsed, never sent as written: these are compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123).
-_NFKC_FIELDS = ("owner_email", *LIST_FIELDS, "duration_minutes")
 
 _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
@@ -92,7 +91,13 @@ def parse_cells(
     """
     absent = [pl.lit(None, pl.String).alias(f) for f in FIELDS if f not in cells.columns]
     frame = cells.with_columns(absent)
-    frame = frame.with_columns(nfkc(frame[f]) for f in _NFKC_FIELDS)
+    # Parsed, never sent as written: compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123).
+    distinct = [
+        per_distinct(frame["owner_email"], _owner_emails),
+        *(per_distinct(frame[f], _list_values) for f in LIST_FIELDS),
+        per_distinct(frame["duration_minutes"], nfkc),
+    ]
+    frame = frame.with_columns(column for done in distinct for column in done.get_columns())
     frame = frame.with_columns(pl.col("timezone").fill_null(default_timezone))
     zones = _zone_map(frame["timezone"].unique().to_list())
     frame = frame.with_columns(
@@ -102,8 +107,6 @@ def parse_cells(
     frame = _end_times(frame)
     frame = _bound_years(_duration(frame))
     frame = frame.with_columns(
-        pl.col("owner_email").str.to_lowercase(),
-        *(column for f in LIST_FIELDS for column in _list_columns(frame[f])),
         *(_enum(frame[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
         _start_read(frame),
     )
@@ -120,9 +123,7 @@ def parse_cells(
         *_duration_problems(column),
         column.problem("timezone", pl.col("_zone").is_null(), codes.UNKNOWN_TIME_ZONE),
         column.problem("owner_email", pl.col("owner_email").is_null(), codes.MISSING_REQUIRED_PROPERTY),
-        column.problem(
-            "owner_email", ~_fits(pl.col("owner_email"), EMAIL_PATTERN, MAX_EMAIL), codes.INVALID_EMAIL
-        ),
+        column.problem("owner_email", ~pl.col("_owner_email_fits"), codes.INVALID_EMAIL),
         *(_list_problem(column, f) for f in LIST_FIELDS),
         _enum_problem(column, "location_type", get_args(LocationType)),
         _enum_problem(column, "outcome", get_args(Outcome)),
@@ -227,6 +228,30 @@ class _Columns:
 
 def _joined(messages: list[pl.Expr], separator: str = codes.MESSAGE_SEPARATOR) -> pl.Expr:
     return pl.concat_str(messages, separator=separator, ignore_nulls=True).replace("", None)
+
+
+_DISTINCT = "_distinct"
+
+
+def per_distinct(cells: pl.Series, work: Callable[[pl.Series], pl.Series | pl.DataFrame]) -> pl.DataFrame:
+    """`work` done once per distinct value of `cells`, its outcome given back for every cell, in order.
+
+    `work` takes the distinct values (null among them when a cell is null) and returns a column or a
+    frame with a row for each, in their order. Sheets repeat their e-mails, ids, zones, spellings and
+    times, so a hash of the column and a join replace the work on every cell.
+    """
+    values = cells.unique()
+    key = values.alias(_DISTINCT)  # apart from `values`, which `work` may change in place (scatter)
+    done = work(values)
+    done = (done.to_frame() if isinstance(done, pl.Series) else done).with_columns(key)
+    keys = cells.alias(_DISTINCT).to_frame()
+    return keys.join(done, on=_DISTINCT, how="left", nulls_equal=True, maintain_order="left").drop(_DISTINCT)
+
+
+def _owner_emails(cells: pl.Series) -> pl.DataFrame:
+    """The owner's e-mail after NFKC, lower-cased, and whether it is one (`_owner_email_fits`)."""
+    emails = nfkc(cells).str.to_lowercase().to_frame()
+    return emails.with_columns(_fits(pl.col(cells.name), EMAIL_PATTERN, MAX_EMAIL).alias("_owner_email_fits"))
 
 
 def nfkc(cells: pl.Series) -> pl.Series:
@@ -363,7 +388,7 @@ def _read_times(text: pl.Series) -> list[pl.Series]:
     (why a time could not be read) of each cell. A cell already in the form the formats read, most
     cells, is read as it is; only the others are rewritten (normalised_time_text), several regex passes
     over each."""
-    read = _read_as_written(text)
+    read = _strptime(text, _DIRECT_FORMATS)
     columns = [
         read,
         pl.repeat(None, text.len(), dtype=pl.Int32, eager=True).alias("_offset"),
@@ -377,23 +402,20 @@ def _read_times(text: pl.Series) -> list[pl.Series]:
     return columns
 
 
-def _read_as_written(text: pl.Series) -> pl.Series:
-    """The cells that are in one of _DIRECT_FORMATS, read; each format tried only on the cells the
-    ones before it could not read (a failed parse costs as much as one that works)."""
+def _strptime(text: pl.Series, formats: tuple[str, ...]) -> pl.Series:
+    """`_naive`: the cells read in one of `formats`; each tried only on the cells the ones before it could
+    not read (a failed parse costs as much as one that works). Without polars' cache of repeated texts,
+    which costs more than it saves unless most cells repeat (end cells, half of them repeats: 30% more)."""
     read = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True).alias("_naive")
     left = text.is_not_null().arg_true()
-    for form in _DIRECT_FORMATS:
+    for form in formats:
         if not left.len():
             break
-        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False)
+        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False, cache=False)
         done = parsed.is_not_null()
         read = read.scatter(left.filter(done), parsed.filter(done))
         left = left.filter(~done)
     return read
-
-
-def _strptime(wall: pl.Expr) -> pl.Expr:
-    return pl.coalesce(wall.str.strptime(pl.Datetime("us"), f, strict=False) for f in _NAIVE_FORMATS)
 
 
 def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
@@ -415,7 +437,7 @@ def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
         (sign * minutes).cast(pl.Int32).alias("_offset"),
     )
-    frame = frame.with_columns(_strptime(pl.col("_wall")).alias("_naive"))
+    frame = frame.with_columns(_strptime(frame["_wall"], _NAIVE_FORMATS))
     if meridiem:
         frame = _apply_meridiem(frame)
     return frame.with_columns(_unread_kind(frame).alias("_kind"))
@@ -655,12 +677,13 @@ _SEVERAL = r"[;,、；，\n\r]"  # a cell of several items, or one to trim (LIST
 _URL_PARTS = r"[/:]|^www\."  # a domain written as a URL
 
 
-def _list_columns(cells: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """A list cell normalised (`_split`, joined by LIST_SEPARATOR, null when empty) and its first item
-    that is not a value of its kind (`_<field>_bad`). A cell of one plain ASCII item, most cells, is
-    that item: only the others are split into lists, which costs ten times as much."""
+def _list_values(cells: pl.Series) -> pl.DataFrame:
+    """A list cell after NFKC, normalised (`_split`, joined by LIST_SEPARATOR, null when empty), and its
+    first item that is not a value of its kind (`_<field>_bad`). A cell of one plain ASCII item is that
+    item: only the others are split into lists, which costs ten times as much."""
     field = cells.name
     pattern, longest, _ = _LIST_RULES[field]
+    cells = nfkc(cells)
     text = cells if field in ("deal_ids", "ticket_ids") else cells.str.to_lowercase()
     several = _SEVERAL + ("|" + _URL_PARTS if field == "company_domains" else "")
     # NFKC (of non-ASCII cells only) may leave spaces at the ends: such cells are split and trimmed too.
@@ -675,7 +698,7 @@ def _list_columns(cells: pl.Series) -> tuple[pl.Series, pl.Series]:
         )
         text = text.scatter(at, items.list.join(LIST_SEPARATOR).replace("", None))
         bad = bad.scatter(at, first_bad.to_series())
-    return text, bad
+    return pl.DataFrame([text, bad])
 
 
 def _split(field: str) -> pl.Expr:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer.cells import LIST_FIELDS, LIST_SEPARATOR, nfkc, normalised_time_text, parse_cells
+from importer.cells import LIST_FIELDS, LIST_SEPARATOR, nfkc, normalised_time_text, parse_cells, per_distinct
 from importer.models import FIELDS, MAX_MINUTES, Meeting, Reminder, TimeUnit
 
 TIME_HELP = (
@@ -544,6 +544,38 @@ def test_a_row_without_problems_is_a_valid_meeting(rows: list[Row]) -> None:
         for field in LIST_FIELDS:
             values[field] = tuple(values[field].split(LIST_SEPARATOR)) if values[field] else ()
         Meeting.model_validate(values)
+
+
+# --- work per distinct value ---
+
+
+def test_per_distinct_gives_each_cell_its_values_outcome_nulls_included() -> None:
+    cells = pl.Series("c", ["b", None, "a", "b", None, "a", "c"])
+    seen: list[list[str | None]] = []
+
+    def work(values: pl.Series) -> pl.DataFrame:
+        seen.append(values.to_list())
+        return pl.DataFrame(
+            {"c": values.fill_null("none").str.to_uppercase(), "_n": values.str.len_bytes().fill_null(-1)}
+        )
+
+    done = per_distinct(cells, work)
+    assert done.to_dict(as_series=False) == {
+        "c": ["B", "NONE", "A", "B", "NONE", "A", "C"],
+        "_n": [1, -1, 1, 1, -1, 1, 1],
+    }
+    assert len(seen) == 1 and sorted(seen[0], key=lambda v: v or "") == [None, "a", "b", "c"]
+
+
+def test_per_distinct_takes_a_column_and_work_that_changes_its_input() -> None:
+    """Work may scatter into the values it is given (nfkc does): the cells still find their own."""
+    cells = pl.Series("c", ["ｘ", "y", "ｘ", None])
+
+    def work(values: pl.Series) -> pl.Series:
+        return values.scatter(values.is_not_null().arg_true(), "z")
+
+    assert per_distinct(cells, work).to_series().to_list() == ["z", "z", "z", None]
+    assert per_distinct(pl.Series("c", [], dtype=pl.String), work).height == 0
 
 
 # --- Japanese spellings, eras and separate date and time columns ---

@@ -174,6 +174,47 @@ def test_row_numbers_count_blank_lines_above_the_header(write_csv: WriteCsv) -> 
     assert sheet.row_numbers == [4]
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("bom", ["", "\ufeff"])
+def test_header_below_title_rows_with_quoted_line_breaks(write_csv: WriteCsv, newline: str, bom: str) -> None:
+    """polars reads the file from the header's line on: a line break inside a quoted title cell
+    is a line to skip all the same, and a quote in a title row opens nothing below it."""
+    title = f'"2027年1月{newline}商談予定",,,,{newline}5" monitors,,,,{newline}{newline}'
+    text = f"{bom}{title}{HEADER}{newline}{ROW.format(id=1)}{newline}{ROW.format(id=2)}{newline}"
+    sheet = load(write_csv(text))
+    assert (sheet.row_numbers, sheet.frame["deal_ids"].to_list()) == ([5, 6], ["1", "2"])
+    assert sheet.frame.columns == HEADER.split(",")
+
+
+def test_title_lines_ending_in_a_bare_cr(write_csv: WriteCsv) -> None:
+    """Lines ending in a CR alone (old Mac files), which polars does not count as lines: read as text."""
+    sheet = load(write_csv(f"2027年1月 商談予定一覧,,,,\r\r{HEADER}\n{ROW.format(id=1)}\n"))
+    assert (sheet.row_numbers, sheet.frame["deal_ids"].to_list()) == ([4], ["1"])
+
+
+def test_a_file_cut_inside_a_quoted_cell(write_csv: WriteCsv) -> None:
+    """The last row opens a quote the file never closes: its line is an invalid row, and so is the
+    line after it (its cell's second line), read on its own; the rows before it are read."""
+    sheet = load(write_csv(f'{HEADER},body\n{ROW.format(id=1)},x\n{ROW.format(id=2)},"Agenda:\n1. 予算'))
+    assert sheet.frame["deal_ids"].to_list() == ["1", None, None]
+    assert sheet.frame["title"].to_list()[2] == "1. 予算"
+    assert {row: p.code.name for row, p in sheet.row_problems.items()} == {3: "UNTERMINATED_QUOTE"}
+
+
+def test_a_path_that_looks_like_a_glob(write_csv: WriteCsv) -> None:
+    """The file is named to polars as a path: `[1]` or `*` in its name match nothing else."""
+    write_csv(f"{HEADER}\n{ROW.format(id=9)}\n", name="meetings1.csv")
+    path = write_csv(f"{HEADER}\n{ROW.format(id=1)}\n", name="meetings[1].csv")
+    assert load(path).frame["deal_ids"].to_list() == ["1"]
+
+
+def test_a_header_past_the_first_64_kib(write_csv: WriteCsv) -> None:
+    """The top of the file is read in growing pieces until the rows searched for the header are in."""
+    notes = "".join(f"{'メモ' * 9000}\n" for _ in range(3))
+    sheet = load(write_csv(f"{notes}{HEADER}\n{ROW.format(id=1)}\n"))
+    assert (sheet.row_numbers, sheet.frame["deal_ids"].to_list()) == ([5], ["1"])
+
+
 def test_results_columns_of_an_earlier_run_are_not_input(write_csv: WriteCsv) -> None:
     outcome = "row,status,meeting_id,error,http_status,correlation_id,attempts,row_key,warning"
     sheet = load(write_csv(f"{HEADER},{outcome}\n{ROW.format(id=1)},2,invalid,,bad,,,0,abc,\n"))
