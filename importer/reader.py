@@ -235,68 +235,66 @@ def _blank(columns: list[str]) -> pl.Expr:
 
 
 def _read_csv(path: Path, encoding: str | None, find: _HeaderFinder) -> _Table:
-    with path.open("rb") as handle:
-        head = handle.read(_SAMPLE_BYTES)
-    if _is_empty(path, head):
+    raw = path.read_bytes()
+    if _is_empty(raw):
         raise InputError(_("{path}: the file is empty").format(path=path))
-    if _native_utf8(head, encoding):
+    if _native_utf8(raw, encoding):
         try:
-            table = _read_utf8(path, find)
+            table = _read_utf8(path, raw, find)
         except (UnicodeDecodeError, pl.exceptions.PolarsError):
             table = None  # not UTF-8 after all, or a malformed line: decoded and read line by line below
         if table is not None:
             return table
-    return _read_text(path, _decode(path, path.read_bytes(), encoding), find)
+    return _read_text(path, _decode(path, raw, encoding), find)
 
 
-def _is_empty(path: Path, head: bytes) -> bool:
-    """Nothing but a BOM and white space. The rest of the file is read only when its head is blank."""
-    if head.removeprefix(codecs.BOM_UTF8).strip():
+def _is_empty(raw: bytes) -> bool:
+    """Nothing but a BOM and white space. Looked at whole only when its head is blank: a strip of the
+    whole file would copy it."""
+    if raw[:_SAMPLE_BYTES].removeprefix(codecs.BOM_UTF8).strip():
         return False
-    return not path.read_bytes().removeprefix(codecs.BOM_UTF8).strip()
+    return not raw.removeprefix(codecs.BOM_UTF8).strip()
 
 
-def _native_utf8(head: bytes, encoding: str | None) -> bool:
-    """Whether polars may read the file as it is (`head`: its first bytes): UTF-8 is the one encoding it
-    decodes itself, which saves decoding and re-encoding the whole file in Python."""
+def _native_utf8(raw: bytes, encoding: str | None) -> bool:
+    """Whether polars may read the bytes as they are: UTF-8 is the one encoding it decodes itself,
+    which saves decoding and re-encoding the whole file in Python."""
     if encoding is not None and encoding.lower() not in _UTF8_NAMES:
         return False
-    return not head.startswith(_UTF16_BOMS) and b"\x00" not in head[:_SAMPLE_BYTES]
+    return not raw.startswith(_UTF16_BOMS) and b"\x00" not in raw[:_SAMPLE_BYTES]
 
 
-def _read_utf8(path: Path, find: _HeaderFinder) -> _Table | None:
-    """The common case, valid UTF-8 and well-formed: only the top of the file is read here, for the
-    separator and the header; polars reads the file itself from the header's line on, so the file's
-    bytes are never held in Python. Raises UnicodeDecodeError or PolarsError for anything else; None
-    when a line above the header ends in a bare CR, which polars does not count as a line end."""
-    text, separator, records = _top_of_utf8(path, find.rows_needed)
+def _read_utf8(path: Path, raw: bytes, find: _HeaderFinder) -> _Table | None:
+    """The common case, valid UTF-8 and well-formed: the top of the file is decoded for the separator and
+    the header, and polars reads the bytes from the header's line on, BOM and all: no copy of them is
+    made. Raises UnicodeDecodeError or PolarsError for anything else; None when a line above the header
+    ends in a bare CR, which polars does not count as a line end."""
+    text, separator, records = _top_of_utf8(raw, find.rows_needed)
     index = find([cells for cells, _ in records])
     above = text[: _record_start(records, index)]
     if above.count("\r") > above.count("\r\n"):
         return None
     # skip_lines counts line ends, quotes or not: the lines of the rows above, as csv read them.
-    frame = pl.read_csv(
-        path, separator=separator, infer_schema=False, skip_lines=above.count("\n"), glob=False
-    )
+    lines = above.count("\n")
+    frame = pl.read_csv(raw, separator=separator, infer_schema=False, skip_lines=lines)
     return _csv_table(path, records[index][0], frame, index + 1)
 
 
-def _top_of_utf8(path: Path, limit: int) -> tuple[str, str, list[tuple[list[str], int]]]:
-    """The top of a UTF-8 file as text (BOM dropped) cut at a line end, its separator and its first
+def _top_of_utf8(raw: bytes, limit: int) -> tuple[str, str, list[tuple[list[str], int]]]:
+    """The top of UTF-8 bytes as text (BOM dropped) cut at a line end, its separator and its first
     `limit` rows (_top_records): 64 KiB of it, four times as much while rows are missing."""
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     size = _SAMPLE_BYTES
-    with path.open("rb") as handle:
-        body = handle.read(len(codecs.BOM_UTF8) + size + 1).removeprefix(codecs.BOM_UTF8)
-        while True:
-            # Cut at a line end, which is never inside a UTF-8 character.
-            whole = len(body) <= size
-            sample = body if whole else body[: body.rfind(b"\n", 0, size) + 1]
-            text = sample.decode("utf-8")
-            separator, records = _top_records(text, limit)
-            if len(records) >= limit or whole or not sample:
-                return text, separator, records
-            size *= 4
-            body += handle.read(size + 1 - len(body))
+    while True:
+        body = raw[start : start + size + 1]
+        # Cut at a line end, which is never inside a UTF-8 character.
+        whole = len(body) <= size
+        sample = body if whole else body[: body.rfind(b"\n", 0, size) + 1]
+        text = sample.decode("utf-8")
+        separator, records = _top_records(text, limit)
+        if len(records) >= limit or whole or not sample:
+            return text, separator, records
+        size *= 4
 
 
 def _read_text(path: Path, text: str, find: _HeaderFinder) -> _Table:

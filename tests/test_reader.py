@@ -201,13 +201,6 @@ def test_a_file_cut_inside_a_quoted_cell(write_csv: WriteCsv) -> None:
     assert {row: p.code.name for row, p in sheet.row_problems.items()} == {3: "UNTERMINATED_QUOTE"}
 
 
-def test_a_path_that_looks_like_a_glob(write_csv: WriteCsv) -> None:
-    """The file is named to polars as a path: `[1]` or `*` in its name match nothing else."""
-    write_csv(f"{HEADER}\n{ROW.format(id=9)}\n", name="meetings1.csv")
-    path = write_csv(f"{HEADER}\n{ROW.format(id=1)}\n", name="meetings[1].csv")
-    assert load(path).frame["deal_ids"].to_list() == ["1"]
-
-
 def test_a_header_past_the_first_64_kib(write_csv: WriteCsv) -> None:
     """The top of the file is read in growing pieces until the rows searched for the header are in."""
     notes = "".join(f"{'メモ' * 9000}\n" for _ in range(3))
