@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from xml.sax.saxutils import escape
 import pytest
 import xlsxwriter
 
+from importer import reader
 from importer.config import load_settings
 from importer.errors import InputError
 from importer.reader import ParsedChunk, ParsedRow, Sheet, load_sheet, parse_rows
@@ -503,6 +506,35 @@ def test_parse_rows_in_chunks_keeps_row_numbers(write_csv: WriteCsv) -> None:
     lines.insert(2, "")
     chunks = parsed(load(write_csv("\n".join([HEADER, *lines]) + "\n")), chunk_rows=2)
     assert [[p.row for p in chunk] for chunk in chunks] == [[2, 3], [5, 6], [7]]
+
+
+def test_chunks_parsed_on_threads_come_back_in_order_and_few_at_a_time() -> None:
+    """The first chunk takes longest; each comes back in sheet order, and no more than _WORKERS are
+    begun and not yet handed out."""
+    lock = threading.Lock()
+    started: list[int] = []
+    taken: list[int] = []
+
+    def work(item: int) -> int:
+        with lock:
+            assert len(started) - len(taken) < reader._WORKERS + 1
+            started.append(item)
+        time.sleep(0.05 if item == 0 else 0.001)
+        return item * 10
+
+    for result in reader._in_order(work, range(6)):
+        taken.append(result // 10)
+    assert taken == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_chunk_that_fails_stops_the_rows_with_its_error() -> None:
+    def work(item: int) -> int:
+        if item == 1:
+            raise ValueError("chunk 1")
+        return item
+
+    with pytest.raises(ValueError, match="chunk 1"):
+        list(reader._in_order(work, range(4)))
 
 
 def test_samples_parse_to_the_readme_statuses() -> None:
