@@ -52,8 +52,9 @@ _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
 _DIRECT_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f")
 _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
-# What normalised_time_text leaves of a time that carries its offset: the wall time, then ±HH:MM.
-_OFFSET = r"^(?P<wall>.*?\d)\s*(?P<sign>[+-])(?P<hh>[01]\d|2[0-3]):?(?P<mm>[0-5]\d)$"
+# What normalised_time_text leaves of a time that carries its offset: ±HH:MM after the wall time's last
+# digit. Matched from that digit on: a pattern that captured the wall time too cost four times as much.
+_OFFSET = r"\d(?P<gap>\s*)(?P<sign>[+-])(?P<hh>[01]\d|2[0-3])(?P<colon>:?)(?P<mm>[0-5]\d)$"
 _MERIDIEM = r"(?i)\s*(午前|午後|am|pm)\s*"
 _DATE_ONLY = r"^\d{4}-\d{1,2}-\d{1,2}$"
 _TIME_ONLY = r"^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$"
@@ -95,9 +96,9 @@ def parse_cells(
     distinct = [
         per_distinct(frame["owner_email"], _owner_emails),
         *(per_distinct(frame[f], _list_values) for f in LIST_FIELDS),
-        per_distinct(frame["duration_minutes"], nfkc),
     ]
     frame = frame.with_columns(column for done in distinct for column in done.get_columns())
+    frame = frame.with_columns(nfkc(frame["duration_minutes"]))
     frame = frame.with_columns(pl.col("timezone").fill_null(default_timezone))
     zones = _zone_map(frame["timezone"].unique().to_list())
     frame = frame.with_columns(
@@ -134,7 +135,6 @@ def parse_cells(
             value=pl.col("_reminder_problem"),
         ),
     ]
-    warnings = [_time_warning(column, t) for t in ("start", "end")]
     out = frame.select(
         *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
         pl.col("_start").alias("start"),
@@ -430,13 +430,17 @@ def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
             pl.col("_text").str.extract(_MERIDIEM).str.to_lowercase().alias("_meridiem"),
             pl.col("_text").str.replace(_MERIDIEM, " ").str.strip_chars().alias("_text"),
         )
-    parts = pl.col("_text").str.extract_groups(_OFFSET)
-    sign = pl.when(parts.struct.field("sign") == "-").then(-1).otherwise(1)
-    minutes = parts.struct.field("hh").cast(pl.Int32) * 60 + parts.struct.field("mm").cast(pl.Int32)
+    frame = frame.with_columns(pl.col("_text").str.extract_groups(_OFFSET).alias("_parts"))
+    part = pl.col("_parts").struct.field
+    tail = part("gap").str.len_chars().cast(pl.Int64) + part("colon").str.len_chars() + 5
+    wall = pl.col("_text").str.head(-tail)
+    # The wall time does not span lines (as `.*` would not): a line break in it means no offset.
+    found = part("sign").is_not_null() & ~wall.str.contains("\n", literal=True)
+    minutes = part("hh").cast(pl.Int32) * 60 + part("mm").cast(pl.Int32)
     frame = frame.with_columns(
-        pl.coalesce(parts.struct.field("wall"), pl.col("_text")).alias("_wall"),
-        (sign * minutes).cast(pl.Int32).alias("_offset"),
-    )
+        pl.when(found).then(wall).otherwise(pl.col("_text")).alias("_wall"),
+        pl.when(found).then(pl.when(part("sign") == "-").then(-minutes).otherwise(minutes)).alias("_offset"),
+    ).drop("_parts")
     frame = frame.with_columns(_strptime(frame["_wall"], _NAIVE_FORMATS))
     if meridiem:
         frame = _apply_meridiem(frame)

@@ -16,10 +16,12 @@ import itertools
 import logging
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fastexcel
 import polars as pl
@@ -32,12 +34,17 @@ from importer.messages import N_, _
 from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, RESULT_MARKERS, Meeting, Reminder
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 HEADER_SEARCH_ROWS = 20
 """The header is looked for in this many rows from the top (title and blank rows above it are common)."""
 _DELIMITERS = ",;\t"
 _CHUNK_ROWS = 50_000
+# Chunks parsed at once, each on a thread: polars runs most of parse_cells' small steps on one core and
+# lets go of the GIL meanwhile, so two at a time take about 70 % of the time one after the other do (on
+# two cores). Each more costs a chunk's working memory (about 60 MB).
+_WORKERS = min(2, pl.thread_pool_size())
 _SAMPLE_BYTES = 1 << 16
 _WINDOW_BYTES = 1 << 20
 # Japanese Excel saves "Shift_JIS" that is really Microsoft's CP932 (a superset with ㈱, ①, 髙...).
@@ -235,68 +242,66 @@ def _blank(columns: list[str]) -> pl.Expr:
 
 
 def _read_csv(path: Path, encoding: str | None, find: _HeaderFinder) -> _Table:
-    with path.open("rb") as handle:
-        head = handle.read(_SAMPLE_BYTES)
-    if _is_empty(path, head):
+    raw = path.read_bytes()
+    if _is_empty(raw):
         raise InputError(_("{path}: the file is empty").format(path=path))
-    if _native_utf8(head, encoding):
+    if _native_utf8(raw, encoding):
         try:
-            table = _read_utf8(path, find)
+            table = _read_utf8(path, raw, find)
         except (UnicodeDecodeError, pl.exceptions.PolarsError):
             table = None  # not UTF-8 after all, or a malformed line: decoded and read line by line below
         if table is not None:
             return table
-    return _read_text(path, _decode(path, path.read_bytes(), encoding), find)
+    return _read_text(path, _decode(path, raw, encoding), find)
 
 
-def _is_empty(path: Path, head: bytes) -> bool:
-    """Nothing but a BOM and white space. The rest of the file is read only when its head is blank."""
-    if head.removeprefix(codecs.BOM_UTF8).strip():
+def _is_empty(raw: bytes) -> bool:
+    """Nothing but a BOM and white space. Looked at whole only when its head is blank: a strip of the
+    whole file would copy it."""
+    if raw[:_SAMPLE_BYTES].removeprefix(codecs.BOM_UTF8).strip():
         return False
-    return not path.read_bytes().removeprefix(codecs.BOM_UTF8).strip()
+    return not raw.removeprefix(codecs.BOM_UTF8).strip()
 
 
-def _native_utf8(head: bytes, encoding: str | None) -> bool:
-    """Whether polars may read the file as it is (`head`: its first bytes): UTF-8 is the one encoding it
-    decodes itself, which saves decoding and re-encoding the whole file in Python."""
+def _native_utf8(raw: bytes, encoding: str | None) -> bool:
+    """Whether polars may read the bytes as they are: UTF-8 is the one encoding it decodes itself,
+    which saves decoding and re-encoding the whole file in Python."""
     if encoding is not None and encoding.lower() not in _UTF8_NAMES:
         return False
-    return not head.startswith(_UTF16_BOMS) and b"\x00" not in head[:_SAMPLE_BYTES]
+    return not raw.startswith(_UTF16_BOMS) and b"\x00" not in raw[:_SAMPLE_BYTES]
 
 
-def _read_utf8(path: Path, find: _HeaderFinder) -> _Table | None:
-    """The common case, valid UTF-8 and well-formed: only the top of the file is read here, for the
-    separator and the header; polars reads the file itself from the header's line on, so the file's
-    bytes are never held in Python. Raises UnicodeDecodeError or PolarsError for anything else; None
-    when a line above the header ends in a bare CR, which polars does not count as a line end."""
-    text, separator, records = _top_of_utf8(path, find.rows_needed)
+def _read_utf8(path: Path, raw: bytes, find: _HeaderFinder) -> _Table | None:
+    """The common case, valid UTF-8 and well-formed: the top of the file is decoded for the separator and
+    the header, and polars reads the bytes from the header's line on, BOM and all: no copy of them is
+    made. Raises UnicodeDecodeError or PolarsError for anything else; None when a line above the header
+    ends in a bare CR, which polars does not count as a line end."""
+    text, separator, records = _top_of_utf8(raw, find.rows_needed)
     index = find([cells for cells, _ in records])
     above = text[: _record_start(records, index)]
     if above.count("\r") > above.count("\r\n"):
         return None
     # skip_lines counts line ends, quotes or not: the lines of the rows above, as csv read them.
-    frame = pl.read_csv(
-        path, separator=separator, infer_schema=False, skip_lines=above.count("\n"), glob=False
-    )
+    lines = above.count("\n")
+    frame = pl.read_csv(raw, separator=separator, infer_schema=False, skip_lines=lines)
     return _csv_table(path, records[index][0], frame, index + 1)
 
 
-def _top_of_utf8(path: Path, limit: int) -> tuple[str, str, list[tuple[list[str], int]]]:
-    """The top of a UTF-8 file as text (BOM dropped) cut at a line end, its separator and its first
+def _top_of_utf8(raw: bytes, limit: int) -> tuple[str, str, list[tuple[list[str], int]]]:
+    """The top of UTF-8 bytes as text (BOM dropped) cut at a line end, its separator and its first
     `limit` rows (_top_records): 64 KiB of it, four times as much while rows are missing."""
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     size = _SAMPLE_BYTES
-    with path.open("rb") as handle:
-        body = handle.read(len(codecs.BOM_UTF8) + size + 1).removeprefix(codecs.BOM_UTF8)
-        while True:
-            # Cut at a line end, which is never inside a UTF-8 character.
-            whole = len(body) <= size
-            sample = body if whole else body[: body.rfind(b"\n", 0, size) + 1]
-            text = sample.decode("utf-8")
-            separator, records = _top_records(text, limit)
-            if len(records) >= limit or whole or not sample:
-                return text, separator, records
-            size *= 4
-            body += handle.read(size + 1 - len(body))
+    while True:
+        body = raw[start : start + size + 1]
+        # Cut at a line end, which is never inside a UTF-8 character.
+        whole = len(body) <= size
+        sample = body if whole else body[: body.rfind(b"\n", 0, size) + 1]
+        text = sample.decode("utf-8")
+        separator, records = _top_records(text, limit)
+        if len(records) >= limit or whole or not sample:
+            return text, separator, records
+        size *= 4
 
 
 def _read_text(path: Path, text: str, find: _HeaderFinder) -> _Table:
@@ -641,14 +646,16 @@ def parse_rows(
     chunk_rows: int = _CHUNK_ROWS,
     on_meeting: Callable[[int, Meeting], None] | None = None,
 ) -> Iterator[ParsedChunk]:
-    """Check every row of `sheet`, a chunk at a time so memory stays flat on large files.
+    """Check every row of `sheet`, a chunk at a time so memory stays flat on large files; two chunks are
+    parsed at once, on threads, and handed out in order.
 
     Rows without problems become `Meeting`s when `build_meetings` is set; a dry run leaves it off, as the
     column checks already decided every row and a million model objects would only cost time and memory.
     With `on_meeting`, each is handed to it (with its position in the sheet) as soon as it is built, and
     the chunks hold none: a caller that keeps them in a smaller form never holds a chunk's worth.
     """
-    for offset in range(0, sheet.frame.height, chunk_rows):
+
+    def parse(offset: int) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]], pl.DataFrame]:
         chunk = sheet.frame.slice(offset, chunk_rows)
         cells = chunk.select(
             pl.col(header).str.strip_chars().replace("", None).alias(field)
@@ -667,11 +674,28 @@ def parse_rows(
         )
         if sheet.row_problems:
             outcome = _unreadable(outcome, sheet.row_problems)
+        return typed, schedules, outcome
+
+    offsets = range(0, sheet.frame.height, chunk_rows)
+    for offset, (typed, schedules, outcome) in zip(offsets, _in_order(parse, offsets), strict=True):
         if not build_meetings:
             yield ParsedChunk(outcome)
             continue
         valid = typed.drop(_OUTCOME.values()).with_row_index("_at").filter(outcome["error"].is_null())
         yield _build_all(outcome, valid, schedules, sheet.headers, on_meeting, offset)
+
+
+def _in_order(work: Callable[[int], _T], items: range) -> Iterator[_T]:
+    """`work(item)` for each item, in their order, up to _WORKERS at a time on threads: the next is begun
+    when one is handed out, so no more than _WORKERS are ever in hand at once."""
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        pending: deque[Future[_T]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) == _WORKERS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _unreadable(outcome: pl.DataFrame, problems: dict[int, codes.Problem]) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer.cells import LIST_FIELDS, LIST_SEPARATOR, nfkc, normalised_time_text, parse_cells, per_distinct
+from importer.cells import (
+    _DIRECT_FORMATS,
+    LIST_FIELDS,
+    LIST_SEPARATOR,
+    _read_spellings,
+    _strptime,
+    nfkc,
+    normalised_time_text,
+    parse_cells,
+    per_distinct,
+)
 from importer.models import FIELDS, MAX_MINUTES, Meeting, Reminder, TimeUnit
 
 TIME_HELP = (
@@ -787,3 +798,51 @@ def test_nfkc_equivalent_spellings_parse_to_the_same_instant(text: str, data: st
     )
     assert (rows[1]["start"], rows[1]["_start_read"]) == (rows[0]["start"], rows[0]["_start_read"])
     assert (rows[1]["_problems"] is None) == (rows[0]["_problems"] is None)
+
+
+@st.composite
+def written_times(draw: st.DrawFn) -> str:
+    """A time in an accepted spelling, with spaces and line breaks here and there and now and then
+    a stray character: the texts the direct formats may read without the rewriting."""
+    text = draw(st.one_of(time_texts(), era_texts()))
+    pieces = draw(
+        st.lists(
+            st.sampled_from(["", "", " ", "  ", "\n", "0", ":00", "T", "日", "時"]), min_size=3, max_size=3
+        )
+    )
+    at = sorted(draw(st.lists(st.integers(0, len(text)), min_size=2, max_size=2)))
+    return text[: at[0]] + pieces[0] + text[at[0] : at[1]] + pieces[1] + text[at[1] :] + pieces[2]
+
+
+@given(st.lists(written_times(), min_size=1, max_size=20))
+def test_a_time_the_direct_formats_read_is_read_the_same_when_rewritten(texts: list[str]) -> None:
+    """The direct formats are a shortcut past normalised_time_text, never another reading: each text they
+    read, the rewriting reads as the same wall time, without offset, era or problem. Save a space after
+    a colon (`14: 00`), which strptime skips and the rewriting does not (it takes `14:` for 14時)."""
+    text = nfkc(pl.Series([t for t in texts if not re.search(r":\s", t)], dtype=pl.String))
+    direct = _strptime(text, _DIRECT_FORMATS)
+    read = direct.is_not_null()
+    spelt = _read_spellings(text.filter(read).to_frame("_text"))
+    assert spelt["_naive"].cast(pl.String).to_list() == direct.filter(read).cast(pl.String).to_list()
+    assert spelt.select(pl.col("_offset", "_era", "_kind").is_null().all()).row(0) == (True, True, True)
+
+
+OFFSET_RULE = re.compile(r"[^\n]*?\d\s*(?P<sign>[+-])(?P<hh>[01]\d|2[0-3]):?(?P<mm>[0-5]\d)")
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from([*"0123456789+-: \nT", "2027-01-05 14:00", "+09:00", "-0530"])).map("".join)
+    )
+)
+def test_an_offset_is_read_after_the_wall_times_last_digit_on_its_line(texts: list[str]) -> None:
+    """±HH:MM (or ±HHMM) at the end of the rewritten text, after a digit and any spaces, where no line
+    break comes before that digit: the rule the offset pattern kept when it captured the wall time too."""
+    cells = pl.DataFrame({"_text": texts}, schema={"_text": pl.String})
+    spelt = _read_spellings(cells)
+    expected = []
+    for text in cells.select(normalised_time_text(pl.col("_text")))["_text"]:
+        found = OFFSET_RULE.fullmatch(text)
+        minutes = int(found["hh"]) * 60 + int(found["mm"]) if found else None
+        expected.append(-minutes if found and found["sign"] == "-" and minutes is not None else minutes)
+    assert spelt["_offset"].to_list() == expected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from xml.sax.saxutils import escape
 import pytest
 import xlsxwriter
 
+from importer import reader
 from importer.config import load_settings
 from importer.errors import InputError
 from importer.reader import ParsedChunk, ParsedRow, Sheet, load_sheet, parse_rows
@@ -199,13 +202,6 @@ def test_a_file_cut_inside_a_quoted_cell(write_csv: WriteCsv) -> None:
     assert sheet.frame["deal_ids"].to_list() == ["1", None, None]
     assert sheet.frame["title"].to_list()[2] == "1. 予算"
     assert {row: p.code.name for row, p in sheet.row_problems.items()} == {3: "UNTERMINATED_QUOTE"}
-
-
-def test_a_path_that_looks_like_a_glob(write_csv: WriteCsv) -> None:
-    """The file is named to polars as a path: `[1]` or `*` in its name match nothing else."""
-    write_csv(f"{HEADER}\n{ROW.format(id=9)}\n", name="meetings1.csv")
-    path = write_csv(f"{HEADER}\n{ROW.format(id=1)}\n", name="meetings[1].csv")
-    assert load(path).frame["deal_ids"].to_list() == ["1"]
 
 
 def test_a_header_past_the_first_64_kib(write_csv: WriteCsv) -> None:
@@ -510,6 +506,35 @@ def test_parse_rows_in_chunks_keeps_row_numbers(write_csv: WriteCsv) -> None:
     lines.insert(2, "")
     chunks = parsed(load(write_csv("\n".join([HEADER, *lines]) + "\n")), chunk_rows=2)
     assert [[p.row for p in chunk] for chunk in chunks] == [[2, 3], [5, 6], [7]]
+
+
+def test_chunks_parsed_on_threads_come_back_in_order_and_few_at_a_time() -> None:
+    """The first chunk takes longest; each comes back in sheet order, and no more than _WORKERS are
+    begun and not yet handed out."""
+    lock = threading.Lock()
+    started: list[int] = []
+    taken: list[int] = []
+
+    def work(item: int) -> int:
+        with lock:
+            assert len(started) - len(taken) < reader._WORKERS + 1
+            started.append(item)
+        time.sleep(0.05 if item == 0 else 0.001)
+        return item * 10
+
+    for result in reader._in_order(work, range(6)):
+        taken.append(result // 10)
+    assert taken == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_chunk_that_fails_stops_the_rows_with_its_error() -> None:
+    def work(item: int) -> int:
+        if item == 1:
+            raise ValueError("chunk 1")
+        return item
+
+    with pytest.raises(ValueError, match="chunk 1"):
+        list(reader._in_order(work, range(4)))
 
 
 def test_samples_parse_to_the_readme_statuses() -> None:

@@ -384,3 +384,50 @@ def test_a_field_set_for_many_rows_goes_in_the_columns_and_in_objects_already_re
     assert results.column("row_key") == ["k-0", "k-1"]
     assert held.outcome.status is RowStatus.NOT_SENT and held.row_key == "k-1"
     assert results.take_changed() == [0, 1]  # the journal gets them at the next checkpoint
+
+
+def chunked(values: list[object], lengths: list[int], name: str) -> pl.Series:
+    """A column in chunks of `lengths` rows, as the reader's chunks of rows leave the results."""
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    pieces = [pl.Series(name, values[s : s + n]) for s, n in zip(starts, lengths, strict=True)]
+    column = pieces[0]
+    for piece in pieces[1:]:
+        column.append(piece)
+    return column
+
+
+def test_row_results_of_columns_chunked_apart_are_chunked_alike() -> None:
+    """Rows read in chunks, columns made whole since: an expression over such a frame would copy every
+    column, so the results are sliced alike instead (no copy), values and missing columns as given."""
+    columns = pl.DataFrame(
+        [
+            chunked([2, 3, 4, 5, 6], [2, 3], "row"),
+            chunked(["e", None, None, "f", None], [2, 3], "error"),
+            pl.Series("status", ["invalid", "valid", "valid", "invalid", "valid"]),
+        ]
+    )
+    results = RowResults(columns)
+    layout = {name: results.columns()[name].chunk_lengths() for name in ("row", "error", "status")}
+    assert layout == {"row": [2, 3], "error": [2, 3], "status": [2, 3]}
+    assert results.column("error") == ["e", None, None, "f", None]
+    assert results.column("meeting_id") == [None] * 5
+    results.set_many([1, 2], "row_key", ["k-1", "k-2"])
+    assert results.columns()["row_key"].chunk_lengths() == [2, 3]
+    assert count_statuses(results)["invalid"] == 2
+
+
+def test_results_lines_come_in_the_inputs_chunks() -> None:
+    """The outcome columns are cut as the input's columns are, copying only what spans their chunks
+    (columns no row has a value in yet are null literals, which have no chunks of their own)."""
+    inputs = pl.DataFrame([chunked(["a", "b", "c", "d", "e"], [3, 2], "title")])
+    results = RowResults(
+        pl.DataFrame(
+            [
+                chunked([2, 3, 4, 5, 6], [2, 2, 1], "row"),
+                pl.Series("status", ["valid"] * 5),
+            ]
+        )
+    )
+    lines = results_frame(inputs, results)
+    assert [lines[name].chunk_lengths() for name in ("title", "row", "status")] == [[3, 2]] * 3
+    assert lines["row"].to_list() == [2, 3, 4, 5, 6]
