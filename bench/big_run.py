@@ -154,7 +154,7 @@ def _run(folder: Path, sheet: Path, url: str, created: int, kind: str, mode: str
     return {
         "first_create_s": first_create_at - lookup_at,
         "read_s": lookup_at - _process_start(log),
-        "routes": httpx.get(f"{url}/__sandbox/stats").json()["requests_by_route"],
+        "routes": httpx.get(f"{url}/__sandbox/stats", timeout=120).json()["requests_by_route"],
         "rss_mb": usage.ru_maxrss / 1024,
         "wall_s": ended - started,
         "stop_s": ended - stopped_at if stopped_at else 0.0,
@@ -163,7 +163,7 @@ def _run(folder: Path, sheet: Path, url: str, created: int, kind: str, mode: str
 
 
 def _created(url: str) -> int:
-    return int(httpx.get(f"{url}/__sandbox/stats").json()["meetings_created"])
+    return int(httpx.get(f"{url}/__sandbox/stats", timeout=120).json()["meetings_created"])
 
 
 def _times(log: Path) -> tuple[float, float]:
