@@ -52,13 +52,13 @@ class RowResults(Sequence[RowResult]):
 
     def __init__(self, columns: pl.DataFrame) -> None:
         # Column by column, not as expressions over `columns`, whose columns may be chunked apart: an
-        # expression would copy them all (see _aligned); slicing them alike copies none. A column that
-        # is not there yet is a null literal, which takes no memory per row.
+        # expression would copy them all (see _cut_alike), cutting them alike copies none. A column
+        # that is not there yet is a null literal, which takes no memory per row.
         given = [columns[name].cast(kind) for name, kind in _SCHEMA.items() if name in columns.columns]
         missing = [
             pl.lit(None, kind).alias(name) for name, kind in _SCHEMA.items() if name not in columns.columns
         ]
-        self._columns = _in_one_layout(pl.DataFrame(given)).with_columns(missing).select(list(_SCHEMA))
+        self._columns = _cut_alike(pl.DataFrame(given))[0].with_columns(missing).select(list(_SCHEMA))
         self._objects: dict[int, RowResult] = {}
         self._unfolded: set[int] = set()
         self._unjournaled: set[int] = set()
@@ -135,7 +135,7 @@ class RowResults(Sequence[RowResult]):
                 setattr(held if name in _RESULT_FIELDS else held.outcome, name, value)
         update = pl.Series([str(v) for v in each] if name == "status" else each, dtype=_SCHEMA[name])
         column = self._columns[name].scatter(pl.Series(at, dtype=pl.UInt32), update)
-        self._columns = _in_one_layout(self._columns.with_columns(column))
+        self._columns = _cut_alike(self._columns.with_columns(column))[0]
         self._unjournaled.update(at)
 
     def column(self, name: str) -> list[Any]:
@@ -198,7 +198,7 @@ def results_lines(
     """As `results_frame`, of `results` as `RowResults.columns` has them, row for row with `inputs`."""
     own = inputs.drop([c for c in RESULT_COLUMNS if c in inputs.columns])
     if own.width:
-        results = _aligned(results, own[own.columns[0]].chunk_lengths())
+        own, results = _cut_alike(own, results)
     link = pl.lit(None, pl.String)
     if portal_id is not None and ui_domain:
         link = pl.format(f"https://{ui_domain}/contacts/{portal_id}/record/0-47/{{}}", pl.col("meeting_id"))
@@ -213,23 +213,22 @@ def results_lines(
     return pl.concat([own, outcome], how="horizontal")
 
 
-def _aligned(frame: pl.DataFrame, lengths: list[int]) -> pl.DataFrame:
-    """`frame` in chunks of `lengths` rows, every column alike. A frame whose columns are chunked apart
-    is copied whole by the first expression run on it: the input's columns come in chunks as the CSV
+def _cut_alike(*frames: pl.DataFrame) -> list[pl.DataFrame]:
+    """`frames` (of one height) with every column in chunks of the same lengths, cut where a column of
+    one of them is cut already, so that nothing is copied. A frame whose columns are chunked apart is
+    copied whole by the first expression run on it: the input's columns come in chunks as the CSV
     reader made them, the results' in the reader's chunks of rows (and single ones, for columns made
-    since), and that copy doubled the memory of a large sheet's results. Only the pieces that span
-    chunks of `frame` are copied."""
+    since), and that copy doubled the memory of a large sheet's results."""
+    ends = {end for f in frames for c in f.columns for end in itertools.accumulate(f[c].chunk_lengths())}
+    lengths = [end - start for start, end in itertools.pairwise([0, *sorted(e for e in ends if e)])]
+    return [_sliced(frame, lengths) for frame in frames]
+
+
+def _sliced(frame: pl.DataFrame, lengths: list[int]) -> pl.DataFrame:
     if not frame.height or all(frame[c].chunk_lengths() == lengths for c in frame.columns):
         return frame
     starts = itertools.accumulate(lengths[:-1], initial=0)
-    pieces = [frame.slice(start, n) for start, n in zip(starts, lengths, strict=True)]
-    return pl.concat([p.rechunk() if max(p.n_chunks("all")) > 1 else p for p in pieces], rechunk=False)
-
-
-def _in_one_layout(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` with every column chunked as its most chunked one is (see _aligned)."""
-    lengths = max((frame[c].chunk_lengths() for c in frame.columns), key=len, default=[])
-    return _aligned(frame, lengths)
+    return pl.concat([frame.slice(start, n) for start, n in zip(starts, lengths, strict=True)], rechunk=False)
 
 
 PLAN_ACTIONS = {"valid": "create", "updated": "update", "skipped": "skip", "failed": "fail"}
@@ -257,6 +256,8 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
+# Rows made into XML at once: each piece is held three times over (polars' text, Python's, its bytes);
+# pieces of 20,000 rows added 60 MB to a 200k-row run's peak.
 _XLSX_CHUNK_ROWS = 5_000
 _XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # Excel's own escape for characters XML cannot hold (a CR would read back as LF); `_x` itself escaped first.

@@ -416,8 +416,8 @@ def test_row_results_of_columns_chunked_apart_are_chunked_alike() -> None:
     assert count_statuses(results)["invalid"] == 2
 
 
-def test_results_lines_come_in_the_inputs_chunks() -> None:
-    """The outcome columns are cut as the input's columns are, copying only what spans their chunks
+def test_results_lines_are_cut_where_the_input_or_the_outcome_is() -> None:
+    """The input's columns and the outcome's are cut alike, where either is cut already: none is copied
     (columns no row has a value in yet are null literals, which have no chunks of their own)."""
     inputs = pl.DataFrame([chunked(["a", "b", "c", "d", "e"], [3, 2], "title")])
     results = RowResults(
@@ -429,5 +429,5 @@ def test_results_lines_come_in_the_inputs_chunks() -> None:
         )
     )
     lines = results_frame(inputs, results)
-    assert [lines[name].chunk_lengths() for name in ("title", "row", "status")] == [[3, 2]] * 3
+    assert [lines[name].chunk_lengths() for name in ("title", "row", "status")] == [[2, 1, 1, 1]] * 3
     assert lines["row"].to_list() == [2, 3, 4, 5, 6]
