@@ -257,11 +257,17 @@ def _owner_emails(cells: pl.Series) -> pl.DataFrame:
 def nfkc(cells: pl.Series) -> pl.Series:
     """NFKC of the cells that hold any non-ASCII character; the others are left as they are, since
     normalising a million ASCII cells (a no-op) would cost a third of a second."""
-    wide = (cells.str.len_bytes() != cells.str.len_chars()).fill_null(False)
-    if not wide.any():
+    text = pl.col(cells.name)
+    rows = _on(cells, (text.str.len_bytes() != text.str.len_chars()).arg_true())
+    if not rows.len():
         return cells
-    rows = wide.arg_true()
-    return cells.scatter(rows, cells.gather(rows).str.normalize("NFKC"))
+    return cells.scatter(rows, _on(cells, text.gather(rows).str.normalize("NFKC")))
+
+
+def _on(cells: pl.Series, expr: pl.Expr) -> pl.Series:
+    """`expr` over `cells` (as pl.col of its name) in one polars call: each Series method is a call of
+    its own, with a cost of its own (about 0.1 ms), and a chunk makes a few hundred."""
+    return cells.to_frame().select(expr).to_series()
 
 
 @cache
@@ -395,9 +401,9 @@ def _read_times(text: pl.Series) -> list[pl.Series]:
         pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_era"),
         pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_kind"),
     ]
-    at = (read.is_null() & text.is_not_null()).arg_true()
+    at = _on(text, (pl.lit(read).is_null() & pl.col(text.name).is_not_null()).arg_true())
     if at.len():
-        spelt = _read_spellings(text.gather(at).to_frame("_text"))
+        spelt = _read_spellings(_on(text, pl.col(text.name).gather(at)).to_frame("_text"))
         columns = [column.scatter(at, spelt[column.name]) for column in columns]
     return columns
 
@@ -407,14 +413,15 @@ def _strptime(text: pl.Series, formats: tuple[str, ...]) -> pl.Series:
     not read (a failed parse costs as much as one that works). Without polars' cache of repeated texts,
     which costs more than it saves unless most cells repeat (end cells, half of them repeats: 30% more)."""
     read = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True).alias("_naive")
-    left = text.is_not_null().arg_true()
+    left = text.to_frame("text").with_row_index("at").filter(pl.col("text").is_not_null())
     for form in formats:
-        if not left.len():
+        if not left.height:
             break
-        parsed = text.gather(left).str.strptime(pl.Datetime("us"), form, strict=False, cache=False)
-        done = parsed.is_not_null()
-        read = read.scatter(left.filter(done), parsed.filter(done))
-        left = left.filter(~done)
+        parsed = pl.col("text").str.strptime(pl.Datetime("us"), form, strict=False, cache=False)
+        tried = left.with_columns(parsed.alias("read"))
+        done = tried.filter(pl.col("read").is_not_null())
+        read = read.scatter(done["at"], done["read"])
+        left = tried.filter(pl.col("read").is_null()).drop("read")
     return read
 
 
@@ -523,19 +530,23 @@ def _localised(naive: pl.Series, zones: dict[str, pl.Series]) -> tuple[pl.Series
     latest = earliest.clone()
     # replace_time_zone takes one zone name, not an expression: each zone's rows are converted apart,
     # at once unless a time is in an overlap or a gap (null), which few are.
+    local = pl.col("local")
     for name, at in zones.items():
-        local = naive.gather(at)
-        once = _in_zone(local, name, "null")
-        earliest = earliest.scatter(at, once)
-        latest = latest.scatter(at, once)
-        odd = (once.is_null() & local.is_not_null()).arg_true()
-        if odd.len():
-            earliest = earliest.scatter(at.gather(odd), _in_zone(local.gather(odd), name, "earliest"))
-            latest = latest.scatter(at.gather(odd), _in_zone(local.gather(odd), name, "latest"))
+        done = pl.DataFrame({"at": at}).with_columns(naive.gather(at).alias("local"))
+        done = done.with_columns(_in_zone(local, name, "null").alias("once"))
+        earliest = earliest.scatter(at, done["once"])
+        latest = latest.scatter(at, done["once"])
+        odd = done.filter(pl.col("once").is_null() & local.is_not_null())
+        if odd.height:
+            odd = odd.select(
+                "at", _in_zone(local, name, "earliest"), _in_zone(local, name, "latest").alias("l")
+            )
+            earliest = earliest.scatter(odd["at"], odd["local"])
+            latest = latest.scatter(odd["at"], odd["l"])
     return earliest, latest
 
 
-def _in_zone(local: pl.Series, zone: str, ambiguous: str) -> pl.Series:
+def _in_zone(local: pl.Expr, zone: str, ambiguous: str) -> pl.Expr:
     moment = local.dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")  # type: ignore[arg-type]
     return moment.dt.convert_time_zone("UTC").cast(_UTC)
 
@@ -687,22 +698,23 @@ def _list_values(cells: pl.Series) -> pl.DataFrame:
     item: only the others are split into lists, which costs ten times as much."""
     field = cells.name
     pattern, longest, _ = _LIST_RULES[field]
-    cells = nfkc(cells)
-    text = cells if field in ("deal_ids", "ticket_ids") else cells.str.to_lowercase()
+    value = pl.col(field)
+    text = value if field in ("deal_ids", "ticket_ids") else value.str.to_lowercase()
     several = _SEVERAL + ("|" + _URL_PARTS if field == "company_domains" else "")
     # NFKC (of non-ASCII cells only) may leave spaces at the ends: such cells are split and trimmed too.
-    many = (text.str.contains(several) | (text.str.len_bytes() != text.str.len_chars())).fill_null(False)
-    unfit = pl.when(~_fits(pl.col(field), pattern, longest)).then(pl.col(field))
-    bad = text.to_frame().select(unfit).to_series().alias(f"_{field}_bad")
-    at = many.arg_true()
+    many = text.str.contains(several) | (text.str.len_bytes() != text.str.len_chars())
+    done = nfkc(cells).to_frame().select(text, many.alias("_many"))
+    done = done.with_columns(pl.when(~_fits(value, pattern, longest)).then(value).alias(f"_{field}_bad"))
+    at = done.select(pl.col("_many").arg_true()).to_series()
+    done = done.drop("_many")
     if at.len():
-        items = text.gather(at).to_frame().select(_split(field)).to_series()
-        first_bad = items.to_frame().select(
-            pl.col(field).list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
+        items = done.select(value.gather(at)).select(_split(field))
+        first_bad = value.list.eval(pl.element().filter(~_fits(pl.element(), pattern, longest))).list.first()
+        split = items.select(value.list.join(LIST_SEPARATOR).replace("", None), first_bad.alias("bad"))
+        done = done.with_columns(
+            done[field].scatter(at, split[field]), done[f"_{field}_bad"].scatter(at, split["bad"])
         )
-        text = text.scatter(at, items.list.join(LIST_SEPARATOR).replace("", None))
-        bad = bad.scatter(at, first_bad.to_series())
-    return pl.DataFrame([text, bad])
+    return done
 
 
 def _split(field: str) -> pl.Expr:
