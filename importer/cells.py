@@ -117,7 +117,33 @@ def parse_cells(
         reminder_index.alias("_reminders"), reminder_problem.alias("_reminder_problem")
     )
 
-    column = _Columns(headers, active())
+    out = frame.select(
+        *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
+        pl.col("_start").alias("start"),
+        pl.col("_end").alias("end"),
+        pl.col("_zone").alias("timezone"),
+        *(pl.col(f) for f in LIST_FIELDS),
+        pl.col("_location_type").alias("location_type"),
+        pl.col("_outcome").alias("outcome"),
+        pl.col("_reminders"),
+    )
+    notes = _notes(frame, _checks(tuple(headers.items()), active()))
+    return pl.concat([out, notes, frame.select("_start_read")], how="horizontal"), schedules
+
+
+@dataclass(frozen=True)
+class _Notes:
+    """Every check, as `_notes` evaluates them: the rows some check flags, and the note columns."""
+
+    flagged: pl.Expr
+    columns: list[pl.Expr]
+
+
+@cache
+def _checks(headers: tuple[tuple[str, str], ...], language: Language) -> _Notes:
+    """Every check's condition, message and code: expressions only, the same for every chunk of a sheet,
+    so built once (a few hundred polars expressions, a fifth of a small chunk's cost)."""
+    column = _Columns(dict(headers), language)
     problems = [
         *_title_problems(column),
         *_time_problems(column),
@@ -135,32 +161,23 @@ def parse_cells(
             value=pl.col("_reminder_problem"),
         ),
     ]
-    out = frame.select(
-        *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
-        pl.col("_start").alias("start"),
-        pl.col("_end").alias("end"),
-        pl.col("_zone").alias("timezone"),
-        *(pl.col(f) for f in LIST_FIELDS),
-        pl.col("_location_type").alias("location_type"),
-        pl.col("_outcome").alias("outcome"),
-        pl.col("_reminders"),
-    )
     warnings = [_time_warning(column, t) for t in ("start", "end")]
-    notes = _notes(frame, problems, warnings)
-    return pl.concat([out, notes, frame.select("_start_read")], how="horizontal"), schedules
+    return _Notes(
+        pl.any_horizontal([c.condition.fill_null(False) for c in (*problems, *warnings)]).arg_true(),
+        [
+            _joined([p.message for p in problems]).alias("_problems"),
+            _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
+            _joined([w.message for w in warnings]).alias("_warnings"),
+            _joined([w.code for w in warnings], codes.CODE_SEPARATOR).alias("_warning_codes"),
+        ],
+    )
 
 
-def _notes(frame: pl.DataFrame, problems: list[_Check], warnings: list[_Check]) -> pl.DataFrame:
+def _notes(frame: pl.DataFrame, checks: _Notes) -> pl.DataFrame:
     """`_problems`, `_error_codes`, `_warnings` and `_warning_codes`. The checks' conditions are cheap and run on every
     row; their messages, a string built per row, only on the rows some check flags (few, as a rule)."""
-    flagged = pl.any_horizontal([c.condition.fill_null(False) for c in (*problems, *warnings)])
-    at = frame.select(flagged.arg_true()).to_series()
-    notes = frame[at].select(
-        _joined([p.message for p in problems]).alias("_problems"),
-        _joined([p.code for p in problems], codes.CODE_SEPARATOR).alias("_error_codes"),
-        _joined([w.message for w in warnings]).alias("_warnings"),
-        _joined([w.code for w in warnings], codes.CODE_SEPARATOR).alias("_warning_codes"),
-    )
+    at = frame.select(checks.flagged).to_series()
+    notes = frame[at].select(checks.columns)
     empty = pl.Series([None] * frame.height, dtype=pl.String)
     return pl.DataFrame([empty.scatter(at, notes[name]).alias(name) for name in notes.columns])
 
