@@ -50,6 +50,11 @@ _ZONE_ALIASES = {"jst": "Asia/Tokyo"}
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M")
 # The same with `/`, most common first: a cell in one of these is what normalised_time_text would make of it.
 _DIRECT_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f")
+# Two more spellings read as the rewriting would read them, once a pattern vouches for their shape: ISO
+# 8601 with seconds and an offset (as tools export it), and 年月日 with a time. A format alone would not
+# do for 年月日: strptime takes a space after a colon (`14: 00`), which the rewriting reads otherwise.
+_ISO_OFFSET = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+_JAPANESE_DATE = r"^[0-9]{4}年[0-9]{1,2}月[0-9]{1,2}日 *[0-9]{1,2}:[0-9]{2}$"
 _UTC = pl.Datetime("us", "UTC")
 MIN_YEAR, MAX_YEAR = 1900, 2199
 # What normalised_time_text leaves of a time that carries its offset: ±HH:MM after the wall time's last
@@ -408,9 +413,9 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
 
 def _read_times(text: pl.Series) -> list[pl.Series]:
     """`_naive` (the wall time read), `_offset` (the minutes of a written offset), `_era` and `_kind`
-    (why a time could not be read) of each cell. A cell already in the form the formats read, most
-    cells, is read as it is; only the others are rewritten (normalised_time_text), several regex passes
-    over each."""
+    (why a time could not be read) of each cell. A cell already in a form the formats read, most
+    cells, is read as it is, and so is one of the shapes _read_shaped knows; only the others are
+    rewritten (normalised_time_text), several regex passes over each."""
     read = _strptime(text, _DIRECT_FORMATS)
     columns = [
         read,
@@ -418,11 +423,35 @@ def _read_times(text: pl.Series) -> list[pl.Series]:
         pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_era"),
         pl.repeat(None, text.len(), dtype=pl.String, eager=True).alias("_kind"),
     ]
-    at = _on(text, (pl.lit(read).is_null() & pl.col(text.name).is_not_null()).arg_true())
-    if at.len():
-        spelt = _read_spellings(_on(text, pl.col(text.name).gather(at)).to_frame("_text"))
-        columns = [column.scatter(at, spelt[column.name]) for column in columns]
+    left = pl.DataFrame({"_text": text, "_naive": read}).with_row_index("at")
+    left = left.filter(pl.col("_naive").is_null() & pl.col("_text").is_not_null()).drop("_naive")
+    shaped = _read_shaped(left)
+    if shaped.height:
+        columns[:2] = [column.scatter(shaped["at"], shaped[column.name]) for column in columns[:2]]
+        left = left.filter(~pl.col("at").is_in(shaped["at"].implode()))
+    if left.height:
+        spelt = _read_spellings(left.select("_text"))
+        columns = [column.scatter(left["at"], spelt[column.name]) for column in columns]
     return columns
+
+
+def _read_shaped(cells: pl.DataFrame) -> pl.DataFrame:
+    """`_naive` and `_offset` of the cells (`at`, `_text`) in ISO 8601 with an offset or in 年月日, as
+    the rewriting reads them (tests/test_cells.py checks it), without its regex passes."""
+    text, iso = pl.col("_text"), pl.col("_iso")
+    naive = pl.Datetime("us")
+    hours, minutes = (text.str.slice(at, 2).cast(pl.Int32, strict=False) for at in (-5, -2))
+    shaped = cells.with_columns(text.str.contains(_ISO_OFFSET).alias("_iso"))
+    shaped = shaped.filter(iso | text.str.contains(_JAPANESE_DATE)).with_columns(
+        pl.when(iso)
+        .then(text.str.head(19).str.strptime(naive, "%Y-%m-%dT%H:%M:%S", strict=False, cache=False))
+        .otherwise(text.str.strptime(naive, "%Y年%m月%d日 %H:%M", strict=False, cache=False))
+        .alias("_naive"),
+        pl.when(iso)
+        .then(pl.when(text.str.slice(-6, 1) == "-").then(-1).otherwise(1) * (hours * 60 + minutes))
+        .alias("_offset"),
+    )
+    return shaped.select("at", "_naive", "_offset").filter(pl.col("_naive").is_not_null())
 
 
 def _strptime(text: pl.Series, formats: tuple[str, ...]) -> pl.Series:
