@@ -88,7 +88,7 @@ def parse_cells(
     default_outcome: str,
     default_reminders: str,
 ) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]]]:
-    """Typed values for `cells` (a text column per mapped field, trimmed, "" as null).
+    """Typed values for `cells` (a text column per mapped field, as read: trimmed here, "" as null).
 
     Returns a frame with the model's fields (lists joined by LIST_SEPARATOR), `_problems` and `_warnings`
     (messages in the active language, null when none), `_error_codes` and `_warning_codes` (a code per
@@ -97,7 +97,9 @@ def parse_cells(
     """
     absent = [pl.lit(None, pl.String).alias(f) for f in FIELDS if f not in cells.columns]
     frame = cells.with_columns(absent)
-    # Parsed, never sent as written: compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123).
+    # Parsed, never sent as written: compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123). The
+    # e-mails and lists are trimmed with the rest of their work, once per distinct cell.
+    frame = frame.with_columns(_trimmed(pl.col(f)) for f in frame.columns if f not in _PER_DISTINCT)
     distinct = [
         per_distinct(frame["owner_email"], _owner_emails),
         *(per_distinct(frame[f], _list_values) for f in LIST_FIELDS),
@@ -270,9 +272,16 @@ def per_distinct(cells: pl.Series, work: Callable[[pl.Series], pl.Series | pl.Da
     return keys.join(done, on=_DISTINCT, how="left", nulls_equal=True, maintain_order="left").drop(_DISTINCT)
 
 
+_PER_DISTINCT = ("owner_email", *LIST_FIELDS)
+
+
+def _trimmed(cells: pl.Expr) -> pl.Expr:
+    return cells.str.strip_chars().replace("", None)
+
+
 def _owner_emails(cells: pl.Series) -> pl.DataFrame:
-    """The owner's e-mail after NFKC, lower-cased, and whether it is one (`_owner_email_fits`)."""
-    emails = nfkc(cells).str.to_lowercase().to_frame()
+    """The owner's e-mail trimmed and after NFKC, lower-cased, and whether it is one (`_owner_email_fits`)."""
+    emails = nfkc(_on(cells, _trimmed(pl.col(cells.name)))).str.to_lowercase().to_frame()
     return emails.with_columns(_fits(pl.col(cells.name), EMAIL_PATTERN, MAX_EMAIL).alias("_owner_email_fits"))
 
 
@@ -739,10 +748,11 @@ _URL_PARTS = r"[/:]|^www\."  # a domain written as a URL
 
 
 def _list_values(cells: pl.Series) -> pl.DataFrame:
-    """A list cell after NFKC, normalised (`_split`, joined by LIST_SEPARATOR, null when empty), and its
-    first item that is not a value of its kind (`_<field>_bad`). A cell of one plain ASCII item is that
-    item: only the others are split into lists, which costs ten times as much."""
+    """A list cell trimmed and after NFKC, normalised (`_split`, joined by LIST_SEPARATOR, null when
+    empty), and its first item that is not a value of its kind (`_<field>_bad`). A cell of one plain
+    ASCII item is that item: only the others are split into lists, which costs ten times as much."""
     field = cells.name
+    cells = _on(cells, _trimmed(pl.col(field)))
     pattern, longest, _ = _LIST_RULES[field]
     value = pl.col(field)
     text = value if field in ("deal_ids", "ticket_ids") else value.str.to_lowercase()

@@ -657,10 +657,7 @@ def parse_rows(
 
     def parse(offset: int) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]], pl.DataFrame]:
         chunk = sheet.frame.slice(offset, chunk_rows)
-        cells = chunk.select(
-            pl.col(header).str.strip_chars().replace("", None).alias(field)
-            for field, header in sheet.headers.items()
-        )
+        cells = chunk.select(pl.col(header).alias(field) for field, header in sheet.headers.items())
         typed, schedules = parse_cells(
             cells,
             sheet.headers,

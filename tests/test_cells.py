@@ -845,3 +845,27 @@ def test_an_offset_is_read_after_the_wall_times_last_digit_on_its_line(texts: li
         minutes = int(found["hh"]) * 60 + int(found["mm"]) if found else None
         expected.append(-minutes if found and found["sign"] == "-" and minutes is not None else minutes)
     assert spelt["_offset"].to_list() == expected
+
+
+def test_cells_as_read_are_trimmed_and_empty_ones_are_none() -> None:
+    """The reader hands the cells over as read: spaces (ideographic ones too) around them, "" for empty."""
+    raw: list[Row] = [
+        {
+            **BASE,
+            "title": "  Review\u3000",
+            "owner_email": " A@Example.com ",
+            "contact_emails": "  ",
+            "deal_ids": "",
+        },
+        {**BASE, "start": " 2026-12-01 10:00 ", "attendee_emails": "\u3000b@x.jp ;", "outcome": " 完了 "},
+    ]
+    names = sorted({f for row in raw for f in row}, key=FIELDS.index)
+    cells = pl.DataFrame([[row.get(f) for f in names] for row in raw], schema=names, orient="row")
+    out, _ = parse_cells(
+        cells, {}, default_timezone="UTC", default_outcome="SCHEDULED", default_reminders="30m"
+    )
+    assert out.to_dicts() == parse(raw)[0]
+    assert out.select("title", "owner_email", "contact_emails", "deal_ids", "attendee_emails").rows() == [
+        ("Review", "a@example.com", None, None, None),
+        ("Review", "a@example.com", None, None, "b@x.jp"),
+    ]
