@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -110,17 +110,14 @@ class Board:
         now = time.monotonic()
         if not final and (now - self._last_checkpoint < CHECKPOINT_S or not self._checkpoints.affordable()):
             return
-        try:
-            with self._checkpoints.measured():
-                if final or self._rewrites.affordable():
-                    with self._rewrites.measured():
-                        self._write_whole()
-                    self.journal.unlink(missing_ok=True)  # every line of it is in the file now
-                else:
-                    self._append_changed()
-        except OSError as exc:  # the ledger is right already: the next run needs no results file
-            message = messages._("cannot write the results file {path}: {error}")
-            raise StopRun(message.format(path=self.results_path, error=exc.strerror or exc)) from None
+        # An OSError stops the run: the ledger is right already, the next run needs no results file.
+        with _writing(self.results_path), self._checkpoints.measured():
+            if final or self._rewrites.affordable():
+                with self._rewrites.measured():
+                    self._write_whole()
+                self.journal.unlink(missing_ok=True)  # every line of it is in the file now
+            else:
+                self._append_changed()
         self._last_checkpoint = time.monotonic()
 
     def _write_whole(self) -> None:
@@ -142,6 +139,32 @@ class Board:
             account.ui_domain if account else None,
             self.plan,
         )
+
+
+def write_checked(inputs: pl.DataFrame, chunks: Iterable[RowResults], results_path: Path) -> None:
+    """A dry run's results file, each chunk's lines written as the chunk is checked (`chunks`: their
+    results in order, row for row with `inputs`), so a large sheet's lines are never all held at once."""
+
+    def lines() -> Iterator[pl.DataFrame]:
+        offset = 0
+        for results in chunks:
+            yield results_lines(inputs.slice(offset, len(results)), results.columns(), None, None, False)
+            offset += len(results)
+        if not offset:  # no rows: the header alone
+            yield results_lines(inputs, RowResults.of([]).columns(), None, None, False)
+
+    with _writing(results_path):
+        write_results(lines(), results_path, rows=inputs.height)
+        journal_path(results_path).unlink(missing_ok=True)  # a killed run's: older than the file now
+
+
+@contextmanager
+def _writing(results_path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        message = messages._("cannot write the results file {path}: {error}")
+        raise StopRun(message.format(path=results_path, error=exc.strerror or exc)) from None
 
 
 def log_row(result: RowResult) -> None:

@@ -13,6 +13,8 @@ check_existing   rows HubSpot already has (made earlier, elsewhere, or by hand) 
 send             updates and creates, paced, retried, never twice: past meetings logged (logbook)
 Board            every outcome into the results file, the log and the progress line
 
+A dry run is one stage, check_rows: every row read and checked, and its line written as its chunk is.
+
 The stages up to settle_known and confirm_vouched take every row at once (they ask the ledger, or read
 back a results file's ids). From map_rows on, the rows go a chunk at a time (`row_chunks`: by owner and
 start, small first), and `send` takes each chunk's creates and updates as soon as they are ready, while
@@ -56,6 +58,7 @@ from importer.stages import (
     Known,
     Pending,
     check_existing,
+    check_rows,
     confirm_vouched,
     connect,
     earlier_results,
@@ -166,8 +169,7 @@ def run_import(
     _check_results_path(input_path, results_path)
     if settings.dry_run:
         zone = settings.default_timezone or "UTC"
-        sheet, results, _ = read_rows(input_path, settings, zone, build=False)
-        Board(sheet.frame, results, results_path, progress).checkpoint(final=True)
+        sheet, results = check_rows(input_path, settings, zone, results_path)
         assumed = (
             zone
             if settings.default_timezone

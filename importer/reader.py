@@ -655,7 +655,7 @@ def parse_rows(
     the chunks hold none: a caller that keeps them in a smaller form never holds a chunk's worth.
     """
 
-    def parse(offset: int) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]], pl.DataFrame]:
+    def parse(offset: int) -> tuple[pl.DataFrame | None, list[tuple[Reminder, ...]], pl.DataFrame]:
         chunk = sheet.frame.slice(offset, chunk_rows)
         cells = chunk.select(pl.col(header).alias(field) for field, header in sheet.headers.items())
         typed, schedules = parse_cells(
@@ -671,15 +671,18 @@ def parse_rows(
         )
         if sheet.row_problems:
             outcome = _unreadable(outcome, sheet.row_problems)
-        return typed, schedules, outcome
+        if not build_meetings:  # the typed values go here: the chunks in hand hold only their outcomes
+            return None, schedules, outcome
+        valid = typed.drop(_OUTCOME.values()).with_row_index("_at").filter(outcome["error"].is_null())
+        return valid, schedules, outcome
 
     offsets = range(0, sheet.frame.height, chunk_rows)
-    for offset, (typed, schedules, outcome) in zip(offsets, _in_order(parse, offsets), strict=True):
-        if not build_meetings:
+    for offset, (valid, schedules, outcome) in zip(offsets, _in_order(parse, offsets), strict=True):
+        if valid is None:
             yield ParsedChunk(outcome)
-            continue
-        valid = typed.drop(_OUTCOME.values()).with_row_index("_at").filter(outcome["error"].is_null())
-        yield _build_all(outcome, valid, schedules, sheet.headers, on_meeting, offset)
+        else:
+            yield _build_all(outcome, valid, schedules, sheet.headers, on_meeting, offset)
+        del valid  # before the next chunk is waited for
 
 
 def _in_order(work: Callable[[int], _T], items: range) -> Iterator[_T]:

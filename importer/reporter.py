@@ -235,18 +235,27 @@ PLAN_ACTIONS = {"valid": "create", "updated": "update", "skipped": "skip", "fail
 """A plan's words for what a run would do with each row (`invalid` and `in_doubt` stay as they are)."""
 
 
-def write_results(frame: pl.DataFrame, path: Path) -> None:
-    """Write the results atomically, as xlsx when `path` ends in .xlsx, else as CSV with a BOM."""
-    safe = _neutralise_formulas(frame)
+def write_results(frame: pl.DataFrame | Iterable[pl.DataFrame], path: Path, rows: int | None = None) -> None:
+    """Write the results atomically, as xlsx when `path` ends in .xlsx, else as CSV with a BOM.
+
+    `frame` may come in pieces, each written as it comes (a dry run's chunks, as they are checked), so
+    the whole is never held at once; `rows` then says how many lines they make in all. A piece that
+    fails to come (an exception from the pieces) leaves any earlier file as it was."""
+    pieces = [frame] if isinstance(frame, pl.DataFrame) else frame
+    if rows is None:
+        if not isinstance(frame, pl.DataFrame):
+            raise TypeError("write_results needs `rows` when the results come in pieces")
+        rows = frame.height
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
     temp = Path(temp_name)
     try:
+        safe = (_neutralise_formulas(piece) for piece in pieces)
         if path.suffix.lower() == ".xlsx":
-            _write_workbook(safe, temp)
+            _write_workbook(safe, rows, temp)
         else:
-            safe.write_csv(temp, include_bom=True)
+            _write_csv(safe, temp)
         # mkstemp makes the file private (0600); a results file is a shared document like any other.
         umask = os.umask(0)
         os.umask(umask)
@@ -254,6 +263,12 @@ def write_results(frame: pl.DataFrame, path: Path) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _write_csv(pieces: Iterable[pl.DataFrame], path: Path) -> None:
+    with path.open("wb") as handle:
+        for number, piece in enumerate(pieces):
+            piece.write_csv(handle, include_header=number == 0, include_bom=number == 0)
 
 
 # Rows made into XML at once: each piece is held three times over (polars' text, Python's, its bytes);
@@ -303,23 +318,24 @@ _PARTS = {
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
 
-def _write_workbook(frame: pl.DataFrame, path: Path) -> None:
-    """`frame` as a one-sheet workbook (`results`, the header in row 1, filters on it): text cells as
-    text (`0012345` keeps its zeros), integer columns as numbers. The sheet's XML is made by polars a
-    chunk of rows at a time and streamed into the zip: a cell-by-cell writer (xlsxwriter, which
-    polars' write_excel uses) takes a minute and a gigabyte for 200k rows."""
-    last = f"{_column_letters(frame.width - 1)}{frame.height + 1}"
+def _write_workbook(pieces: Iterable[pl.DataFrame], rows: int, path: Path) -> None:
+    """The pieces of `rows` lines in all as a one-sheet workbook (`results`, the header in row 1, filters
+    on it): text cells as text (`0012345` keeps its zeros), integer columns as numbers. The sheet's XML
+    is made by polars a few rows at a time and streamed into the zip: a cell-by-cell writer
+    (xlsxwriter, which polars' write_excel uses) takes a minute and a gigabyte for 200k rows."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, xml in _PARTS.items():
             archive.writestr(name, _XML_DECLARATION + xml)
         with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
-            sheet.write(
-                f'{_XML_DECLARATION}<worksheet xmlns="{_MAIN}"><dimension ref="A1:{last}"/><sheetData>'.encode()
-            )
-            header = pl.DataFrame({str(i): [name] for i, name in enumerate(frame.columns)})
-            sheet.write(_rows_xml(header).encode())
-            for offset in range(0, frame.height, _XLSX_CHUNK_ROWS):
-                sheet.write(_rows_xml(frame.slice(offset, _XLSX_CHUNK_ROWS)).encode())
+            last = ""
+            for number, piece in enumerate(pieces):
+                if number == 0:
+                    last = f"{_column_letters(piece.width - 1)}{rows + 1}"
+                    opening = f'<worksheet xmlns="{_MAIN}"><dimension ref="A1:{last}"/><sheetData>'
+                    header = pl.DataFrame({str(i): [name] for i, name in enumerate(piece.columns)})
+                    sheet.write(f"{_XML_DECLARATION}{opening}{_rows_xml(header)}".encode())
+                for offset in range(0, piece.height, _XLSX_CHUNK_ROWS):
+                    sheet.write(_rows_xml(piece.slice(offset, _XLSX_CHUNK_ROWS)).encode())
             sheet.write(f'</sheetData><autoFilter ref="A1:{last}"/></worksheet>'.encode())
 
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from importer import messages
 from importer import problems as codes
-from importer.board import Board, log_row
+from importer.board import Board, log_row, write_checked
 from importer.changes import diff, named, snapshot
 from importer.config import Settings
 from importer.errors import InputError, StopRun
@@ -27,7 +27,7 @@ from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import Lookups, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
 from importer.reader import Sheet, load_sheet, parse_rows
-from importer.reporter import EarlierResult, RowResults, read_earlier
+from importer.reporter import EarlierResult, RowResults, count_statuses, read_earlier
 from importer.sender import SendJob, UpdateJob, update_notes
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,53 @@ def unpacked(rows: Pending) -> list[tuple[int, Meeting]]:
     return [(index, packed.meeting) for index, packed in rows]
 
 
-def read_rows(
-    input_path: Path, settings: Settings, zone: str, *, build: bool = True
-) -> tuple[Sheet, RowResults, Pending]:
+def read_rows(input_path: Path, settings: Settings, zone: str) -> tuple[Sheet, RowResults, Pending]:
     """Stage: the sheet, a result for every row (invalid ones settled), and the valid rows' meetings."""
-    sheet = load_sheet(
+    sheet = _load(input_path, settings)
+    meetings: Pending = []  # packed as each is built: a chunk's worth of Meeting objects is never held
+    chunks = parse_rows(
+        sheet,
+        default_timezone=zone,
+        default_outcome=settings.default_outcome,
+        default_reminders=settings.default_reminders,
+        on_meeting=lambda index, meeting: meetings.append((index, Packed.of(meeting))),
+    )
+    frames = [chunk.frame for chunk in chunks]
+    results = _read_results(frames, meetings)
+    log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
+    return sheet, results, meetings
+
+
+def check_rows(
+    input_path: Path, settings: Settings, zone: str, results_path: Path
+) -> tuple[Sheet, RowResults]:
+    """Stage, a dry run's whole: every row read and checked, and its line in the results file written as
+    its chunk is done (write_checked). Returns the sheet and the results the summary reads (each row's
+    number, status and error): a million rows' lines, their cells' and results', are never all held."""
+    sheet = _load(input_path, settings)
+    chunks = parse_rows(
+        sheet,
+        default_timezone=zone,
+        default_outcome=settings.default_outcome,
+        default_reminders=settings.default_reminders,
+        build_meetings=False,
+    )
+    summary: list[pl.DataFrame] = []
+
+    def checked() -> Iterator[RowResults]:
+        for chunk in chunks:
+            results = _read_results([chunk.frame], [])
+            summary.append(results.columns().select("row", "status", "error", "error_code"))
+            yield results
+
+    write_checked(sheet.frame, checked(), results_path)
+    results = RowResults(pl.concat(summary)) if summary else RowResults.of([])
+    log.info("read %s: %d rows, %d valid", input_path, len(results), count_statuses(results)["valid"])
+    return sheet, results
+
+
+def _load(input_path: Path, settings: Settings) -> Sheet:
+    return load_sheet(
         input_path,
         columns=settings.columns,
         encoding=settings.encoding,
@@ -76,19 +118,6 @@ def read_rows(
         header_row=settings.header_row,
         key_column=settings.key_column,
     )
-    meetings: Pending = []  # packed as each is built: a chunk's worth of Meeting objects is never held
-    chunks = parse_rows(
-        sheet,
-        default_timezone=zone,
-        default_outcome=settings.default_outcome,
-        default_reminders=settings.default_reminders,
-        build_meetings=build,
-        on_meeting=lambda index, meeting: meetings.append((index, Packed.of(meeting))),
-    )
-    frames = [chunk.frame for chunk in chunks]
-    results = _read_results(frames, meetings)
-    log.info("read %s: %d rows, %d to send", input_path, len(results), len(meetings))
-    return sheet, results, meetings
 
 
 def _read_results(frames: list[pl.DataFrame], meetings: Pending) -> RowResults:

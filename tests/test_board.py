@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from importer import board as board_module
-from importer.board import Board
+from importer.board import Board, write_checked
+from importer.errors import StopRun
 from importer.models import RowOutcome, RowResult, RowStatus
-from importer.reporter import RowResults, read_earlier
+from importer.reporter import RowResults, journal_path, read_earlier
 
 INPUTS = pl.DataFrame({"title": ["a", "b", "c"]})
 
@@ -74,3 +77,31 @@ def test_a_row_changed_in_place_is_written_at_the_next_checkpoint(tmp_path: Path
     done.results[1].outcome.status = RowStatus.SKIPPED  # as the stages set rows before sending
     done.checkpoint(final=True)
     assert lines(done.results_path)[1] == ("b", "skipped")
+
+
+def test_a_dry_runs_chunks_are_written_as_they_come_and_an_old_journal_goes(tmp_path: Path) -> None:
+    path = tmp_path / "m.results.csv"
+    journal = journal_path(path)
+    journal.write_text("title,status\nc,created\n")  # a killed run's, older than what is written now
+    seen: list[int] = []
+
+    def chunks() -> Iterator[RowResults]:
+        for rows in ([2, 3], [4]):
+            if path.exists():  # written as a whole, never a piece at a time in place
+                seen.append(len(lines(path)))
+            yield RowResults.of(RowResult(n, None, RowOutcome(RowStatus.VALID)) for n in rows)
+
+    write_checked(INPUTS, chunks(), path)
+    assert (seen, lines(path)) == ([], [("a", "valid"), ("b", "valid"), ("c", "valid")])
+    assert pl.read_csv(path, infer_schema=False)["row"].to_list() == ["2", "3", "4"]
+    assert not journal.exists()
+
+
+def test_a_results_file_that_cannot_be_written_stops_the_dry_run(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where the results' folder would be")
+    path = tmp_path / "taken" / "m.results.csv"
+    chunk = RowResults.of([RowResult(2, None, RowOutcome(RowStatus.VALID))])
+    with pytest.raises(
+        StopRun, match=rf"^cannot write the results file {re.escape(str(path))}: File exists$"
+    ):
+        write_checked(INPUTS.head(1), [chunk], path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 import pytest
@@ -265,14 +267,47 @@ def test_writing_replaces_the_old_file_whole_and_leaves_no_temp(tmp_path: Path) 
     assert len(text.splitlines()) == 3
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_results_in_pieces_make_the_file_the_whole_makes(tmp_path: Path, suffix: str) -> None:
+    """A dry run writes each chunk's lines as they come: the file is the one the whole frame makes,
+    one header, every line once, in order (a formula-like cell neutralised in every piece)."""
+    whole = pl.concat([frame()] * 5).with_columns(pl.Series("件名", ["=1+1", "a", "-b", "c", "d"] * 2))
+    write_results(whole, tmp_path / f"whole{suffix}")
+    pieces = [whole.slice(0, 3), whole.slice(3, 0), whole.slice(3, 7)]
+    write_results(iter(pieces), tmp_path / f"pieces{suffix}", rows=whole.height)
+    if suffix == ".csv":
+        assert (tmp_path / "pieces.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    else:
+        back = [
+            pl.read_excel(tmp_path / f"{n}.xlsx", read_options={"dtypes": "string"})
+            for n in ("whole", "pieces")
+        ]
+        assert back[1].rows() == back[0].rows()
+        assert back[1]["件名"].to_list()[:3] == ["'=1+1", "a", "'-b"]
+
+
+def test_pieces_that_fail_to_come_keep_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    path.write_text("old results\n")
+
+    def pieces() -> Iterator[pl.DataFrame]:
+        yield frame()
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_results(pieces(), path, rows=4)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    assert path.read_text() == "old results\n"
+
+
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "out.csv"
     path.write_text("old results\n")
 
-    def broken(self: pl.DataFrame, file: Path, **_: object) -> None:
-        Path(file).write_text("half a fi")
+    def broken(self: pl.DataFrame, file: BinaryIO, **_: object) -> None:
+        file.write(b"half a fi")
         raise OSError("disk full")
 
     monkeypatch.setattr(pl.DataFrame, "write_csv", broken)
