@@ -509,21 +509,27 @@ def test_parse_rows_in_chunks_keeps_row_numbers(write_csv: WriteCsv) -> None:
 
 
 def test_chunks_parsed_on_threads_come_back_in_order_and_few_at_a_time() -> None:
-    """The first chunk takes longest; each comes back in sheet order, and no more than _WORKERS are
-    begun and not yet handed out."""
+    """The first chunk takes longest; each comes back in sheet order, no more than _WORKERS + 1 are
+    begun and not yet handed out, and the threads go on while the caller holds one (a dry run writes
+    its lines then): the caller, holding the first, sees the next ones begun."""
     lock = threading.Lock()
     started: list[int] = []
     taken: list[int] = []
+    ahead = threading.Event()
 
     def work(item: int) -> int:
         with lock:
             assert len(started) - len(taken) < reader._WORKERS + 1
             started.append(item)
+        if item == reader._WORKERS + 1:
+            ahead.set()
         time.sleep(0.05 if item == 0 else 0.001)
         return item * 10
 
     for result in reader._in_order(work, range(6)):
         taken.append(result // 10)
+        if result == 0:
+            assert ahead.wait(timeout=10)
     assert taken == [0, 1, 2, 3, 4, 5]
 
 
