@@ -1,7 +1,7 @@
 """Ledger: what HubSpot has been asked to create, kept in SQLite so no meeting is ever created twice.
 
-A row's key moves through named states, one function per move, each committed (and synced, but for
-`created`, which the next sync takes along) before the next step:
+A row's key moves through named states, one function per move, each committed and synced before the
+next step, but for `created`, which is held back and written in the next commit:
 
     (new) --mark_sending--> sending --mark_created--> created        (final: later runs skip it)
       |                        |------mark_in_doubt--> in_doubt      (answer lost: check before resending)
@@ -15,6 +15,7 @@ tell an edited row and send only what changed.
 
 `sending` is written before the request goes out, so a run killed at any moment leaves either `created`
 or a row that a later run treats as in doubt: it searches HubSpot for the meeting before sending again.
+(A `created` mark still held back when the run is killed leaves its row so: found by that search.)
 Rows are scoped by HubSpot portal id, never by how the API's URL was spelt. The ledger is a cache of what
 HubSpot has: losing it costs searches (the existing-meeting check), not duplicates.
 """
@@ -30,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from importer.errors import InputError, LockHeld, StopRun
 from importer.messages import _
@@ -133,14 +134,17 @@ class Ledger:
     def __init__(self, path: Path, target: str, *, read_only: bool = False) -> None:
         self.path = path
         self.target = target
+        self._held: list[list[Any]] = []  # created marks to write in the next commit (mark_created)
         try:
             if read_only:
-                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+                self._connection = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30
+                )
                 self._db.execute("SELECT count(*) FROM rows").fetchone()
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit: every transition is its own durable transaction, written before the next step.
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._connection = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: each commit is synced, so a power cut cannot lose a `sending` mark (0.15 ms a commit).
             self._db.execute("PRAGMA synchronous=FULL")
@@ -158,8 +162,8 @@ class Ledger:
         """An in-memory copy of the ledger at `path` (empty if there is none): `plan` runs every stage
         against it, and nothing it records reaches the file."""
         ledger = cls.__new__(cls)
-        ledger.path, ledger.target = path, target
-        ledger._db = sqlite3.connect(":memory:", isolation_level=None)
+        ledger.path, ledger.target, ledger._held = path, target, []
+        ledger._connection = sqlite3.connect(":memory:", isolation_level=None)
         if path.is_file():
             try:
                 with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as source:
@@ -173,6 +177,32 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, once the created marks held back are written: every read and write sees them."""
+        if self._held:
+            self._commit_held()
+        return self._connection
+
+    def _commit_held(self, statement: str | None = None, values: list[Any] | None = None) -> None:
+        """The created marks held back, then `statement` if given, in one commit (and one sync)."""
+        held, self._held = self._held, []
+        connection = self._connection
+        outside = not connection.in_transaction
+        if outside:
+            connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(_MARK_CREATED, held)
+            if statement is not None:
+                connection.execute(statement, values or [])
+        except BaseException:
+            if outside:
+                connection.execute("ROLLBACK")
+            self._held[:0] = held
+            raise
+        if outside:
+            connection.execute("COMMIT")
 
     # --- reads ---
 
@@ -227,38 +257,30 @@ class Ledger:
     # --- transitions ---
 
     def mark_sending(self, row_key: str, owner_id: str, start_ms: int, title: str, run_id: str) -> None:
-        """Before the create goes out: from now on, until created, the row is in doubt."""
-        self._db.execute(
-            """INSERT INTO rows (target, row_key, state, owner_id, start_ms, title, attempts, run_id, updated_at)
-               VALUES (?, ?, 'sending', ?, ?, ?, 1, ?, ?)
-               ON CONFLICT (target, row_key) DO UPDATE SET state = 'sending', attempts = attempts + 1,
-                   owner_id = excluded.owner_id, start_ms = excluded.start_ms, title = excluded.title,
-                   run_id = excluded.run_id, updated_at = excluded.updated_at, error = NULL
-               WHERE state != 'created'""",
-            [self.target, row_key, owner_id, start_ms, title, run_id, time.time()],
-        )
+        """Before the create goes out: from now on, until created, the row is in doubt. Committed with
+        the created marks held back, in one sync."""
+        values = [self.target, row_key, owner_id, start_ms, title, run_id, time.time()]
+        if self._held:
+            self._commit_held(_MARK_SENDING, values)
+        else:
+            self._connection.execute(_MARK_SENDING, values)
 
     def mark_created(
         self, row_key: str, meeting_id: str, *, content_key: str | None = None, sent: str | None = None
     ) -> None:
         """HubSpot has the meeting: no run sends this row again (unless it changes: see mark_updated).
-        One statement, so one commit: what `_set` then `_remember` would do (a row created already keeps
-        its id and its time; only what was sent is remembered).
+        A row created already keeps its id and its time; only what was sent is remembered.
 
-        Not synced: the next `sending` mark's sync takes it to disk. A power cut before that leaves the row
-        `sending`, in doubt, and the next run finds its meeting by search: a search, never a duplicate, for
-        half the syncs (each one costs the loop a millisecond and the CPU a third of one)."""
-        with self._unsynced():
-            self._db.execute(
-                """UPDATE rows SET
-                       meeting_id = CASE WHEN state = 'created' THEN meeting_id ELSE COALESCE(?, meeting_id) END,
-                       error = CASE WHEN state = 'created' THEN error END,
-                       updated_at = CASE WHEN state = 'created' THEN updated_at ELSE ? END,
-                       state = 'created',
-                       content_key = COALESCE(?, content_key), sent = COALESCE(?, sent)
-                   WHERE target = ? AND row_key = ?""",
-                [meeting_id, time.time(), content_key, sent, self.target, row_key],
-            )
+        Held back, and written in the next commit: the next `sending` mark's, which is synced anyway (one
+        commit and one sync for both: each costs the CPU a third of a millisecond), or before this
+        ledger is next read, written or closed. A run killed before that leaves the row `sending`, in
+        doubt, and the next run finds its meeting by search: a search, never a duplicate. Inside a
+        transaction (the logbook's batches) it is written at once, in it."""
+        values = [meeting_id, time.time(), content_key, sent, self.target, row_key]
+        if self._connection.in_transaction:
+            self._connection.execute(_MARK_CREATED, values)
+        else:
+            self._held.append(values)
 
     def record_created(
         self,
@@ -378,19 +400,6 @@ class Ledger:
                 self._db.execute(f"ALTER TABLE rows ADD COLUMN {name} TEXT")
 
     @contextmanager
-    def _unsynced(self) -> Iterator[None]:
-        """Commits inside are durable once the next synced commit is (WAL: it syncs the log up to it).
-        Inside a transaction, nothing: its commit is synced, and SQLite refuses the change there."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield
-        finally:
-            self._db.execute("PRAGMA synchronous=FULL")
-
-    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Several transitions in one commit (and one sync), all or none of them."""
         self._db.execute("BEGIN IMMEDIATE")
@@ -402,6 +411,21 @@ class Ledger:
         self._db.execute("COMMIT")
 
 
+_MARK_SENDING = """
+    INSERT INTO rows (target, row_key, state, owner_id, start_ms, title, attempts, run_id, updated_at)
+    VALUES (?, ?, 'sending', ?, ?, ?, 1, ?, ?)
+    ON CONFLICT (target, row_key) DO UPDATE SET state = 'sending', attempts = attempts + 1,
+        owner_id = excluded.owner_id, start_ms = excluded.start_ms, title = excluded.title,
+        run_id = excluded.run_id, updated_at = excluded.updated_at, error = NULL
+    WHERE state != 'created'"""
+_MARK_CREATED = """
+    UPDATE rows SET
+        meeting_id = CASE WHEN state = 'created' THEN meeting_id ELSE COALESCE(?, meeting_id) END,
+        error = CASE WHEN state = 'created' THEN error END,
+        updated_at = CASE WHEN state = 'created' THEN updated_at ELSE ? END,
+        state = 'created',
+        content_key = COALESCE(?, content_key), sent = COALESCE(?, sent)
+    WHERE target = ? AND row_key = ?"""
 _COLUMNS = (
     "row_key, state, meeting_id, owner_id, start_ms, title, attempts, error, updated_at, content_key, sent"
 )

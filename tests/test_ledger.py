@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -163,13 +164,46 @@ def test_created_again_keeps_its_meeting_id_and_remembers_what_was_sent(ledger: 
     )
 
 
-def test_a_created_mark_is_left_to_the_next_sending_marks_sync(ledger: Ledger) -> None:
-    send(ledger)
+def states_on_disk(ledger: Ledger) -> dict[str, str]:
+    """What another process reading the file sees."""
+    with closing(sqlite3.connect(ledger.path)) as other:
+        return dict(other.execute("SELECT row_key, state FROM rows").fetchall())
+
+
+def test_a_created_mark_rides_in_the_next_sending_marks_commit(ledger: Ledger) -> None:
+    send(ledger, "k1")
     ledger.mark_created("k1", "90001")
-    # 2 is FULL: every other transition, `sending` first of all, is synced at its commit.
+    assert states_on_disk(ledger) == {"k1": "sending"}  # held back: a kill now leaves k1 in doubt
+    send(ledger, "k2")
+    assert states_on_disk(ledger) == {"k1": "created", "k2": "sending"}
+    # 2 is FULL: that commit, like every other transition's, is synced.
     assert ledger._db.execute("PRAGMA synchronous").fetchone() == (2,)
-    found = entry(ledger)
-    assert found is not None and (found.state, found.meeting_id) == ("created", "90001")
+
+
+def test_a_created_mark_held_back_is_seen_by_every_read_and_written_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with open_ledger(path, TARGET) as ledger:
+        send(ledger, "k1")
+        ledger.mark_created("k1", "90001")
+        found = entry(ledger)
+        assert found is not None and (found.state, found.meeting_id) == ("created", "90001")
+        send(ledger, "k2")
+        ledger.mark_created("k2", "90002")
+    with open_ledger(path, TARGET) as again:
+        assert {k: e.state for k, e in again.entries(["k1", "k2"]).items()} == {
+            "k1": "created",
+            "k2": "created",
+        }
+
+
+def test_a_commit_that_fails_keeps_the_created_marks_held_back(ledger: Ledger) -> None:
+    send(ledger, "k1")
+    ledger.mark_created("k1", "90001")
+    with pytest.raises(sqlite3.IntegrityError):  # a NOT NULL column, as a full disk or a bug would fail
+        ledger.mark_sending(None, "8100002", 1_796_205_600_000, "Review", "run-1")  # type: ignore[arg-type]
+    assert states_on_disk(ledger) == {"k1": "sending"}
+    send(ledger, "k2")
+    assert states_on_disk(ledger) == {"k1": "created", "k2": "sending"}
 
 
 def test_created_marks_inside_a_transaction_are_synced_with_it(ledger: Ledger) -> None:
