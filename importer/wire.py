@@ -115,21 +115,27 @@ class _Connection:
         """Send `request`, read its whole answer; also whether the connection may carry another."""
         body = await request.aread()
         self.writer.write(_head(request) + body)  # one write: one segment for a small request
-        await _within(self.writer.drain(), timeouts.get("write"), httpx.WriteTimeout, httpx.WriteError)
-        read = timeouts.get("read")
-        status, reason, headers, keep = await _within(
-            self._read_head(), read, httpx.ReadTimeout, httpx.ReadError
+        if self.writer.transport.get_write_buffer_size():  # the socket did not take it all at once
+            await _within(self.writer.drain(), timeouts.get("write"), httpx.WriteTimeout, httpx.WriteError)
+        # One timeout for the head and the body: each costs the loop a timer, and most answers come in
+        # one segment (httpx's transport times each read alike, with the same seconds).
+        answer = await _within(
+            self._read_answer(request.method), timeouts.get("read"), httpx.ReadTimeout, httpx.ReadError
         )
-        content, delimited = await _within(
-            self._read_body(request.method, status, headers), read, httpx.ReadTimeout, httpx.ReadError
-        )
+        status, reason, headers, content, reusable = answer
         response = httpx.Response(
             status,
             headers=headers,
             stream=httpx.ByteStream(content),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
-        return response, keep and delimited
+        return response, reusable
+
+    async def _read_answer(self, method: str) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool]:
+        """Status, reason, headers, body, and whether the connection may carry another request."""
+        status, reason, headers, keep = await self._read_head()
+        content, delimited = await self._read_body(method, status, headers)
+        return status, reason, headers, content, keep and delimited
 
     async def _read_head(self) -> tuple[int, bytes, list[tuple[bytes, bytes]], bool]:
         """Status, reason, headers, and whether the server keeps the connection open; 1xx skipped."""
