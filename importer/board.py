@@ -86,6 +86,10 @@ class Board:
         self._last_checkpoint = time.monotonic()
         self._checkpoints, self._rewrites = _Cost(), _Cost()  # of any checkpoint, of a whole rewrite
 
+    def expect(self, indices: Iterable[int]) -> None:
+        """Rows about to be sent: their results are made now, together, for `record` (RowResults.ahead)."""
+        self.results.ahead(indices)
+
     def record(self, index: int, outcome: RowOutcome) -> None:
         result = self.results.passing(index)
         read = result.outcome  # what reading the row noticed comes first

@@ -493,6 +493,9 @@ class _Import:
                         return
                     chunk_logged, chunk_scheduled, routing = route(jobs, self.settings.mode, self.started_ms)
                     routings.append(routing)
+                    board.expect(
+                        [*(update.job.index for update in chunk_updates), *(job.index for job in jobs)]
+                    )
                     await updates.put(chunk_updates)
                     await logged.put(chunk_logged)
                     await scheduled.put(chunk_scheduled)

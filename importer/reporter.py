@@ -63,6 +63,7 @@ class RowResults(Sequence[RowResult]):
         self._unfolded: set[int] = set()
         self._unjournaled: set[int] = set()
         self._passing: set[int] = set()  # objects nobody holds: dropped once folded into the columns
+        self._ahead: dict[int, RowResult] = {}  # made ahead of their rows' finishing (see `ahead`)
 
     @classmethod
     def of(cls, results: Iterable[RowResult]) -> RowResults:
@@ -91,12 +92,21 @@ class RowResults(Sequence[RowResult]):
         columns fold it in, so the rows a run finishes do not all stay objects."""
         result = self._objects.get(index)
         if result is None:
-            result = self._objects[index] = _row_result(self._columns.row(index, named=True))
+            result = self._ahead.pop(index, None) or _row_result(self._columns.row(index, named=True))
+            self._objects[index] = result
             self._passing.add(index)
         # It is written again at the next checkpoint.
         self._unfolded.add(index)
         self._unjournaled.add(index)
         return result
+
+    def ahead(self, at: Iterable[int]) -> None:
+        """Make the results of rows `at` in one go, for `passing` to hand out as they finish: made one by
+        one, each is a polars call, after a wait for HubSpot's answer, when the CPU has gone cold."""
+        wanted = sorted({i for i in at if i not in self._objects and i not in self._ahead})
+        if wanted:
+            rows = self._columns[wanted].iter_rows(named=True)
+            self._ahead.update(zip(wanted, map(_row_result, rows), strict=True))
 
     def columns(self) -> pl.DataFrame:
         """Every row's result, as `_SCHEMA`'s columns."""
@@ -130,6 +140,7 @@ class RowResults(Sequence[RowResult]):
             else [values] * len(at)
         )
         for index, value in zip(at, each, strict=True):
+            self._ahead.pop(index, None)  # made from the columns as they were
             held = self._objects.get(index)
             if held is not None:  # its object is what the columns are folded from: set it there
                 setattr(held if name in _RESULT_FIELDS else held.outcome, name, value)
@@ -144,7 +155,11 @@ class RowResults(Sequence[RowResult]):
 
     def peek(self, index: int) -> RowResult:
         """Row `index`'s result to look at, not to change: no object is kept for it."""
-        return self._objects.get(index) or _row_result(self._columns.row(index, named=True))
+        return (
+            self._objects.get(index)
+            or self._ahead.get(index)
+            or _row_result(self._columns.row(index, named=True))
+        )
 
     def take_changed(self) -> list[int]:
         """The rows read by index since the last call, in sheet order."""

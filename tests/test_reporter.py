@@ -421,6 +421,16 @@ def test_a_field_set_for_many_rows_goes_in_the_columns_and_in_objects_already_re
     assert results.take_changed() == [0, 1]  # the journal gets them at the next checkpoint
 
 
+def test_results_made_ahead_are_handed_out_as_the_columns_have_them() -> None:
+    results = RowResults.of(RESULTS)
+    results.ahead([0, 1])
+    assert results.take_changed() == []  # made, not changed: nothing for the journal
+    results.set_many([1], "status", RowStatus.NOT_SENT)  # after they were made
+    assert results.peek(0).outcome.meeting_id == "8100001"
+    assert [results.passing(i).outcome.status for i in (0, 1)] == [RowStatus.CREATED, RowStatus.NOT_SENT]
+    assert results._ahead == {} and results.take_changed() == [0, 1]
+
+
 def chunked(values: list[object], lengths: list[int], name: str) -> pl.Series:
     """A column in chunks of `lengths` rows, as the reader's chunks of rows leave the results."""
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
