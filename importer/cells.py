@@ -99,30 +99,26 @@ def parse_cells(
     frame = cells.with_columns(absent)
     # Parsed, never sent as written: compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123). The
     # e-mails and lists are trimmed with the rest of their work, once per distinct cell.
-    frame = frame.with_columns(_trimmed(pl.col(f)) for f in frame.columns if f not in _PER_DISTINCT)
+    frame = frame.with_columns(
+        _trimmed(pl.col(f)) for f in frame.columns if f not in (*_PER_DISTINCT, *_CHOICES)
+    )
+    choices, schedules = _choices(
+        frame.select(_CHOICES),
+        default_timezone=default_timezone,
+        default_outcome=default_outcome,
+        default_reminders=default_reminders,
+    )
     distinct = [
+        choices,
         per_distinct(frame["owner_email"], _owner_emails),
         *(per_distinct(frame[f], _list_values) for f in LIST_FIELDS),
     ]
     frame = frame.with_columns(column for done in distinct for column in done.get_columns())
     frame = frame.with_columns(nfkc(frame["duration_minutes"]))
-    frame = frame.with_columns(pl.col("timezone").fill_null(default_timezone))
-    zones = _zone_map(frame["timezone"].unique().to_list())
-    frame = frame.with_columns(
-        pl.col("timezone").replace_strict(zones, return_dtype=pl.String).alias("_zone")
-    )
     frame = _start_times(frame)
     frame = _end_times(frame)
     frame = _bound_years(_duration(frame))
-    frame = frame.with_columns(
-        *(_enum(frame[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
-        _start_read(frame),
-    )
-    frame = frame.with_columns(pl.col("_outcome").fill_null(default_outcome.upper()))
-    reminder_index, reminder_problem, schedules = _reminders(frame["reminders"].fill_null(default_reminders))
-    frame = frame.with_columns(
-        reminder_index.alias("_reminders"), reminder_problem.alias("_reminder_problem")
-    )
+    frame = frame.with_columns(_start_read(frame))
 
     out = frame.select(
         *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
@@ -273,6 +269,32 @@ def per_distinct(cells: pl.Series, work: Callable[[pl.Series], pl.Series | pl.Da
 
 
 _PER_DISTINCT = ("owner_email", *LIST_FIELDS)
+_CHOICES = ("timezone", "location_type", "outcome", "reminders")
+
+
+def _choices(
+    cells: pl.DataFrame, *, default_timezone: str, default_outcome: str, default_reminders: str
+) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]]]:
+    """The _CHOICES cells trimmed (the time zone's filled in), `_zone`, `_location_type`, `_outcome`
+    (filled in), `_reminders` and `_reminder_problem`, and the reminder schedules. A sheet has a few of
+    these cells, repeated: each distinct row of the four is worked out once, and one join gives every
+    row its outcome (trimming the columns and a pass of each's own cost twice as much)."""
+    keys = {f: f"{_DISTINCT}_{f}" for f in _CHOICES}
+    distinct = cells.unique()
+    done = distinct.select(_trimmed(pl.col(f)) for f in _CHOICES)
+    done = done.with_columns(pl.col("timezone").fill_null(default_timezone))
+    zones = _zone_map(done["timezone"].unique().to_list())
+    index, problem, schedules = _reminders(done["reminders"].fill_null(default_reminders))
+    done = done.with_columns(
+        pl.col("timezone").replace_strict(zones, return_dtype=pl.String).alias("_zone"),
+        *(_enum(done[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
+        index.alias("_reminders"),
+        problem.alias("_reminder_problem"),
+        *(distinct[f].alias(key) for f, key in keys.items()),
+    ).with_columns(pl.col("_outcome").fill_null(default_outcome.upper()))
+    rows = cells.select(pl.col(f).alias(key) for f, key in keys.items())
+    joined = rows.join(done, on=list(keys.values()), how="left", nulls_equal=True, maintain_order="left")
+    return joined.drop(keys.values()), schedules
 
 
 def _trimmed(cells: pl.Expr) -> pl.Expr:
