@@ -373,15 +373,25 @@ def normalised_time_text(text: pl.Expr) -> pl.Expr:
 def _start_times(frame: pl.DataFrame) -> pl.DataFrame:
     """`_start` (UTC) and the columns `_parse_times` adds, from the start cell, else the date and
     start_time cells together."""
-    date_and_time = pl.concat_str([pl.col("date"), pl.col("start_time")], separator=" ", ignore_nulls=True)
-    shown = pl.coalesce(pl.col("start"), date_and_time.replace("", None))
+    # Columns without a cell are left out of the concatenation (which ignores nulls): most sheets have none.
+    parts = [pl.col(f) for f in ("date", "start_time") if not _empty(frame[f])]
+    shown = pl.col("start")
+    if parts:
+        shown = pl.coalesce(shown, pl.concat_str(parts, separator=" ", ignore_nulls=True).replace("", None))
     frame = frame.with_columns(shown.alias("_start_shown"))
     return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start")
+
+
+def _empty(cells: pl.Series) -> bool:
+    return cells.null_count() == cells.len()
 
 
 def _end_times(frame: pl.DataFrame) -> pl.DataFrame:
     """As `_start_times` for the end: the end cell, else the end_time cell on the date cell's day,
     or on the start's day when there is no date."""
+    if _empty(frame["end_time"]):  # most sheets: the end cell it is
+        frame = frame.with_columns(pl.col("end").alias("_end_shown"))
+        return _parse_times(frame.with_columns(_text=nfkc(frame["_end_shown"])), "end")
     from_time = pl.col("end").is_null() & pl.col("end_time").is_not_null()
     date_and_time = pl.concat_str([pl.col("date"), pl.col("end_time")], separator=" ", ignore_nulls=True)
     frame = frame.with_columns(
@@ -614,22 +624,25 @@ def _localised(naive: pl.Series, zones: dict[str, pl.Series]) -> tuple[pl.Series
     latest instant it can be (the two differ in a fall-back overlap; both null in a spring-forward gap,
     or without a zone)."""
     earliest = pl.repeat(None, naive.len(), dtype=_UTC, eager=True)
-    latest = earliest.clone()
     # replace_time_zone takes one zone name, not an expression: each zone's rows are converted apart,
     # at once unless a time is in an overlap or a gap (null), which few are.
     local = pl.col("local")
+    odd: list[pl.DataFrame] = []
     for name, at in zones.items():
-        done = pl.DataFrame({"at": at}).with_columns(naive.gather(at).alias("local"))
-        done = done.with_columns(_in_zone(local, name, "null").alias("once"))
+        done = naive.to_frame("local").select(
+            pl.lit(at).alias("at"), local.gather(at), _in_zone(local.gather(at), name, "null").alias("once")
+        )
         earliest = earliest.scatter(at, done["once"])
-        latest = latest.scatter(at, done["once"])
-        odd = done.filter(pl.col("once").is_null() & local.is_not_null())
-        if odd.height:
-            odd = odd.select(
-                "at", _in_zone(local, name, "earliest"), _in_zone(local, name, "latest").alias("l")
+        if done["once"].null_count() > done["local"].null_count():
+            odd.append(
+                done.filter(pl.col("once").is_null() & local.is_not_null()).select(
+                    "at", _in_zone(local, name, "earliest"), _in_zone(local, name, "latest").alias("l")
+                )
             )
-            earliest = earliest.scatter(odd["at"], odd["local"])
-            latest = latest.scatter(odd["at"], odd["l"])
+    latest = earliest.clone()
+    for times in odd:
+        earliest = earliest.scatter(times["at"], times["local"])
+        latest = latest.scatter(times["at"], times["l"])
     return earliest, latest
 
 
