@@ -115,8 +115,9 @@ def parse_cells(
     ]
     frame = frame.with_columns(column for done in distinct for column in done.get_columns())
     frame = frame.with_columns(nfkc(frame["duration_minutes"]))
-    frame = _start_times(frame)
-    frame = _end_times(frame)
+    zones = _rows_by_zone(frame["_zone"])  # the start's and the end's
+    frame = _start_times(frame, zones)
+    frame = _end_times(frame, zones)
     frame = _bound_years(_duration(frame))
     frame = frame.with_columns(_start_read(frame))
 
@@ -370,7 +371,7 @@ def normalised_time_text(text: pl.Expr) -> pl.Expr:
     return text.str.replace(r"(\d):([ +-]|$)", "$1:00$2").str.strip_chars()
 
 
-def _start_times(frame: pl.DataFrame) -> pl.DataFrame:
+def _start_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame:
     """`_start` (UTC) and the columns `_parse_times` adds, from the start cell, else the date and
     start_time cells together."""
     # Columns without a cell are left out of the concatenation (which ignores nulls): most sheets have none.
@@ -379,19 +380,19 @@ def _start_times(frame: pl.DataFrame) -> pl.DataFrame:
     if parts:
         shown = pl.coalesce(shown, pl.concat_str(parts, separator=" ", ignore_nulls=True).replace("", None))
     frame = frame.with_columns(shown.alias("_start_shown"))
-    return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start")
+    return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start", zones)
 
 
 def _empty(cells: pl.Series) -> bool:
     return cells.null_count() == cells.len()
 
 
-def _end_times(frame: pl.DataFrame) -> pl.DataFrame:
+def _end_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame:
     """As `_start_times` for the end: the end cell, else the end_time cell on the date cell's day,
     or on the start's day when there is no date."""
     if _empty(frame["end_time"]):  # most sheets: the end cell it is
         frame = frame.with_columns(pl.col("end").alias("_end_shown"))
-        return _parse_times(frame.with_columns(_text=nfkc(frame["_end_shown"])), "end")
+        return _parse_times(frame.with_columns(_text=nfkc(frame["_end_shown"])), "end", zones)
     from_time = pl.col("end").is_null() & pl.col("end_time").is_not_null()
     date_and_time = pl.concat_str([pl.col("date"), pl.col("end_time")], separator=" ", ignore_nulls=True)
     frame = frame.with_columns(
@@ -407,19 +408,20 @@ def _end_times(frame: pl.DataFrame) -> pl.DataFrame:
             .otherwise(pl.col("_text"))
             .alias("_text")
         )
-    return _parse_times(frame, "end")
+    return _parse_times(frame, "end", zones)
 
 
-def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
+def _parse_times(frame: pl.DataFrame, field: str, zones: dict[str, pl.Series]) -> pl.DataFrame:
     """From `_text`: `_<field>` (UTC), `_<field>_status` (null, unparsable, no_time, no_date, era,
     nonexistent or ambiguous), `_<field>_era`, and `_<field>_local` and `_<field>_offset` (the wall time
     read and the minutes of its written offset).
 
-    A time with an offset is taken as written; one without is local to the row's zone. A local time in a
-    DST gap does not exist (rejected); one in an overlap happens twice (the first is taken, with a warning).
+    A time with an offset is taken as written; one without is local to the row's zone (`zones`: each
+    zone's rows). A local time in a DST gap does not exist (rejected); one in an overlap happens twice
+    (the first is taken, with a warning).
     """
     frame = frame.with_columns(_read_times(frame["_text"]))
-    earliest, latest = _localised(frame["_naive"], _rows_by_zone(frame["_zone"]))
+    earliest, latest = _localised(frame["_naive"], zones)
     frame = frame.with_columns(
         (pl.col("_naive") - pl.duration(minutes=pl.col("_offset")))
         .dt.replace_time_zone("UTC")
