@@ -99,30 +99,27 @@ def parse_cells(
     frame = cells.with_columns(absent)
     # Parsed, never sent as written: compared after NFKC (`ａ＠ｘ．ｃｏｍ` is a@x.com, `１２３` is 123). The
     # e-mails and lists are trimmed with the rest of their work, once per distinct cell.
-    frame = frame.with_columns(_trimmed(pl.col(f)) for f in frame.columns if f not in _PER_DISTINCT)
+    frame = frame.with_columns(
+        _trimmed(pl.col(f)) for f in frame.columns if f not in (*_PER_DISTINCT, *_CHOICES)
+    )
+    choices, schedules = _choices(
+        frame.select(_CHOICES),
+        default_timezone=default_timezone,
+        default_outcome=default_outcome,
+        default_reminders=default_reminders,
+    )
     distinct = [
+        choices,
         per_distinct(frame["owner_email"], _owner_emails),
         *(per_distinct(frame[f], _list_values) for f in LIST_FIELDS),
     ]
     frame = frame.with_columns(column for done in distinct for column in done.get_columns())
     frame = frame.with_columns(nfkc(frame["duration_minutes"]))
-    frame = frame.with_columns(pl.col("timezone").fill_null(default_timezone))
-    zones = _zone_map(frame["timezone"].unique().to_list())
-    frame = frame.with_columns(
-        pl.col("timezone").replace_strict(zones, return_dtype=pl.String).alias("_zone")
-    )
-    frame = _start_times(frame)
-    frame = _end_times(frame)
+    zones = _rows_by_zone(frame["_zone"])  # the start's and the end's
+    frame = _start_times(frame, zones)
+    frame = _end_times(frame, zones)
     frame = _bound_years(_duration(frame))
-    frame = frame.with_columns(
-        *(_enum(frame[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
-        _start_read(frame),
-    )
-    frame = frame.with_columns(pl.col("_outcome").fill_null(default_outcome.upper()))
-    reminder_index, reminder_problem, schedules = _reminders(frame["reminders"].fill_null(default_reminders))
-    frame = frame.with_columns(
-        reminder_index.alias("_reminders"), reminder_problem.alias("_reminder_problem")
-    )
+    frame = frame.with_columns(_start_read(frame))
 
     out = frame.select(
         *(pl.col(f) for f in ("title", "location", "body", "internal_notes", "owner_email")),
@@ -185,7 +182,7 @@ def _notes(frame: pl.DataFrame, checks: _Notes) -> pl.DataFrame:
     row; their messages, a string built per row, only on the rows some check flags (few, as a rule)."""
     at = frame.select(checks.flagged).to_series()
     notes = frame[at].select(checks.columns)
-    empty = pl.Series([None] * frame.height, dtype=pl.String)
+    empty = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
     return pl.DataFrame([empty.scatter(at, notes[name]).alias(name) for name in notes.columns])
 
 
@@ -273,6 +270,32 @@ def per_distinct(cells: pl.Series, work: Callable[[pl.Series], pl.Series | pl.Da
 
 
 _PER_DISTINCT = ("owner_email", *LIST_FIELDS)
+_CHOICES = ("timezone", "location_type", "outcome", "reminders")
+
+
+def _choices(
+    cells: pl.DataFrame, *, default_timezone: str, default_outcome: str, default_reminders: str
+) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]]]:
+    """The _CHOICES cells trimmed (the time zone's filled in), `_zone`, `_location_type`, `_outcome`
+    (filled in), `_reminders` and `_reminder_problem`, and the reminder schedules. A sheet has a few of
+    these cells, repeated: each distinct row of the four is worked out once, and one join gives every
+    row its outcome (trimming the columns and a pass of each's own cost twice as much)."""
+    keys = {f: f"{_DISTINCT}_{f}" for f in _CHOICES}
+    distinct = cells.unique()
+    done = distinct.select(_trimmed(pl.col(f)) for f in _CHOICES)
+    done = done.with_columns(pl.col("timezone").fill_null(default_timezone))
+    zones = _zone_map(done["timezone"].unique().to_list())
+    index, problem, schedules = _reminders(done["reminders"].fill_null(default_reminders))
+    done = done.with_columns(
+        pl.col("timezone").replace_strict(zones, return_dtype=pl.String).alias("_zone"),
+        *(_enum(done[f]).alias(f"_{f}") for f in ("location_type", "outcome")),
+        index.alias("_reminders"),
+        problem.alias("_reminder_problem"),
+        *(distinct[f].alias(key) for f, key in keys.items()),
+    ).with_columns(pl.col("_outcome").fill_null(default_outcome.upper()))
+    rows = cells.select(pl.col(f).alias(key) for f, key in keys.items())
+    joined = rows.join(done, on=list(keys.values()), how="left", nulls_equal=True, maintain_order="left")
+    return joined.drop(keys.values()), schedules
 
 
 def _trimmed(cells: pl.Expr) -> pl.Expr:
@@ -348,18 +371,28 @@ def normalised_time_text(text: pl.Expr) -> pl.Expr:
     return text.str.replace(r"(\d):([ +-]|$)", "$1:00$2").str.strip_chars()
 
 
-def _start_times(frame: pl.DataFrame) -> pl.DataFrame:
+def _start_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame:
     """`_start` (UTC) and the columns `_parse_times` adds, from the start cell, else the date and
     start_time cells together."""
-    date_and_time = pl.concat_str([pl.col("date"), pl.col("start_time")], separator=" ", ignore_nulls=True)
-    shown = pl.coalesce(pl.col("start"), date_and_time.replace("", None))
+    # Columns without a cell are left out of the concatenation (which ignores nulls): most sheets have none.
+    parts = [pl.col(f) for f in ("date", "start_time") if not _empty(frame[f])]
+    shown = pl.col("start")
+    if parts:
+        shown = pl.coalesce(shown, pl.concat_str(parts, separator=" ", ignore_nulls=True).replace("", None))
     frame = frame.with_columns(shown.alias("_start_shown"))
-    return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start")
+    return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start", zones)
 
 
-def _end_times(frame: pl.DataFrame) -> pl.DataFrame:
+def _empty(cells: pl.Series) -> bool:
+    return cells.null_count() == cells.len()
+
+
+def _end_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame:
     """As `_start_times` for the end: the end cell, else the end_time cell on the date cell's day,
     or on the start's day when there is no date."""
+    if _empty(frame["end_time"]):  # most sheets: the end cell it is
+        frame = frame.with_columns(pl.col("end").alias("_end_shown"))
+        return _parse_times(frame.with_columns(_text=nfkc(frame["_end_shown"])), "end", zones)
     from_time = pl.col("end").is_null() & pl.col("end_time").is_not_null()
     date_and_time = pl.concat_str([pl.col("date"), pl.col("end_time")], separator=" ", ignore_nulls=True)
     frame = frame.with_columns(
@@ -375,19 +408,20 @@ def _end_times(frame: pl.DataFrame) -> pl.DataFrame:
             .otherwise(pl.col("_text"))
             .alias("_text")
         )
-    return _parse_times(frame, "end")
+    return _parse_times(frame, "end", zones)
 
 
-def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
+def _parse_times(frame: pl.DataFrame, field: str, zones: dict[str, pl.Series]) -> pl.DataFrame:
     """From `_text`: `_<field>` (UTC), `_<field>_status` (null, unparsable, no_time, no_date, era,
     nonexistent or ambiguous), `_<field>_era`, and `_<field>_local` and `_<field>_offset` (the wall time
     read and the minutes of its written offset).
 
-    A time with an offset is taken as written; one without is local to the row's zone. A local time in a
-    DST gap does not exist (rejected); one in an overlap happens twice (the first is taken, with a warning).
+    A time with an offset is taken as written; one without is local to the row's zone (`zones`: each
+    zone's rows). A local time in a DST gap does not exist (rejected); one in an overlap happens twice
+    (the first is taken, with a warning).
     """
     frame = frame.with_columns(_read_times(frame["_text"]))
-    earliest, latest = _localised(frame["_naive"], _rows_by_zone(frame["_zone"]))
+    earliest, latest = _localised(frame["_naive"], zones)
     frame = frame.with_columns(
         (pl.col("_naive") - pl.duration(minutes=pl.col("_offset")))
         .dt.replace_time_zone("UTC")
@@ -397,13 +431,14 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
         latest.alias("_latest"),
     )
     status = (
-        pl.when(pl.col("_text").is_null())
-        .then(None)
-        .when(pl.col("_naive").is_null())
-        .then(pl.col("_kind"))
-        .when(_outside_era())
-        .then(pl.lit("era"))
-        .when(pl.col("_offset").is_not_null() | pl.col("_zone").is_null())
+        pl.when(pl.col("_text").is_null()).then(None).when(pl.col("_naive").is_null()).then(pl.col("_kind"))
+    )
+    # Most sheets name no era: the check would cost a tenth of the time reading their times.
+    eras = frame["_era"].null_count() < frame.height
+    if eras:
+        status = status.when(_outside_era()).then(pl.lit("era"))
+    status = (
+        status.when(pl.col("_offset").is_not_null() | pl.col("_zone").is_null())
         .then(None)
         .when(pl.col("_earliest").is_null())
         .then(pl.lit("nonexistent"))
@@ -412,8 +447,10 @@ def _parse_times(frame: pl.DataFrame, field: str) -> pl.DataFrame:
     )
     frame = frame.with_columns(status.alias(f"_{field}_status"))
     moment = pl.coalesce(pl.col("_written"), pl.col("_earliest"))
+    if eras:
+        moment = pl.when(pl.col(f"_{field}_status").eq_missing("era")).then(None).otherwise(moment)
     return frame.with_columns(
-        pl.when(pl.col(f"_{field}_status").eq_missing("era")).then(None).otherwise(moment).alias(f"_{field}"),
+        moment.alias(f"_{field}"),
         pl.col("_era").alias(f"_{field}_era"),
         pl.col("_naive").alias(f"_{field}_local"),
         pl.col("_offset").alias(f"_{field}_offset"),
@@ -464,20 +501,27 @@ def _read_shaped(cells: pl.DataFrame) -> pl.DataFrame:
 
 
 def _strptime(text: pl.Series, formats: tuple[str, ...]) -> pl.Series:
-    """`_naive`: the cells read in one of `formats`; each tried only on the cells the ones before it could
-    not read (a failed parse costs as much as one that works). Without polars' cache of repeated texts,
-    which costs more than it saves unless most cells repeat (end cells, half of them repeats: 30% more)."""
-    read = pl.repeat(None, text.len(), dtype=pl.Datetime("us"), eager=True).alias("_naive")
-    left = text.to_frame("text").with_row_index("at").filter(pl.col("text").is_not_null())
-    for form in formats:
-        if not left.height:
-            break
-        parsed = pl.col("text").str.strptime(pl.Datetime("us"), form, strict=False, cache=False)
-        tried = left.with_columns(parsed.alias("read"))
+    """`_naive`: the cells read in one of `formats` (each `%Y` and a date separator); each tried only on
+    the cells the ones before it could not read and that hold its separator (a failed parse costs as
+    much as one that works). Without polars' cache of repeated texts, which costs more than it saves
+    unless most cells repeat (end cells, half of them repeats: 30% more)."""
+    first, *others = formats
+    read = _on(text, _parsed(pl.col(text.name), first)).alias("_naive")
+    unread = pl.col("read").is_null() & pl.col("text").is_not_null()
+    left = pl.DataFrame({"text": text, "read": read}).with_row_index("at").filter(unread).drop("read")
+    for form in others:
+        tried = left.filter(pl.col("text").str.contains(form[2], literal=True))
+        if not tried.height:
+            continue
+        tried = tried.with_columns(_parsed(pl.col("text"), form).alias("read"))
         done = tried.filter(pl.col("read").is_not_null())
         read = read.scatter(done["at"], done["read"])
-        left = tried.filter(pl.col("read").is_null()).drop("read")
+        left = left.filter(~pl.col("at").is_in(done["at"].implode()))
     return read
+
+
+def _parsed(text: pl.Expr, form: str) -> pl.Expr:
+    return text.str.strptime(pl.Datetime("us"), form, strict=False, cache=False)
 
 
 def _read_spellings(frame: pl.DataFrame) -> pl.DataFrame:
@@ -582,22 +626,25 @@ def _localised(naive: pl.Series, zones: dict[str, pl.Series]) -> tuple[pl.Series
     latest instant it can be (the two differ in a fall-back overlap; both null in a spring-forward gap,
     or without a zone)."""
     earliest = pl.repeat(None, naive.len(), dtype=_UTC, eager=True)
-    latest = earliest.clone()
     # replace_time_zone takes one zone name, not an expression: each zone's rows are converted apart,
     # at once unless a time is in an overlap or a gap (null), which few are.
     local = pl.col("local")
+    odd: list[pl.DataFrame] = []
     for name, at in zones.items():
-        done = pl.DataFrame({"at": at}).with_columns(naive.gather(at).alias("local"))
-        done = done.with_columns(_in_zone(local, name, "null").alias("once"))
+        done = naive.to_frame("local").select(
+            pl.lit(at).alias("at"), local.gather(at), _in_zone(local.gather(at), name, "null").alias("once")
+        )
         earliest = earliest.scatter(at, done["once"])
-        latest = latest.scatter(at, done["once"])
-        odd = done.filter(pl.col("once").is_null() & local.is_not_null())
-        if odd.height:
-            odd = odd.select(
-                "at", _in_zone(local, name, "earliest"), _in_zone(local, name, "latest").alias("l")
+        if done["once"].null_count() > done["local"].null_count():
+            odd.append(
+                done.filter(pl.col("once").is_null() & local.is_not_null()).select(
+                    "at", _in_zone(local, name, "earliest"), _in_zone(local, name, "latest").alias("l")
+                )
             )
-            earliest = earliest.scatter(odd["at"], odd["local"])
-            latest = latest.scatter(odd["at"], odd["l"])
+    latest = earliest.clone()
+    for times in odd:
+        earliest = earliest.scatter(times["at"], times["local"])
+        latest = latest.scatter(times["at"], times["l"])
     return earliest, latest
 
 
