@@ -16,7 +16,14 @@ from importer import messages
 from importer.errors import StopRun
 from importer.hubspot import Account
 from importer.models import DONE_STATUSES, RowOutcome, RowResult, RowStatus
-from importer.reporter import RowResults, append_results, journal_path, results_lines, write_results
+from importer.reporter import (
+    RowResults,
+    append_results,
+    journal_path,
+    results_lines,
+    write_pieces,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 2.0  # how often finished rows go to the results journal (or file) while rows finish
@@ -158,7 +165,7 @@ def write_checked(inputs: pl.DataFrame, chunks: Iterable[RowResults], results_pa
             yield results_lines(inputs, RowResults.of([]).columns(), None, None, False)
 
     with _writing(results_path):
-        write_results(lines(), results_path, rows=inputs.height)
+        write_pieces(lines(), results_path, inputs.height)
         journal_path(results_path).unlink(missing_ok=True)  # a killed run's: older than the file now
 
 

@@ -250,17 +250,15 @@ PLAN_ACTIONS = {"valid": "create", "updated": "update", "skipped": "skip", "fail
 """A plan's words for what a run would do with each row (`invalid` and `in_doubt` stay as they are)."""
 
 
-def write_results(frame: pl.DataFrame | Iterable[pl.DataFrame], path: Path, rows: int | None = None) -> None:
-    """Write the results atomically, as xlsx when `path` ends in .xlsx, else as CSV with a BOM.
+def write_results(frame: pl.DataFrame, path: Path) -> None:
+    """Write the results atomically, as xlsx when `path` ends in .xlsx, else as CSV with a BOM."""
+    write_pieces([frame], path, frame.height)
 
-    `frame` may come in pieces, each written as it comes (a dry run's chunks, as they are checked), so
-    the whole is never held at once; `rows` then says how many lines they make in all. A piece that
-    fails to come (an exception from the pieces) leaves any earlier file as it was."""
-    pieces = [frame] if isinstance(frame, pl.DataFrame) else frame
-    if rows is None:
-        if not isinstance(frame, pl.DataFrame):
-            raise TypeError("write_results needs `rows` when the results come in pieces")
-        rows = frame.height
+
+def write_pieces(pieces: Iterable[pl.DataFrame], path: Path, rows: int) -> None:
+    """As write_results, of results that come in pieces of `rows` lines in all, each written as it comes
+    (a dry run's chunks, as they are checked), so the whole is never held at once. A piece that fails to
+    come (an exception from the pieces) leaves any earlier file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)

@@ -21,6 +21,7 @@ from importer.reporter import (
     journal_path,
     read_earlier,
     results_frame,
+    write_pieces,
     write_results,
 )
 
@@ -274,7 +275,7 @@ def test_results_in_pieces_make_the_file_the_whole_makes(tmp_path: Path, suffix:
     whole = pl.concat([frame()] * 5).with_columns(pl.Series("件名", ["=1+1", "a", "-b", "c", "d"] * 2))
     write_results(whole, tmp_path / f"whole{suffix}")
     pieces = [whole.slice(0, 3), whole.slice(3, 0), whole.slice(3, 7)]
-    write_results(iter(pieces), tmp_path / f"pieces{suffix}", rows=whole.height)
+    write_pieces(iter(pieces), tmp_path / f"pieces{suffix}", whole.height)
     if suffix == ".csv":
         assert (tmp_path / "pieces.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     else:
@@ -295,7 +296,7 @@ def test_pieces_that_fail_to_come_keep_the_old_file(tmp_path: Path) -> None:
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        write_results(pieces(), path, rows=4)
+        write_pieces(pieces(), path, 4)
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
     assert path.read_text() == "old results\n"
 
