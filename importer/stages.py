@@ -27,7 +27,7 @@ from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import Lookups, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
 from importer.reader import Sheet, load_sheet, parse_rows
-from importer.reporter import EarlierResult, RowResults, count_statuses, read_earlier
+from importer.reporter import EarlierResult, RowResults, read_earlier
 from importer.sender import SendJob, UpdateJob, update_notes
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ def check_rows(
 
     write_checked(sheet.frame, checked(), results_path)
     results = RowResults(pl.concat(summary)) if summary else RowResults.of([])
-    log.info("read %s: %d rows, %d valid", input_path, len(results), count_statuses(results)["valid"])
+    valid = results.columns()["error"].null_count()  # read as valid: no error (_read_results)
+    log.info("read %s: %d rows, %d valid", input_path, len(results), valid)
     return sheet, results
 
 
