@@ -186,23 +186,20 @@ class Ledger:
         return self._connection
 
     def _commit_held(self, statement: str | None = None, values: list[Any] | None = None) -> None:
-        """The created marks held back, then `statement` if given, in one commit (and one sync)."""
+        """The created marks held back, then `statement` if given, in one commit (and one sync). Never
+        inside a transaction: marks are held only outside one, and `transaction` begins through `_db`."""
         held, self._held = self._held, []
         connection = self._connection
-        outside = not connection.in_transaction
-        if outside:
-            connection.execute("BEGIN IMMEDIATE")
+        connection.execute("BEGIN IMMEDIATE")
         try:
             connection.executemany(_MARK_CREATED, held)
             if statement is not None:
                 connection.execute(statement, values or [])
         except BaseException:
-            if outside:
-                connection.execute("ROLLBACK")
+            connection.execute("ROLLBACK")
             self._held[:0] = held
             raise
-        if outside:
-            connection.execute("COMMIT")
+        connection.execute("COMMIT")
 
     # --- reads ---
 
