@@ -13,7 +13,9 @@ requests arrive out of order, as over a real network); the real CLI (`python -m 
   two: start-up (an import of a sheet without rows, run after the case on its sandbox: imports, settings,
   the account details, the ledger) and the increment per request beyond it.
 
-Then the start-up time of `meeting-importer --version`. About seven minutes in all. On shared cores the
+Then the start-up time of `meeting-importer --version`, and this machine's floor for a paced request (a
+bare asyncio loop's CPU at 10 requests a second, with and without a synced SQLite commit): the CPU
+column read against it. About eight minutes in all. On shared cores the
 figures move with the machine's load: a busy event loop sends late and counts CPU it did not spend alone.
 
     .venv/bin/python bench/throughput.py [--rows 600] [--only NAME-PREFIX] [--concurrency N]
@@ -22,7 +24,10 @@ figures move with the machine's load: a busy event loop sends late and counts CP
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -116,6 +121,13 @@ def main() -> None:
         )
     wall, cpu = startup()
     print(f"start-up, meeting-importer --version: {wall:.2f} s, {cpu * 1000:.0f} ms CPU (median of 5)")
+    if args.only is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            bare, synced = floor(Path(tmp))
+        print(
+            f"this machine's floor at 10 requests a second: {bare:.2f} ms CPU a request for a bare asyncio loop "
+            f"(a GET on a kept connection, its JSON read), {synced:.2f} ms with one synced SQLite commit each"
+        )
 
 
 def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Outcome:
@@ -238,6 +250,54 @@ def startup() -> tuple[float, float]:
         walls.append(time.monotonic() - started)
         cpus.append(usage.ru_utime + usage.ru_stime)
     return statistics.median(walls), statistics.median(cpus)
+
+
+FLOOR_REQUESTS = 200
+
+
+def floor(folder: Path) -> tuple[float, float]:
+    """What a paced request costs here at the least, for reading the CPU column: the thread CPU of a loop
+    that wakes every 100 ms, sends one GET on a kept-alive connection and reads its JSON, without and with
+    a synced SQLite commit (the ledger's one per create). A woken process runs on cold caches, so this is
+    several times what the same loop costs unpaced."""
+    sandbox, url = _start_sandbox(folder, Case("floor", 100, 50, 200))
+    try:
+        return asyncio.run(_floor_loop(url, None)), asyncio.run(_floor_loop(url, folder / "floor.sqlite"))
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+async def _floor_loop(url: str, database: Path | None) -> float:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    request = (
+        f"GET /crm/v3/owners?limit=1 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer sandbox-token\r\n\r\n"
+    )
+    db = None
+    if database is not None:
+        db = sqlite3.connect(database, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE rows (row_key TEXT PRIMARY KEY, state TEXT, at REAL)")
+    loop = asyncio.get_running_loop()
+    due, started = loop.time(), time.thread_time()
+    for i in range(FLOOR_REQUESTS):
+        due += 0.1
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        if db is not None:
+            db.execute("INSERT INTO rows VALUES (?, 'sending', ?)", (f"row-{i}", time.time()))
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
+        json.loads(await reader.readexactly(length))
+    spent = time.thread_time() - started
+    writer.close()
+    if db is not None:
+        db.close()
+    return 1000 * spent / FLOOR_REQUESTS
 
 
 if __name__ == "__main__":
