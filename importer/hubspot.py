@@ -641,10 +641,7 @@ class HubSpotClient:
         it (auth flows, redirects, cookies, hooks), none of which the client uses."""
         if self._lean is None:
             return await self._http.send(request)
-        response = await self._lean.handle_async_request(request)
-        response.request = request
-        await response.aread()  # and decoded, if HubSpot compressed it
-        return response
+        return await self._lean.fetch(request)  # read, and decoded if HubSpot compressed it
 
     def _parse_url(self, path: str, query: tuple[tuple[str, str], ...]) -> httpx.URL:
         return httpx.URL(self._base_url + path, params=query or None)

@@ -149,6 +149,31 @@ def test_an_answer_in_gzip_is_decoded_and_its_reason_kept() -> None:
     assert (answer.status_code, answer.reason_phrase, answer.json()) == (503, "Slow Down", {"ok": True})
 
 
+def test_fetch_gives_the_answer_read_decoded_and_with_its_request() -> None:
+    plain = ok(b'{"id": "1"}', "X-HubSpot-RateLimit-Max: 100", "X-Name: Zoë")  # sent as UTF-8
+    packed = gzip.compress(b'{"id": "2"}')
+    gzipped = b"HTTP/1.1 201 Created\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(packed),
+        packed,
+    )
+
+    async def two(url: str) -> list[httpx.Response]:
+        transport = LeanTransport(max_connections=1)
+        requests = [httpx.Request("GET", url + path) for path in ("/a", "/b")]
+        try:
+            return [await transport.fetch(request) for request in requests]
+        finally:
+            await transport.aclose()
+
+    first, second = RawServer(plain, gzipped).serve(two)
+    assert (first.status_code, first.json(), first.request.url.path) == (200, {"id": "1"}, "/a")
+    assert first.headers["x-hubspot-ratelimit-max"] == "100"
+    assert first.headers["x-name"] == "Zoë"  # not ASCII: httpx works out the encoding, as before
+    assert (second.status_code, second.reason_phrase, second.json()) == (201, "Created", {"id": "2"})
+    assert second.request.url.path == "/b"
+    assert (first.is_closed, second.is_closed) == (True, True)
+
+
 def test_no_body_for_a_204() -> None:
     async def two(client: httpx.AsyncClient) -> list[int]:
         return [(await client.get("/")).status_code for _ in range(2)]
