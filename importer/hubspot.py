@@ -459,7 +459,10 @@ class HubSpotClient:
         """The create's request, to build ahead of its turn: built with a chunk's others it costs a sixth
         of what it does alone after a wait for the window, when the CPU has gone cold."""
         params = {"organizerUserId": str(organizer_user_id)}
-        return self._request("POST", CREATE_MEETING_PATH, params, body)
+        request = self._request("POST", CREATE_MEETING_PATH, params, body)
+        if self._lean is not None:
+            self._lean.prepare(request)  # its bytes on the wire too
+        return request
 
     async def create_meeting(
         self, organizer_user_id: int, body: Mapping[str, Any], *, request: httpx.Request | None = None

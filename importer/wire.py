@@ -14,6 +14,7 @@ WriteError / WriteTimeout, ReadError / ReadTimeout and RemoteProtocolError after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import ssl
 import time
@@ -25,6 +26,7 @@ import httpx
 KEEPALIVE_S = 4.0  # under the 5 s after which servers such as uvicorn close an idle connection
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HEAD_LIMIT = 256 * 1024  # the most a status line and headers may take
+MESSAGE = "importer.wire.message"  # a request's extension: its bytes on the wire, made by `prepare`
 Origin = tuple[str, str, int]
 T = TypeVar("T")
 
@@ -84,6 +86,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 connection.close()
         return status, headers, content, {"http_version": b"HTTP/1.1", "reason_phrase": reason}
 
+    def prepare(self, request: httpx.Request) -> None:
+        """Make `request`'s bytes on the wire now, to be sent as they are: for a request built ahead of its
+        turn, with a chunk's others, rather than alone on the CPU gone cold while it waited (50 us a
+        request). The request must not change after. One that cannot go out as it is (a header with a
+        line break) is left to fail when it is sent, as any other."""
+        # RequestNotRead: a body still to be streamed, read at send time.
+        with contextlib.suppress(httpx.LocalProtocolError, httpx.RequestNotRead):
+            request.extensions[MESSAGE] = _head(request) + request.content
+
     async def aclose(self) -> None:
         for connections in self._idle.values():
             for connection in connections:
@@ -140,8 +151,10 @@ class _Connection:
     ) -> tuple[int, bytes, _Head, bytes, bool]:
         """Send `request`, read its whole answer: status, reason, headers, body, and whether the connection
         may carry another request."""
-        body = await request.aread()
-        self.writer.write(_head(request) + body)  # one write: one segment for a small request
+        message = request.extensions.get(MESSAGE)
+        if message is None:
+            message = _head(request) + await request.aread()
+        self.writer.write(message)  # one write: one segment for a small request
         if self.writer.transport.get_write_buffer_size():  # the socket did not take it all at once
             await _within(self.writer.drain(), timeouts.get("write"), httpx.WriteTimeout, httpx.WriteError)
         # One timeout for the head and the body: each costs the loop a timer, and most answers come in

@@ -218,6 +218,28 @@ def test_a_header_with_a_line_break_is_never_sent() -> None:
     assert server.requests == []
 
 
+def test_a_request_prepared_ahead_goes_out_as_one_made_at_send_time() -> None:
+    async def both(url: str) -> None:
+        transport = LeanTransport(max_connections=1)
+        requests = [httpx.Request("POST", url + "/crm/v3?a=1", json={"title": "商談"}) for _ in range(2)]
+        transport.prepare(requests[1])
+        broken = httpx.Request("GET", url + "/", headers={"X-A": "b\r\nX-Injected: 1"})
+        transport.prepare(broken)  # left to fail when sent
+        try:
+            for request in requests:
+                await transport.fetch(request)
+            with pytest.raises(httpx.LocalProtocolError):
+                await transport.fetch(broken)
+        finally:
+            await transport.aclose()
+
+    server = RawServer(ok(b"{}"), ok(b"{}"))
+    server.serve(both)
+    made_then, made_ahead = server.requests
+    assert made_ahead == made_then
+    assert made_ahead.startswith(b"POST /crm/v3?a=1 HTTP/1.1\r\n")
+
+
 def test_the_client_sends_on_it_unless_the_environment_names_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     details = ok(b'{"portalId": 7, "uiDomain": "app.hubspot.com"}', "Content-Type: application/json")
 
