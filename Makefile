@@ -31,8 +31,8 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check importer tests bench
-	$(BIN)/ruff format --check importer tests bench
+	$(BIN)/ruff check importer tests bench samples
+	$(BIN)/ruff format --check importer tests bench samples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

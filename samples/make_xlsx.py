@@ -49,7 +49,9 @@ def main() -> None:
                 sheet.write_string(index, column, str(value), text)  # a deal id kept as text
             elif value is not None:
                 sheet.write(index, column, value)
-    workbook.add_worksheet("Notes").write(0, 0, "The importer reads the first sheet unless --sheet says otherwise.")
+    workbook.add_worksheet("Notes").write(
+        0, 0, "The importer reads the first sheet unless --sheet says otherwise."
+    )
     workbook.close()
 
 
