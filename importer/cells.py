@@ -485,13 +485,12 @@ def _read_shaped(cells: pl.DataFrame) -> pl.DataFrame:
     """`_naive` and `_offset` of the cells (`at`, `_text`) in ISO 8601 with an offset or in 年月日, as
     the rewriting reads them (tests/test_cells.py checks it), without its regex passes."""
     text, iso = pl.col("_text"), pl.col("_iso")
-    naive = pl.Datetime("us")
     hours, minutes = (text.str.slice(at, 2).cast(pl.Int32, strict=False) for at in (-5, -2))
     shaped = cells.with_columns(text.str.contains(_ISO_OFFSET).alias("_iso"))
     shaped = shaped.filter(iso | text.str.contains(_JAPANESE_DATE)).with_columns(
         pl.when(iso)
-        .then(text.str.head(19).str.strptime(naive, "%Y-%m-%dT%H:%M:%S", strict=False, cache=False))
-        .otherwise(text.str.strptime(naive, "%Y年%m月%d日 %H:%M", strict=False, cache=False))
+        .then(_parsed(text.str.head(19), "%Y-%m-%dT%H:%M:%S"))
+        .otherwise(_parsed(text, "%Y年%m月%d日 %H:%M"))
         .alias("_naive"),
         pl.when(iso)
         .then(pl.when(text.str.slice(-6, 1) == "-").then(-1).otherwise(1) * (hours * 60 + minutes))
