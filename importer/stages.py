@@ -8,7 +8,7 @@ import hashlib
 import logging
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ from importer.hubspot import Account, AuthFailed, HubSpotClient, HubSpotError
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import Lookups, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
-from importer.reader import Sheet, load_sheet, parse_rows
+from importer.reader import ParsedChunk, Sheet, load_sheet, parse_rows
 from importer.reporter import EarlierResult, RowResults, read_earlier
 from importer.sender import SendJob, UpdateJob, update_notes
 
@@ -66,13 +66,11 @@ def unpacked(rows: Pending) -> list[tuple[int, Meeting]]:
 
 def read_rows(input_path: Path, settings: Settings, zone: str) -> tuple[Sheet, RowResults, Pending]:
     """Stage: the sheet, a result for every row (invalid ones settled), and the valid rows' meetings."""
-    sheet = _load(input_path, settings)
     meetings: Pending = []  # packed as each is built: a chunk's worth of Meeting objects is never held
-    chunks = parse_rows(
-        sheet,
-        default_timezone=zone,
-        default_outcome=settings.default_outcome,
-        default_reminders=settings.default_reminders,
+    sheet, chunks = _parse(
+        input_path,
+        settings,
+        zone,
         on_meeting=lambda index, meeting: meetings.append((index, Packed.of(meeting))),
     )
     frames = [chunk.frame for chunk in chunks]
@@ -87,14 +85,7 @@ def check_rows(
     """Stage, a dry run's whole: every row read and checked, and its line in the results file written as
     its chunk is done (write_checked). Returns the sheet and the results the summary reads (each row's
     number, status and error): a million rows' lines, their cells' and results', are never all held."""
-    sheet = _load(input_path, settings)
-    chunks = parse_rows(
-        sheet,
-        default_timezone=zone,
-        default_outcome=settings.default_outcome,
-        default_reminders=settings.default_reminders,
-        build_meetings=False,
-    )
+    sheet, chunks = _parse(input_path, settings, zone, build_meetings=False)
     summary: list[pl.DataFrame] = []
 
     def checked() -> Iterator[RowResults]:
@@ -110,8 +101,16 @@ def check_rows(
     return sheet, results
 
 
-def _load(input_path: Path, settings: Settings) -> Sheet:
-    return load_sheet(
+def _parse(
+    input_path: Path,
+    settings: Settings,
+    zone: str,
+    *,
+    build_meetings: bool = True,
+    on_meeting: Callable[[int, Meeting], None] | None = None,
+) -> tuple[Sheet, Iterator[ParsedChunk]]:
+    """The sheet as `settings` read it, and its rows as parse_rows checks them, a chunk at a time."""
+    sheet = load_sheet(
         input_path,
         columns=settings.columns,
         encoding=settings.encoding,
@@ -119,6 +118,15 @@ def _load(input_path: Path, settings: Settings) -> Sheet:
         header_row=settings.header_row,
         key_column=settings.key_column,
     )
+    chunks = parse_rows(
+        sheet,
+        default_timezone=zone,
+        default_outcome=settings.default_outcome,
+        default_reminders=settings.default_reminders,
+        build_meetings=build_meetings,
+        on_meeting=on_meeting,
+    )
+    return sheet, chunks
 
 
 def _read_results(frames: list[pl.DataFrame], meetings: Pending) -> RowResults:
