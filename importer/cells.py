@@ -673,9 +673,21 @@ def _offset_text(seconds: int) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
+# `1,440` or `1,000.5`: commas between groups of three digits separate thousands, as Excel shows them (a
+# day is `1,440`, never 1.44 minutes); any other single comma is a decimal one (`1,5`, `0,500`).
+_THOUSANDS = r"^[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"
+
+
 def _duration(frame: pl.DataFrame) -> pl.DataFrame:
-    """`_minutes` from duration_minutes (a decimal comma allowed); `_end` = end, else start + minutes."""
-    minutes = pl.col("duration_minutes").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    """`_minutes` from duration_minutes (thousands separators and a decimal comma allowed); `_end` = end,
+    else start + minutes."""
+    text = pl.col("duration_minutes")
+    number = (
+        pl.when(text.str.contains(_THOUSANDS))
+        .then(text.str.replace_all(",", "", literal=True))
+        .otherwise(text.str.replace(",", ".", literal=True))
+    )
+    minutes = number.cast(pl.Float64, strict=False)
     frame = frame.with_columns(minutes.alias("_minutes"))
     in_range = (pl.col("_minutes") > 0) & (pl.col("_minutes") <= MAX_MINUTES)
     offset = pl.duration(microseconds=(pl.col("_minutes") * 60_000_000).round().cast(pl.Int64))

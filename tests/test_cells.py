@@ -225,24 +225,44 @@ def test_start_is_required() -> None:
 
 @pytest.mark.parametrize(
     ("text", "minutes"),
-    [("45", 45.0), ("1,5", 1.5), ("0.5", 0.5), (" 90 ", 90.0), (str(MAX_MINUTES), float(MAX_MINUTES))],
+    [
+        ("45", 45.0),
+        ("1,5", 1.5),
+        ("0,500", 0.5),
+        ("12,50", 12.5),
+        ("0.5", 0.5),
+        (" 90 ", 90.0),
+        ("1,440", 1440.0),  # a thousands separator, as Excel shows a day's minutes
+        ("１，４４０", 1440.0),
+        ("1,000.5", 1000.5),
+        (str(MAX_MINUTES), float(MAX_MINUTES)),
+    ],
 )
 def test_duration_sets_the_end(text: str, minutes: float) -> None:
     row = one(end=None, duration_minutes=text)
     assert (row["end"], row["_problems"]) == (utc(2026, 12, 1, 10) + timedelta(minutes=minutes), None)
 
 
+@given(st.integers(1, MAX_MINUTES))
+def test_a_thousands_separator_never_changes_a_duration(minutes: int) -> None:
+    with_commas = one(end=None, duration_minutes=f"{minutes:,}")
+    assert (with_commas["end"], with_commas["_problems"]) == (
+        one(end=None, duration_minutes=str(minutes))["end"],
+        None,
+    )
+
+
 def test_end_wins_over_duration() -> None:
     assert one(duration_minutes="15")["end"] == utc(2026, 12, 1, 11)
 
 
-@pytest.mark.parametrize("text", ["0", "-5", str(MAX_MINUTES + 1)])
+@pytest.mark.parametrize("text", ["0", "-5", str(MAX_MINUTES + 1), f"{MAX_MINUTES + 1:,}"])
 def test_duration_out_of_range(text: str) -> None:
     expected = f"duration_minutes: '{text}' must be more than 0 and at most {MAX_MINUTES} minutes"
     assert problems(end=None, duration_minutes=text) == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "1h", "1.2.3"])
+@pytest.mark.parametrize("text", ["abc", "1h", "1.2.3", "1,5,0", "1.440,5"])
 def test_duration_not_a_number(text: str) -> None:
     assert problems(end=None, duration_minutes=text) == f"duration_minutes: '{text}' is not a number"
 
@@ -491,6 +511,7 @@ PLAUSIBLE = {
     "end": st.one_of(st.none(), st.none(), time_texts()),
     "duration_minutes": st.one_of(
         st.integers(1, MAX_MINUTES).map(str),
+        st.integers(1, MAX_MINUTES).map("{:,}".format),
         st.sampled_from(["0", "-1", str(MAX_MINUTES + 1), "0,5", "1e-9", str(MAX_MINUTES)]),
     ),
     "timezone": st.one_of(st.none(), st.sampled_from(ZONES)),
