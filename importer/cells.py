@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
-from typing import get_args
+from typing import Literal, get_args
 
 import polars as pl
 
@@ -62,6 +62,12 @@ MIN_YEAR, MAX_YEAR = 1900, 2199
 _OFFSET = r"\d(?P<gap>\s*)(?P<sign>[+-])(?P<hh>[01]\d|2[0-3])(?P<colon>:?)(?P<mm>[0-5]\d)$"
 _MERIDIEM = r"(?i)\s*(午前|午後|am|pm)\s*"
 _DATE_ONLY = r"^\d{4}-\d{1,2}-\d{1,2}$"
+DateOrder = Literal["YMD", "MDY", "DMY"]
+"""How a date with the year last is read: never (YMD, the default: 01/02/2027 is 2 January to one team
+and 1 February to another), as month/day/year (MDY, 2/13/2027) or as day/month/year (DMY, 13.02.2027)."""
+_YEAR_LAST = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(\D|$)"
+_YEAR_FIRST = {"MDY": "${3}-${1}-${2}${4}", "DMY": "${3}-${2}-${1}${4}"}
+_YEAR_LAST_LEFT = r"^\d{1,2}[.-]\d{1,2}[.-]\d{4}(\D|$)"  # _YEAR_LAST once normalised_time_text ran
 _TIME_ONLY = r"^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$"
 _ERA = r"^(?P<era>令和|平成|昭和|[RHSrhs])\s*(?P<year>元|\d{1,2})[-.](?P<month>\d{1,2})[-.](?P<day>\d{1,2})(?P<rest>.*)$"
 _ERA_NAMES = {"R": "令和", "H": "平成", "S": "昭和"}
@@ -87,8 +93,10 @@ def parse_cells(
     default_timezone: str,
     default_outcome: str,
     default_reminders: str,
+    date_order: DateOrder = "YMD",
 ) -> tuple[pl.DataFrame, list[tuple[Reminder, ...]]]:
-    """Typed values for `cells` (a text column per mapped field, as read: trimmed here, "" as null).
+    """Typed values for `cells` (a text column per mapped field, as read: trimmed here, "" as null);
+    `date_order` says how a date with the year last is read (DateOrder).
 
     Returns a frame with the model's fields (lists joined by LIST_SEPARATOR), `_problems` and `_warnings`
     (messages in the active language, null when none), `_error_codes` and `_warning_codes` (a code per
@@ -116,8 +124,8 @@ def parse_cells(
     frame = frame.with_columns(column for done in distinct for column in done.get_columns())
     frame = frame.with_columns(nfkc(frame["duration_minutes"]))
     zones = _rows_by_zone(frame["_zone"])  # the start's and the end's
-    frame = _start_times(frame, zones)
-    frame = _end_times(frame, zones)
+    frame = _start_times(frame, zones, date_order)
+    frame = _end_times(frame, zones, date_order)
     frame = _bound_years(_duration(frame))
     frame = frame.with_columns(_start_read(frame))
 
@@ -371,7 +379,7 @@ def normalised_time_text(text: pl.Expr) -> pl.Expr:
     return text.str.replace(r"(\d):([ +-]|$)", "$1:00$2").str.strip_chars()
 
 
-def _start_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame:
+def _start_times(frame: pl.DataFrame, zones: dict[str, pl.Series], date_order: DateOrder) -> pl.DataFrame:
     """`_start` (UTC) and the columns `_parse_times` adds, from the start cell, else the date and
     start_time cells together."""
     # Columns without a cell are left out of the concatenation (which ignores nulls): most sheets have none.
@@ -380,25 +388,38 @@ def _start_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFra
     if parts:
         shown = pl.coalesce(shown, pl.concat_str(parts, separator=" ", ignore_nulls=True).replace("", None))
     frame = frame.with_columns(shown.alias("_start_shown"))
-    return _parse_times(frame.with_columns(_text=nfkc(frame["_start_shown"])), "start", zones)
+    return _parse_times(
+        frame.with_columns(_text=_time_text(frame["_start_shown"], date_order)), "start", zones
+    )
+
+
+def _time_text(cells: pl.Series, date_order: DateOrder) -> pl.Series:
+    """A time cell's text to read: after NFKC, and with a date that puts the year last put first, as
+    `date_order` reads it (left as it is in YMD, to be refused with a hint)."""
+    text = nfkc(cells)
+    if date_order == "YMD":
+        return text
+    return text.str.replace(_YEAR_LAST, _YEAR_FIRST[date_order])
 
 
 def _empty(cells: pl.Series) -> bool:
     return cells.null_count() == cells.len()
 
 
-def _end_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame:
+def _end_times(frame: pl.DataFrame, zones: dict[str, pl.Series], date_order: DateOrder) -> pl.DataFrame:
     """As `_start_times` for the end: the end cell, else the end_time cell on the date cell's day,
     or on the start's day when there is no date."""
     if _empty(frame["end_time"]):  # most sheets: the end cell it is
         frame = frame.with_columns(pl.col("end").alias("_end_shown"))
-        return _parse_times(frame.with_columns(_text=nfkc(frame["_end_shown"])), "end", zones)
+        return _parse_times(
+            frame.with_columns(_text=_time_text(frame["_end_shown"], date_order)), "end", zones
+        )
     from_time = pl.col("end").is_null() & pl.col("end_time").is_not_null()
     date_and_time = pl.concat_str([pl.col("date"), pl.col("end_time")], separator=" ", ignore_nulls=True)
     frame = frame.with_columns(
         pl.when(from_time).then(date_and_time).otherwise(pl.col("end")).alias("_end_shown")
     )
-    frame = frame.with_columns(_text=nfkc(frame["_end_shown"]))
+    frame = frame.with_columns(_text=_time_text(frame["_end_shown"], date_order))
     on_start_day = from_time & pl.col("date").is_null()
     if frame.select(on_start_day.any()).item():
         start_day = pl.col("_start_local").dt.strftime("%Y-%m-%d")
@@ -412,7 +433,7 @@ def _end_times(frame: pl.DataFrame, zones: dict[str, pl.Series]) -> pl.DataFrame
 
 
 def _parse_times(frame: pl.DataFrame, field: str, zones: dict[str, pl.Series]) -> pl.DataFrame:
-    """From `_text`: `_<field>` (UTC), `_<field>_status` (null, unparsable, no_time, no_date, era,
+    """From `_text`: `_<field>` (UTC), `_<field>_status` (null, unparsable, year_last, no_time, no_date, era,
     nonexistent or ambiguous), `_<field>_era`, and `_<field>_local` and `_<field>_offset` (the wall time
     read and the minutes of its written offset).
 
@@ -598,14 +619,17 @@ def _apply_meridiem(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _unread_kind(frame: pl.DataFrame) -> pl.Expr:
-    """Why a time could not be read: a date alone (no_time), a time alone (no_date) or other text.
+    """Why a time could not be read: a date with the year last, which only a date_order reads
+    (year_last), a date alone (no_time), a time alone (no_date) or other text.
     Only worked out when some cell could not be read."""
     unread = pl.col("_naive").is_null() & pl.col("_text").is_not_null()
     if not frame.select(unread.any()).item():
         return pl.lit(None, pl.String)
     wall = pl.col("_wall")
     return (
-        pl.when(wall.str.contains(_DATE_ONLY))
+        pl.when(pl.col("_text").str.contains(_YEAR_LAST_LEFT))  # its `-2027` is no offset
+        .then(pl.lit("year_last"))
+        .when(wall.str.contains(_DATE_ONLY))
         .then(pl.lit("no_time"))
         .when(wall.str.contains(_TIME_ONLY))
         .then(pl.lit("no_date"))
@@ -715,6 +739,7 @@ def _title_problems(column: _Columns) -> list[_Check]:
 
 _UNREAD = {
     "unparsable": codes.COULD_NOT_PARSE_DATE,
+    "year_last": codes.DATE_ORDER_NEEDED,
     "no_time": codes.MISSING_TIME_OF_DAY,
     "no_date": codes.MISSING_DATE,
 }

@@ -219,6 +219,14 @@ _path = click.Path(path_type=Path, dir_okay=False)
     ),
 )
 @_option("--encoding", help=N_("CSV encoding (utf-8, cp932, utf-16, ...). Default: detected."))
+@_option(
+    "--date-order",
+    type=click.Choice(["MDY", "DMY", "YMD"], case_sensitive=False),
+    help=N_(
+        "How dates with the year last read: MDY (2/13/2027) or DMY (13/02/2027). Default: YMD, which "
+        "refuses them, as 01/02/2027 reads two ways."
+    ),
+)
 @_option("--dry-run", is_flag=True, default=None, help=N_("Validate every row, write results, send nothing."))
 @_option(
     "--only-failed",

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from importer.cells import zone_name
+from importer.cells import DateOrder, zone_name
 from importer.errors import ConfigError
 from importer.messages import Language, _, language_from
 from importer.models import ENUM_ALIASES, FIELDS, Outcome, ReminderError, allowed_values, parse_reminders
@@ -37,6 +37,7 @@ class Settings(BaseModel):
     default_timezone: str | None = None
     default_outcome: str = "SCHEDULED"
     default_reminders: str = "30m"
+    date_order: DateOrder = "YMD"  # how a date with the year last reads (cells.DateOrder)
     include_invite_description: bool = False
     # HubSpot
     base_url: str = "https://api.hubapi.com"
@@ -81,6 +82,11 @@ class Settings(BaseModel):
                 _("unknown time zone '{value}' (use an IANA name such as Asia/Tokyo)").format(value=value)
             )
         return name
+
+    @field_validator("date_order", mode="before")
+    @classmethod
+    def _date_order(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("default_outcome")
     @classmethod

@@ -145,6 +145,12 @@ COULD_NOT_PARSE_DATE = _code(
     "a start or end cell is not a date and time the importer reads",
     hubspot=True,
 )
+DATE_ORDER_NEEDED = _code(
+    "DATE_ORDER_NEEDED",
+    "{column}: '{value}' puts the year last, which reads two ways (1/2 is 2 January or 1 February): set"
+    " date_order to MDY (2/13/2027) or DMY (13/02/2027), or write e.g. 2026/12/01 14:00",
+    "a start or end cell puts the year last, and no date_order says how to read it",
+)
 MISSING_TIME_OF_DAY = _code(
     "MISSING_TIME_OF_DAY",
     "{column}: '{value}' has a date but no time of day (write e.g. 2026/12/01 14:00, or give the"

@@ -28,7 +28,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from importer import problems as codes
-from importer.cells import LIST_FIELDS, LIST_SEPARATOR, parse_cells
+from importer.cells import LIST_FIELDS, LIST_SEPARATOR, DateOrder, parse_cells
 from importer.errors import InputError
 from importer.messages import N_, _
 from importer.models import FIELDS, REQUIRED_FIELDS, RESULT_COLUMNS, RESULT_MARKERS, Meeting, Reminder
@@ -645,6 +645,7 @@ def parse_rows(
     default_timezone: str,
     default_outcome: str,
     default_reminders: str,
+    date_order: DateOrder = "YMD",
     build_meetings: bool = True,
     chunk_rows: int = _CHUNK_ROWS,
     on_meeting: Callable[[int, Meeting], None] | None = None,
@@ -667,6 +668,7 @@ def parse_rows(
             default_timezone=default_timezone,
             default_outcome=default_outcome,
             default_reminders=default_reminders,
+            date_order=date_order,
         )
         outcome = typed.select(
             sheet.rows.slice(offset, chunk_rows).alias("row"),

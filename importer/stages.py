@@ -123,6 +123,7 @@ def _parse(
         default_timezone=zone,
         default_outcome=settings.default_outcome,
         default_reminders=settings.default_reminders,
+        date_order=settings.date_order,
         build_meetings=build_meetings,
         on_meeting=on_meeting,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from importer.cells import (
     LIST_FIELDS,
     LIST_SEPARATOR,
+    DateOrder,
     _read_spellings,
     _read_times,
     nfkc,
@@ -42,6 +43,7 @@ def parse(
     default_timezone: str = "UTC",
     default_outcome: str = "SCHEDULED",
     default_reminders: str = "30m",
+    date_order: DateOrder = "YMD",
 ) -> tuple[list[dict[str, Any]], list[tuple[Reminder, ...]]]:
     """parse_cells on rows of cell text, trimmed with "" as null as the reader hands them over."""
     names = [f for f in FIELDS if any(f in row for row in rows)]
@@ -53,6 +55,7 @@ def parse(
         default_timezone=default_timezone,
         default_outcome=default_outcome,
         default_reminders=default_reminders,
+        date_order=date_order,
     )
     return out.to_dicts(), schedules
 
@@ -218,6 +221,61 @@ def test_end_or_duration_is_needed() -> None:
 
 def test_start_is_required() -> None:
     assert problems(start=None) == "start: is required"
+
+
+# --- dates with the year last ---
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("2/13/2027 14:00", "MDY", utc(2027, 2, 13, 14)),
+        ("02/13/2027 2:00 PM", "MDY", utc(2027, 2, 13, 14)),
+        ("01/02/2027 10:00", "MDY", utc(2027, 1, 2, 10)),
+        ("01/02/2027 10:00", "DMY", utc(2027, 2, 1, 10)),
+        ("13/02/2027 10:00", "DMY", utc(2027, 2, 13, 10)),
+        ("13.02.2027 10:00", "DMY", utc(2027, 2, 13, 10)),
+        ("13-02-2027 10:00:30", "DMY", utc(2027, 2, 13, 10, 0, 30)),
+        ("２／１３／２０２７　１４：００", "MDY", utc(2027, 2, 13, 14)),
+        ("2/13/2027 14:00+09:00", "MDY", utc(2027, 2, 13, 5)),
+        ("2027/02/13 14:00", "MDY", utc(2027, 2, 13, 14)),  # year first: the same in every order
+        ("2027/02/13 14:00", "DMY", utc(2027, 2, 13, 14)),
+    ],
+)
+def test_a_date_order_reads_dates_with_the_year_last(text: str, order: DateOrder, expected: datetime) -> None:
+    (row,), _ = parse([{**BASE, "start": text, "end": None, "duration_minutes": "30"}], date_order=order)
+    assert (row["start"], row["_problems"]) == (expected, None)
+
+
+@pytest.mark.parametrize("text", ["01/02/2027 10:00", "2/13/2027 2:00 PM", "13.02.2027 10:00", "2/13/2027"])
+def test_without_a_date_order_the_year_last_is_refused_with_a_hint(text: str) -> None:
+    row = one(start=text, end=None, duration_minutes="30")
+    assert row["_error_codes"] == "DATE_ORDER_NEEDED"
+    assert row["_problems"].startswith(f"start: '{text}' puts the year last") and "MDY" in row["_problems"]
+
+
+def test_a_date_order_does_not_make_an_impossible_date() -> None:
+    (row,), _ = parse([{**BASE, "start": "13/02/2027 10:00"}], date_order="MDY")
+    assert row["_error_codes"] == "COULD_NOT_PARSE_DATE"
+
+
+def test_a_date_order_reads_the_date_column_and_an_end_time_on_its_day() -> None:
+    cells = {"start": None, "end": None, "date": "13/02/2027", "start_time": "10:00", "end_time": "11:30"}
+    (row,), _ = parse([{**BASE, **cells}], date_order="DMY")
+    assert (row["start"], row["end"], row["_problems"]) == (
+        utc(2027, 2, 13, 10),
+        utc(2027, 2, 13, 11, 30),
+        None,
+    )
+
+
+@given(st.dates(date(1900, 1, 1), date(2199, 12, 31)), st.sampled_from(["MDY", "DMY"]), st.booleans())
+def test_a_date_written_in_its_order_reads_as_that_date(day: date, order: DateOrder, padded: bool) -> None:
+    month, dom = (f"{day.month:02d}", f"{day.day:02d}") if padded else (str(day.month), str(day.day))
+    first, second = (month, dom) if order == "MDY" else (dom, month)
+    text = f"{first}/{second}/{day.year:04d} 09:30"
+    (row,), _ = parse([{**BASE, "start": text, "end": None, "duration_minutes": "30"}], date_order=order)
+    assert (row["start"], row["_problems"]) == (utc(day.year, day.month, day.day, 9, 30), None)
 
 
 # --- duration ---

@@ -63,6 +63,23 @@ def test_all_rows_valid_exits_0(write_csv: WriteCsv, tmp_path: Path) -> None:
     assert statuses(results) == {2: "valid", 3: "valid"}
 
 
+def test_a_us_sheet_reads_with_its_date_order(tmp_path: Path) -> None:
+    """US Excel writes month/day/year: refused with a hint until --date-order names the order."""
+    path = tmp_path / "us.csv"
+    shutil.copy(REPO / "tests" / "data" / "us_excel_dates.csv", path)
+    results = tmp_path / "us.dry-run.csv"
+    assert invoke("run", path, "--dry-run", "--results", results).exit_code == 1
+    frame = pl.read_csv(results, infer_schema=False)
+    assert set(frame["error_code"]) == {"DATE_ORDER_NEEDED;DATE_ORDER_NEEDED"}
+    result = invoke("run", path, "--dry-run", "--results", results, "--date-order", "mdy")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert pl.read_csv(results, infer_schema=False)["start_read"].to_list() == [
+        "2027-02-13T14:00:00+00:00",
+        "2027-12-01T09:30:00+00:00",
+        "2027-01-02T16:00:00+00:00",
+    ]
+
+
 def test_some_rows_invalid_exits_1(write_csv: WriteCsv, tmp_path: Path) -> None:
     path = write_csv(HEADER + GOOD + BAD)
     out = tmp_path / "out" / "r.xlsx"

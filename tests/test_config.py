@@ -155,6 +155,13 @@ def test_shipped_file_documents_every_setting() -> None:
     assert [name for name in Settings.model_fields if name != "token" and name not in text] == []
 
 
+def test_date_order_from_any_source_in_any_case() -> None:
+    assert load_settings(None, {"MEETING_IMPORTER_DATE_ORDER": " dmy "}, {}).date_order == "DMY"
+    assert load_settings(None, {}, {"date_order": "mdy"}).date_order == "MDY"
+    with pytest.raises(ConfigError, match="date_order: Input should be 'YMD', 'MDY' or 'DMY'"):
+        load_settings(None, {"MEETING_IMPORTER_DATE_ORDER": "month first"}, {})
+
+
 def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError, match="Instance is frozen"):
         load_settings(None, {}, {}).concurrency = 2

@@ -124,6 +124,7 @@ PRODUCERS: dict[str, Callable[[], Produced]] = {
     "MISSING_REQUIRED_PROPERTY": from_cells(title=None),
     "COLUMN_TOO_LARGE": from_cells(title="x" * 1001),
     "COULD_NOT_PARSE_DATE": from_cells(start="2026/13/01 10:00"),
+    "DATE_ORDER_NEEDED": from_cells(start="01/02/2027 10:00"),
     "MISSING_TIME_OF_DAY": from_cells(start="2026/12/01"),
     "MISSING_DATE": from_cells(start="10:00"),
     "DATE_OUTSIDE_ERA": from_cells(start="平成32年1月5日 10:00"),
@@ -216,6 +217,10 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "COULD_NOT_PARSE_DATE": (
         "開始日時: cannot read '2026/13/01 10:00' as a date and time (write e.g. 2026/12/01 14:00, 2026年12月1日 午後2時, 令和8年12月1日 14:00 or 2026-12-01T14:00:00+09:00)",
         "開始日時: 「2026/13/01 10:00」を日時として読めません（例: 2026/12/01 14:00、2026年12月1日 午後2時、令和8年12月1日 14:00、2026-12-01T14:00:00+09:00）",
+    ),
+    "DATE_ORDER_NEEDED": (
+        "開始日時: '01/02/2027 10:00' puts the year last, which reads two ways (1/2 is 2 January or 1 February): set date_order to MDY (2/13/2027) or DMY (13/02/2027), or write e.g. 2026/12/01 14:00",
+        "開始日時: 「01/02/2027 10:00」は年が最後にあり、2通りに読めます（1/2 は1月2日とも2月1日とも読めます）。date_order を MDY（2/13/2027）か DMY（13/02/2027）にするか、2026/12/01 14:00 のように書いてください",
     ),
     "MISSING_TIME_OF_DAY": (
         "開始日時: '2026/12/01' has a date but no time of day (write e.g. 2026/12/01 14:00, or give the time in a start_time column)",
