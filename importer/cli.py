@@ -222,6 +222,7 @@ _path = click.Path(path_type=Path, dir_okay=False)
 @_option(
     "--date-order",
     type=click.Choice(["MDY", "DMY", "YMD"], case_sensitive=False),
+    metavar="[MDY|DMY|YMD]",  # click would show the choices lower-cased
     help=N_(
         "How dates with the year last read: MDY (2/13/2027) or DMY (13/02/2027). Default: YMD, which "
         "refuses them, as 01/02/2027 reads two ways."
