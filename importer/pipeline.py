@@ -50,7 +50,7 @@ from importer.logbook import BatchSender, Mode, Routing, route
 from importer.mapper import Lookups
 from importer.models import DONE_STATUSES, RowStatus
 from importer.pacing import Pacer
-from importer.reader import Sheet
+from importer.reader import Sheet, require_file
 from importer.reporter import EarlierResult, RowResults, count_statuses, default_results_path
 from importer.sender import Feed, Sender, SendJob, UpdateJob
 from importer.stages import (
@@ -166,6 +166,7 @@ def run_import(
     # A dry run or a plan never overwrites a real run's results (and the meeting ids in them) by default.
     kind = "plan" if plan else "dry-run" if settings.dry_run else "results"
     results_path = settings.results or default_results_path(input_path, kind)
+    require_file(input_path)  # a sheet missing at night costs no request and prints no portal line
     _check_results_path(input_path, results_path)
     if settings.dry_run:
         zone = settings.default_timezone or "UTC"

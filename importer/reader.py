@@ -146,6 +146,12 @@ class _HeaderFinder:
         return max(filled, key=lambda i: (len(mappings[i].fields), -i))
 
 
+def require_file(path: Path) -> None:
+    """Raises InputError unless `path` is a file: checked before HubSpot is asked anything too."""
+    if not path.is_file():
+        raise InputError(_("{path}: no such file").format(path=path))
+
+
 def load_sheet(
     path: Path,
     *,
@@ -160,8 +166,7 @@ def load_sheet(
     The header is row `header_row` (as Excel numbers rows) when given, else the first of the top
     HEADER_SEARCH_ROWS rows that has every required column. Columns that map to no field are logged.
     """
-    if not path.is_file():
-        raise InputError(_("{path}: no such file").format(path=path))
+    require_file(path)
     find = _HeaderFinder(path, columns, header_row)
     excel = path.suffix.lower() in EXCEL_SUFFIXES
     table = _read_excel(path, sheet, find) if excel else _read_csv(path, encoding, find)

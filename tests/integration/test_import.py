@@ -130,6 +130,16 @@ def test_wrong_token_stops_at_once(start_sandbox: Callable[..., Sandbox], tmp_pa
     assert not results.exists()  # nothing was done, so no results file (nor an earlier one) is touched
 
 
+def test_a_missing_sheet_stops_before_any_request(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    missing = tmp_path / "tonight.csv"
+    proc = run_cli(["run", str(missing)], importer_env(sandbox))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", f"Error: {missing}: no such file\n")
+    assert sandbox.stats()["requests_total"] == 0
+
+
 def test_missing_token_is_a_config_error(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
     sandbox = start_sandbox()
     env = importer_env(sandbox)
