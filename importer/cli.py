@@ -14,8 +14,10 @@ import gc
 import importlib
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +39,10 @@ EXIT_CODES = N_(
     "\b\n"
     "Exit codes:\n"
     "  0  every row created, skipped (done before) or, in a dry run, valid\n"
-    "  1  some rows were not: invalid, failed, in doubt or not sent (see the results file)\n"
-    "  2  usage, config, input, state or authentication error: one line on stderr, nothing sent\n"
+    "  1  some rows were not: invalid, failed, in doubt or not sent\n"
+    "     (see the results file)\n"
+    "  2  usage, config, input, state or authentication error:\n"
+    "     one line on stderr, nothing sent\n"
     "  3  another run holds the lock on the ledger\n"
     "  4  an internal error (a bug): one line on stderr; the ledger stays right"
 )
@@ -49,13 +53,100 @@ _CLICK_HEADINGS = (N_("Usage:"), N_("Options"), N_("Commands"))
 
 
 class _Formatter(click.HelpFormatter):
-    """Writes click's headings in the language of the run."""
+    """Writes click's headings in the language of the run, and wraps text that holds wide characters
+    (Japanese) by the columns it takes, where click counts characters (a kanji takes two)."""
 
     def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
         super().write_usage(prog, args, f"{messages._('Usage:')} " if prefix is None else prefix)
 
     def write_heading(self, heading: str) -> None:
         super().write_heading(messages._(heading))
+
+    def write_text(self, text: str) -> None:
+        if not _has_wide(text):
+            super().write_text(text)
+            return
+        indent = " " * self.current_indent
+        lines = _wrapped_paragraphs(text, max(self.width - self.current_indent, 11))
+        self.write("\n".join(indent + line if line else "" for line in lines) + "\n")
+
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        if not any(_has_wide(second) for _, second in rows):
+            super().write_dl(rows, col_max, col_spacing)
+            return
+        # As click lays the list out: terms in a column of at most col_max, a longer one on its own line.
+        first_col = min(max((len(first) for first, _ in rows), default=0), col_max) + col_spacing
+        margin = " " * (first_col + self.current_indent)
+        for first, second in rows:
+            self.write(" " * self.current_indent + first)
+            if not second:
+                self.write("\n")
+                continue
+            self.write(
+                " " * (first_col - len(first)) if len(first) <= first_col - col_spacing else "\n" + margin
+            )
+            lines = _wrapped_paragraphs(second, max(self.width - first_col - 2, 10)) or [""]
+            self.write("\n".join([lines[0], *(margin + line if line else "" for line in lines[1:])]) + "\n")
+
+
+# Japanese line breaking (kinsoku): these never begin a line, and these never end one.
+_NO_LINE_START = frozenset(
+    "、。，．・：；？！）」』】〕〉》ー々ぁぃぅぇぉっゃゅょァィゥェォッャュョ:;,.)]}!?%"
+)
+_NO_LINE_END = frozenset("（「『【〔〈《")
+_PIECES = re.compile(r"[\x21-\x7e]+|.")  # an ASCII word, or one other character (a break may follow any)
+
+
+def _has_wide(text: str) -> bool:
+    return any(unicodedata.east_asian_width(c) in "WF" for c in text)
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrapped_paragraphs(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` columns, as click wraps help: paragraphs apart, one whose first
+    line is `\\b` as it is written."""
+    lines: list[str] = []
+    for paragraph in text.split("\n\n"):
+        if lines:
+            lines.append("")
+        kept = paragraph.splitlines()
+        if kept and kept[0].strip() == "\b":
+            lines.extend(kept[1:])
+        else:
+            lines.extend(_wrapped(" ".join(paragraph.split()), width))
+    return lines
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """Greedy, at a space or between any two characters, but for what kinsoku keeps together: a
+    character that cannot begin a line takes the one before it along, as does one that cannot end one."""
+    lines: list[str] = []
+    line: list[str] = []  # pieces, a space its own
+    for piece in _PIECES.findall(text):
+        if piece == " " and not line:
+            continue
+        if piece == " " or _columns("".join(line) + piece) <= width:
+            line.append(piece)
+            continue
+        carried = [piece]
+        while line and (_edge(carried)[:1] in _NO_LINE_START or _edge(line[::-1]) in _NO_LINE_END):
+            carried.insert(0, line.pop())
+        if _edge(line) and _edge(carried)[:1] not in _NO_LINE_START:
+            lines.append("".join(line).rstrip())
+            line = carried[next(i for i, p in enumerate(carried) if p != " ") :]
+        else:
+            line += carried  # nowhere kinsoku lets it break: the line runs long
+    rest = "".join(line).rstrip()
+    return [*lines, rest] if rest else lines
+
+
+def _edge(pieces: list[str]) -> str:
+    """The first piece that is not a space ("" if none)."""
+    return next((p for p in pieces if p != " "), "")
 
 
 class _Context(click.Context):

@@ -14,8 +14,10 @@ import click
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
-from importer.cli import main
+from importer.cli import _NO_LINE_END, _NO_LINE_START, _columns, _wrapped, main
 from importer.models import RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -456,12 +458,50 @@ def test_run_help_in_japanese_wherever_lang_is_given(args: list[str]) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "使い方: main run [OPTIONS] INPUT"
-    assert (
-        lines[2] == "  INPUT（CSV、xlsx、xlsm、xls、ods）のミーティングを取り込み、結果ファイルを書きます。"
-    )
+    assert lines[2:4] == [
+        "  INPUT（CSV、xlsx、xlsm、xls、ods）のミーティングを取り込み、結果ファイルを書き",
+        "  ます。",
+    ]
     assert "オプション:" in lines
     assert "  --help                          このヘルプを表示して終了します。" in lines
     assert "  終了コード:" in lines
+
+
+@pytest.mark.parametrize("language", ["ja_JP.UTF-8", "C.UTF-8"])
+@pytest.mark.parametrize("command", [[], ["run"], ["plan"], ["status"]])
+def test_help_fits_the_terminal_by_the_columns_it_takes(
+    command: list[str], language: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Click counts a kanji as one character; a terminal shows it two columns wide."""
+    monkeypatch.setenv("LANG", language)
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    too_wide = [line for line in result.stdout.splitlines() if _columns(line) > 80]
+    assert too_wide == []
+
+
+def test_japanese_help_breaks_lines_as_japanese_does() -> None:
+    lines = _wrapped("既定: 最初の表示されているシート（Excelの表示どおり）。次の行。", 20)
+    assert lines == ["既定: 最初の表示され", "ているシート（Excel", "の表示どおり）。次の", "行。"]
+    assert all(_columns(line) <= 20 for line in lines)
+
+
+@given(
+    st.lists(st.sampled_from(["漢字", "かな", "、", "。", "（", "）", "ASCII", " ", "x", ": "]), max_size=40)
+)
+def test_wrapping_keeps_every_character_and_the_kinsoku_rules(pieces: list[str]) -> None:
+    text = " ".join("".join(pieces).split())
+    lines = _wrapped(text, 16)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert not any(line[0] in _NO_LINE_START for line in lines[1:])
+    assert not any(line[-1] in _NO_LINE_END for line in lines[:-1])
+    assert "" not in lines
+
+
+def test_english_help_is_click_s_own() -> None:
+    lines = invoke("run", "--help", "--lang", "en").stdout.splitlines()
+    assert "  --dry-run                       Validate every row, write results, send" in lines
+    assert max(map(len, lines)) <= 80
 
 
 def test_status_in_japanese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
