@@ -75,13 +75,13 @@ class TimeUnit(StrEnum):
     WEEKS = "WEEKS"
 
 
-_UNIT_WORDS = {
+UNIT_WORDS = {
     TimeUnit.MINUTES: ("m", "min", "mins", "minute", "minutes", "分"),
     TimeUnit.HOURS: ("h", "hr", "hrs", "hour", "hours", "時間"),
     TimeUnit.DAYS: ("d", "day", "days", "日"),
     TimeUnit.WEEKS: ("w", "wk", "wks", "week", "weeks", "週間"),
 }
-_UNITS = {word: unit for unit, words in _UNIT_WORDS.items() for word in words}
+_UNITS = {word: unit for unit, words in UNIT_WORDS.items() for word in words}
 _NO_REMINDERS = ("none", "no", "-", "なし")
 
 Outcome = Literal["SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"]

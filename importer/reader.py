@@ -184,7 +184,9 @@ def load_sheet(
         evidence = evidence.filter(kept) if evidence is not None else None
     headers = {f: frame.columns[i] for f, i in mapping.fields.items()}
     if excel:
-        frame = _excel_time_cells(frame, [headers[f] for f in _TIME_FIELDS if f in headers])
+        # A duration cell formatted [h]:mm is a time of day 0 too: `01:30:00`, which reads as 90 minutes.
+        timed = (*_TIME_FIELDS, "duration_minutes")
+        frame = _excel_time_cells(frame, [headers[f] for f in timed if f in headers])
     unmapped = [
         header[i] or frame.columns[i]
         for i in mapping.unmapped

@@ -294,6 +294,17 @@ def test_a_date_written_in_its_order_reads_as_that_date(day: date, order: DateOr
         ("１，４４０", 1440.0),
         ("1,000.5", 1000.5),
         (str(MAX_MINUTES), float(MAX_MINUTES)),
+        ("90分", 90.0),
+        ("９０分", 90.0),
+        ("1時間", 60.0),
+        ("1時間30分", 90.0),
+        ("1,5時間", 90.0),
+        ("1.5h", 90.0),
+        ("1h30m", 90.0),
+        ("1 hour 30 min", 90.0),
+        ("45 MIN", 45.0),
+        ("1:30", 90.0),  # Excel's [h]:mm
+        ("0:45:30", 45.5),
     ],
 )
 def test_duration_sets_the_end(text: str, minutes: float) -> None:
@@ -314,13 +325,15 @@ def test_end_wins_over_duration() -> None:
     assert one(duration_minutes="15")["end"] == utc(2026, 12, 1, 11)
 
 
-@pytest.mark.parametrize("text", ["0", "-5", str(MAX_MINUTES + 1), f"{MAX_MINUTES + 1:,}"])
+@pytest.mark.parametrize("text", ["0", "-5", str(MAX_MINUTES + 1), f"{MAX_MINUTES + 1:,}", "0分", "745時間"])
 def test_duration_out_of_range(text: str) -> None:
     expected = f"duration_minutes: '{text}' must be more than 0 and at most {MAX_MINUTES} minutes"
     assert problems(end=None, duration_minutes=text) == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "1h", "1.2.3", "1,5,0", "1.440,5"])
+@pytest.mark.parametrize(
+    "text", ["abc", "1x", "1.2.3", "1,5,0", "1.440,5", "分", "30分1時間", "1:60", "-30分"]
+)
 def test_duration_not_a_number(text: str) -> None:
     assert problems(end=None, duration_minutes=text) == f"duration_minutes: '{text}' is not a number"
 
@@ -570,6 +583,8 @@ PLAUSIBLE = {
     "duration_minutes": st.one_of(
         st.integers(1, MAX_MINUTES).map(str),
         st.integers(1, MAX_MINUTES).map("{:,}".format),
+        st.integers(1, MAX_MINUTES).map("{}分".format),
+        st.integers(1, 744).map("{}時間".format),
         st.sampled_from(["0", "-1", str(MAX_MINUTES + 1), "0,5", "1e-9", str(MAX_MINUTES)]),
     ),
     "timezone": st.one_of(st.none(), st.sampled_from(ZONES)),

@@ -685,6 +685,7 @@ def test_excel_date_only_and_time_only_cells(name: str) -> None:
     assert sent(rows["date-time"]) == "2027-01-05T05:00:00Z"
     assert rows["date-only"].error == f"開始日時: '2027-01-05' {NO_TIME}"
     assert rows["time-only"].error == f"開始日時: '14:00:00' {NO_DATE}"
+    assert sent(rows["duration-clock"], end=True) == "2027-01-05T06:30:00Z"  # [h]:mm 1:30 is 90 minutes
 
 
 def test_date_and_times_in_separate_columns_below_title_rows() -> None:

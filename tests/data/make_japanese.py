@@ -166,7 +166,8 @@ def write_title_workbook() -> None:
 
 
 def write_cell_types(name: str, *, date_1904: bool) -> None:
-    """Start cells typed as Excel stores them: a date-time, a date alone, a time alone."""
+    """Start cells typed as Excel stores them: a date-time, a date alone, a time alone; and a duration
+    typed as a time, formatted [h]:mm."""
     book = workbook(name, date_1904=date_1904)
     sheet = book.add_worksheet("商談")
     formats = {f: book.add_format({"num_format": f}) for f in ("yyyy/mm/dd hh:mm", "yyyy/mm/dd", "hh:mm")}
@@ -181,6 +182,10 @@ def write_cell_types(name: str, *, date_1904: bool) -> None:
         sheet.write_datetime(index, 1, value, formats[number_format])
         sheet.write_number(index, 2, 60)
         sheet.write_string(index, 3, OWNER)
+    sheet.write_string(4, 0, "duration-clock")
+    sheet.write_datetime(4, 1, datetime(2027, 1, 5, 14, 0), formats["yyyy/mm/dd hh:mm"])
+    sheet.write_datetime(4, 2, time(1, 30), book.add_format({"num_format": "[h]:mm"}))
+    sheet.write_string(4, 3, OWNER)
     book.close()
 
 
