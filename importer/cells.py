@@ -702,7 +702,7 @@ def _offset_text(seconds: int) -> str:
 # `1,440` or `1,000.5`: commas between groups of three digits separate thousands, as Excel shows them (a
 # day is `1,440`, never 1.44 minutes); any other single comma is a decimal one (`1,5`, `0,500`).
 _THOUSANDS = r"^[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"
-_AMOUNT = r"\d+(?:[.,]\d+)?"
+_AMOUNT = r"\d[\d.,]*"  # read by _amount: what it cannot read leaves the duration unread
 _WORDS = {unit: "|".join(sorted(UNIT_WORDS[unit], key=len, reverse=True)) for unit in UNIT_WORDS}
 # A duration written with its units, as Japanese sheets often do: `90分`, `1時間`, `1時間30分`, `1.5h`,
 # `1 hour 30 min`; or as a clock, `1:30` (Excel's [h]:mm).
@@ -717,18 +717,22 @@ def _duration(frame: pl.DataFrame) -> pl.DataFrame:
     """`_minutes` from duration_minutes: a number of minutes (thousands separators and a decimal comma
     allowed), or hours and minutes with their units, or a clock (`_spelt_minutes`); `_end` = end, else
     start + minutes."""
-    text = pl.col("duration_minutes")
+    cells = frame["duration_minutes"]
+    minutes = _spelt_minutes(cells, _on(cells, _amount(pl.col("duration_minutes"))))
+    frame = frame.with_columns(minutes.alias("_minutes"))
+    in_range = (pl.col("_minutes") > 0) & (pl.col("_minutes") <= MAX_MINUTES)
+    offset = pl.duration(microseconds=(pl.col("_minutes") * 60_000_000).round().cast(pl.Int64))
+    return frame.with_columns(pl.coalesce(pl.col("_end"), pl.when(in_range).then(pl.col("_start") + offset)))
+
+
+def _amount(text: pl.Expr) -> pl.Expr:
+    """A number as a sheet writes it (_THOUSANDS, else a decimal comma), or null."""
     number = (
         pl.when(text.str.contains(_THOUSANDS))
         .then(text.str.replace_all(",", "", literal=True))
         .otherwise(text.str.replace(",", ".", literal=True))
     )
-    cells = frame["duration_minutes"]
-    minutes = _spelt_minutes(cells, _on(cells, number.cast(pl.Float64, strict=False)))
-    frame = frame.with_columns(minutes.alias("_minutes"))
-    in_range = (pl.col("_minutes") > 0) & (pl.col("_minutes") <= MAX_MINUTES)
-    offset = pl.duration(microseconds=(pl.col("_minutes") * 60_000_000).round().cast(pl.Int64))
-    return frame.with_columns(pl.coalesce(pl.col("_end"), pl.when(in_range).then(pl.col("_start") + offset)))
+    return number.cast(pl.Float64, strict=False)
 
 
 def _spelt_minutes(cells: pl.Series, minutes: pl.Series) -> pl.Series:
@@ -739,21 +743,18 @@ def _spelt_minutes(cells: pl.Series, minutes: pl.Series) -> pl.Series:
     if not left.height:
         return minutes
 
-    def amount(part: pl.Expr) -> pl.Expr:
-        return part.str.replace(",", ".", literal=True).cast(pl.Float64)
-
     spelt = pl.col("text").str.extract_groups(_SPELT_DURATION).struct
     clock = pl.col("text").str.extract_groups(_CLOCK_DURATION).struct
-    hours, parts = amount(spelt.field("hours")), amount(spelt.field("minutes"))
+    hours, parts = _amount(spelt.field("hours")), _amount(spelt.field("minutes"))
     read = left.select(
         "at",
         pl.coalesce(
             pl.when(hours.is_not_null() | parts.is_not_null()).then(
                 hours.fill_null(0) * 60 + parts.fill_null(0)
             ),
-            amount(clock.field("hours")) * 60
-            + amount(clock.field("minutes"))
-            + amount(clock.field("seconds")).fill_null(0) / 60,
+            _amount(clock.field("hours")) * 60
+            + _amount(clock.field("minutes"))
+            + _amount(clock.field("seconds")).fill_null(0) / 60,
         ).alias("read"),
     ).drop_nulls("read")
     return minutes.scatter(read["at"], read["read"])

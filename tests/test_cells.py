@@ -299,6 +299,7 @@ def test_a_date_written_in_its_order_reads_as_that_date(day: date, order: DateOr
         ("1時間", 60.0),
         ("1時間30分", 90.0),
         ("1,5時間", 90.0),
+        ("1,440分", 1440.0),  # the thousands rule holds with units too
         ("1.5h", 90.0),
         ("1h30m", 90.0),
         ("1 hour 30 min", 90.0),
@@ -332,7 +333,7 @@ def test_duration_out_of_range(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["abc", "1x", "1.2.3", "1,5,0", "1.440,5", "分", "30分1時間", "1:60", "-30分"]
+    "text", ["abc", "1x", "1.2.3", "1,5,0", "1.440,5", "分", "30分1時間", "1:60", "-30分", "1,5,0分"]
 )
 def test_duration_not_a_number(text: str) -> None:
     assert problems(end=None, duration_minutes=text) == f"duration_minutes: '{text}' is not a number"
