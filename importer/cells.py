@@ -69,7 +69,6 @@ DateOrder = Literal["YMD", "MDY", "DMY"]
 and 1 February to another), as month/day/year (MDY, 2/13/2027) or as day/month/year (DMY, 13.02.2027)."""
 _YEAR_LAST = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(\D|$)"
 _YEAR_FIRST = {"MDY": "${3}-${1}-${2}${4}", "DMY": "${3}-${2}-${1}${4}"}
-_YEAR_LAST_LEFT = r"^\d{1,2}[.-]\d{1,2}[.-]\d{4}(\D|$)"  # _YEAR_LAST once normalised_time_text ran
 _TIME_ONLY = r"^([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$"
 _ERA = r"^(?P<era>令和|平成|昭和|[RHSrhs])\s*(?P<year>元|\d{1,2})[-.](?P<month>\d{1,2})[-.](?P<day>\d{1,2})(?P<rest>.*)$"
 _ERA_NAMES = {"R": "令和", "H": "平成", "S": "昭和"}
@@ -396,8 +395,8 @@ def _start_times(frame: pl.DataFrame, zones: dict[str, pl.Series], date_order: D
 
 
 def _time_text(cells: pl.Series, date_order: DateOrder) -> pl.Series:
-    """A time cell's text to read: after NFKC, and with a date that puts the year last put first, as
-    `date_order` reads it (left as it is in YMD, to be refused with a hint)."""
+    """A time cell's text to read: after NFKC, and a date with the year last rewritten year first, in
+    `date_order` (left as written in YMD, to be refused with a hint)."""
     text = nfkc(cells)
     if date_order == "YMD":
         return text
@@ -629,7 +628,8 @@ def _unread_kind(frame: pl.DataFrame) -> pl.Expr:
         return pl.lit(None, pl.String)
     wall = pl.col("_wall")
     return (
-        pl.when(pl.col("_text").str.contains(_YEAR_LAST_LEFT))  # its `-2027` is no offset
+        # On the text, not the wall: normalised (`/` is `-`), `2-13-2027`'s `-2027` read as an offset.
+        pl.when(pl.col("_text").str.contains(_YEAR_LAST))
         .then(pl.lit("year_last"))
         .when(wall.str.contains(_DATE_ONLY))
         .then(pl.lit("no_time"))

@@ -99,7 +99,7 @@ _PIECES = re.compile(r"[\x21-\x7e]+|.")  # an ASCII word, or one other character
 
 
 def _has_wide(text: str) -> bool:
-    return any(unicodedata.east_asian_width(c) in "WF" for c in text)
+    return _columns(text) > len(text)
 
 
 def _columns(text: str) -> int:
