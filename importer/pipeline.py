@@ -347,7 +347,10 @@ class _Import:
             with closing(Ledger.copy_of(path, portal)) as copy:
                 yield copy
             return
-        with state_lock(path, self.input_path), open_ledger(path, portal) as ledger:
+        with (
+            state_lock(path, self.input_path),
+            open_ledger(path, portal, synced=not self.settings.check_existing) as ledger,
+        ):
             if self.settings.state_path is None:
                 merge_legacy_ledger(ledger, self.results_path.parent / LEGACY_PLACE)
             yield ledger
