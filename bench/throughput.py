@@ -12,13 +12,13 @@ requests arrive out of order, as over a real network); the real CLI (`python -m 
 - the importers' CPU (user + system, from wait4) per request, start-up and all; and that CPU split in
   two: start-up (an import of a sheet without rows, run after the case on its sandbox: imports, settings,
   the account details, the ledger) and the increment per request beyond it;
-- a gauge of the machine's speed at the time: the floor below, measured on the case's sandbox right after
-  it (50 requests). The same work costs up to twice as much while other guests load the host, and every
+- a gauge of the machine's speed at the time: the CPU of `meeting-importer --version` run right after the
+  case (median of 5). The same work costs up to twice as much while other guests load the host, and every
   CPU figure of the case moves with it: read cases against their gauges, not only against each other.
 
 Then the start-up time of `meeting-importer --version`, and this machine's floor for a paced request (a
 bare asyncio loop's CPU at 10 requests a second, with and without a synced SQLite commit): the CPU
-column read against it. About nine minutes in all. On shared cores the
+column read against it. About eight minutes in all. On shared cores the
 figures move with the machine's load: a busy event loop sends late and counts CPU it did not spend alone.
 
     .venv/bin/python bench/throughput.py [--rows 600] [--only NAME-PREFIX] [--concurrency N]
@@ -88,7 +88,7 @@ class Outcome:
     cpu_ms_per_request: float
     startup_cpu_ms: float  # one importer's, with no rows
     cpu_ms_per_more_request: float  # beyond start-up
-    gauge_cpu_ms: float  # a bare paced request right after the case: how fast the machine was
+    gauge_cpu_ms: float  # `--version` right after the case: how fast the machine was
     created: int
     duplicates: int
     exit_codes: tuple[int, ...]
@@ -121,7 +121,7 @@ def main() -> None:
         print(
             f"{case.name:38} {share:>14} {whole:>15} {busiest:>14} {outcome.window_429s:>4} "
             f"{outcome.cpu_ms_per_request:>14.2f} {outcome.startup_cpu_ms:>11.0f} "
-            f"{outcome.cpu_ms_per_more_request:>11.2f} {outcome.gauge_cpu_ms:>8.2f} {created:>7} "
+            f"{outcome.cpu_ms_per_more_request:>11.2f} {outcome.gauge_cpu_ms:>8.0f} {created:>7} "
             f"{outcome.searches:>8}{codes}"
         )
     wall, cpu = startup()
@@ -156,10 +156,10 @@ def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Ou
         startup_requests = (
             httpx.get(f"{url}/__sandbox/stats").json()["requests_total"] - stats["requests_total"]
         )
-        gauge = asyncio.run(_floor_loop(url, None, GAUGE_REQUESTS))
     finally:
         sandbox.terminate()
         sandbox.wait()
+    _, gauge = startup()
     limit_per_s = min(case.tier, case.rate_limit or case.tier) / (WINDOW_MS / 1000)
     requests = stats["requests_total"]
     beyond = cpu - case.importers * startup_cpu
@@ -171,7 +171,7 @@ def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Ou
         cpu_ms_per_request=1000 * cpu / requests,
         startup_cpu_ms=1000 * startup_cpu,
         cpu_ms_per_more_request=1000 * beyond / (requests - case.importers * startup_requests),
-        gauge_cpu_ms=gauge,
+        gauge_cpu_ms=1000 * gauge,
         created=stats["meetings_created"],
         duplicates=stats["duplicates"],
         exit_codes=codes,
@@ -260,7 +260,6 @@ def startup() -> tuple[float, float]:
 
 
 FLOOR_REQUESTS = 200
-GAUGE_REQUESTS = 50
 
 
 def floor(folder: Path) -> tuple[float, float]:
@@ -276,9 +275,7 @@ def floor(folder: Path) -> tuple[float, float]:
         sandbox.wait()
 
 
-async def _floor_loop(url: str, database: Path | None, requests: int = FLOOR_REQUESTS) -> float:
-    """CPU ms per request of a bare loop sending `requests` GETs at 10 a second (and committing to
-    `database`, if given)."""
+async def _floor_loop(url: str, database: Path | None) -> float:
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     request = (
@@ -292,7 +289,7 @@ async def _floor_loop(url: str, database: Path | None, requests: int = FLOOR_REQ
         db.execute("CREATE TABLE rows (row_key TEXT PRIMARY KEY, state TEXT, at REAL)")
     loop = asyncio.get_running_loop()
     due, started = loop.time(), time.thread_time()
-    for i in range(requests):
+    for i in range(FLOOR_REQUESTS):
         due += 0.1
         await asyncio.sleep(max(0.0, due - loop.time()))
         if db is not None:
@@ -307,7 +304,7 @@ async def _floor_loop(url: str, database: Path | None, requests: int = FLOOR_REQ
     writer.close()
     if db is not None:
         db.close()
-    return 1000 * spent / requests
+    return 1000 * spent / FLOOR_REQUESTS
 
 
 if __name__ == "__main__":
