@@ -11,10 +11,7 @@ requests arrive out of order, as over a real network); the real CLI (`python -m 
 - the busiest rolling window HubSpot saw, and the 429s it served for it;
 - the importers' CPU (user + system, from wait4) per request, start-up and all; and that CPU split in
   two: start-up (an import of a sheet without rows, run after the case on its sandbox: imports, settings,
-  the account details, the ledger) and the increment per request beyond it;
-- a gauge of the machine's speed at the time: the CPU of `meeting-importer --version` run right after the
-  case (median of 5). The same work costs up to twice as much while other guests load the host, and every
-  CPU figure of the case moves with it: read cases against their gauges, not only against each other.
+  the account details, the ledger) and the increment per request beyond it.
 
 Then the start-up time of `meeting-importer --version`, and this machine's floor for a paced request (a
 bare asyncio loop's CPU at 10 requests a second, with and without a synced SQLite commit): the CPU
@@ -88,7 +85,6 @@ class Outcome:
     cpu_ms_per_request: float
     startup_cpu_ms: float  # one importer's, with no rows
     cpu_ms_per_more_request: float  # beyond start-up
-    gauge_cpu_ms: float  # `--version` right after the case: how fast the machine was
     created: int
     duplicates: int
     exit_codes: tuple[int, ...]
@@ -106,8 +102,8 @@ def main() -> None:
     print(f"{args.rows} rows a case; uplink delay 0-100 ms before HubSpot counts a request; no --rate-limit")
     print(
         f"{'case':38} {'share creating':>14} {'share whole run':>15} {'busiest window':>14} "
-        f"{'429s':>4} {'CPU ms/request':>14} {'start-up ms':>11} {'+ms/request':>11} {'gauge ms':>8} "
-        f"{'created':>7} {'searches':>8}"
+        f"{'429s':>4} {'CPU ms/request':>14} {'start-up ms':>11} {'+ms/request':>11} {'created':>7} "
+        f"{'searches':>8}"
     )
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,8 +117,7 @@ def main() -> None:
         print(
             f"{case.name:38} {share:>14} {whole:>15} {busiest:>14} {outcome.window_429s:>4} "
             f"{outcome.cpu_ms_per_request:>14.2f} {outcome.startup_cpu_ms:>11.0f} "
-            f"{outcome.cpu_ms_per_more_request:>11.2f} {outcome.gauge_cpu_ms:>8.0f} {created:>7} "
-            f"{outcome.searches:>8}{codes}"
+            f"{outcome.cpu_ms_per_more_request:>11.2f} {created:>7} {outcome.searches:>8}{codes}"
         )
     wall, cpu = startup()
     print(f"start-up, meeting-importer --version: {wall:.2f} s, {cpu * 1000:.0f} ms CPU (median of 5)")
@@ -159,7 +154,6 @@ def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Ou
     finally:
         sandbox.terminate()
         sandbox.wait()
-    _, gauge = startup()
     limit_per_s = min(case.tier, case.rate_limit or case.tier) / (WINDOW_MS / 1000)
     requests = stats["requests_total"]
     beyond = cpu - case.importers * startup_cpu
@@ -171,7 +165,6 @@ def run_case(case: Case, folder: Path, rows: int, concurrency: int | None) -> Ou
         cpu_ms_per_request=1000 * cpu / requests,
         startup_cpu_ms=1000 * startup_cpu,
         cpu_ms_per_more_request=1000 * beyond / (requests - case.importers * startup_requests),
-        gauge_cpu_ms=1000 * gauge,
         created=stats["meetings_created"],
         duplicates=stats["duplicates"],
         exit_codes=codes,
