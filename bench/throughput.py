@@ -17,6 +17,9 @@ Then the start-up time of `meeting-importer --version`, and this machine's floor
 bare asyncio loop's CPU at 10 requests a second, with and without a synced SQLite commit): the CPU
 column read against it. About eight minutes in all. On shared cores the
 figures move with the machine's load: a busy event loop sends late and counts CPU it did not spend alone.
+Other guests on the host move them too, by up to twice, within minutes: the start-up column shows it (an
+import without rows costs about 300 ms of CPU on a quiet host, 600 on a contended one), and the bare loop
+below does not, its few lines staying in the caches the importer's many lose.
 
     .venv/bin/python bench/throughput.py [--rows 600] [--only NAME-PREFIX] [--concurrency N]
 """
