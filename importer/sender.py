@@ -337,14 +337,23 @@ class Sender:
                 state["busy"] += 1
                 try:
                     queue.extend(await handle(item) or ())
+                except Exception as error:
+                    # A failure no row's outcome covers (a results checkpoint on a full disk, say): the
+                    # other workers take no more rows, and finish the ones in flight, recorded.
+                    self.stop(str(error))
+                    raise
                 finally:
                     state["busy"] -= 1
                     changed.set()
 
         feeding = asyncio.ensure_future(feed())
+        workers = [asyncio.ensure_future(worker()) for _ in range(self._concurrency)]
         self._wakers.update((changed, room))
         try:
-            await asyncio.gather(*(worker() for _ in range(self._concurrency)))
+            await asyncio.gather(*workers)
+        except Exception:
+            await asyncio.gather(*workers, return_exceptions=True)  # the others' rows in flight, first
+            raise
         finally:
             self._wakers.difference_update((changed, room))
             if not feeding.done():

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from importer.errors import AuthError
+from importer.errors import AuthError, StopRun
 from importer.hubspot import CREATE_MEETING_PATH, HubSpotClient, RetryPolicy
 from importer.ledger import Ledger
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
@@ -389,6 +389,7 @@ class Harness:
         self.hubspot = FakeHubSpot()
         self.ledger = Ledger(ledger_path, PORTAL)
         self.reported: list[tuple[int, Outcome]] = []
+        self.refuse_outcomes: Exception | None = None  # raised once, when next told an outcome
         self.retry_sleeps: list[float] = []
         self.sender: Sender | None = None
 
@@ -423,7 +424,7 @@ class Harness:
                     concurrency=concurrency,
                     max_attempts=max_attempts,
                     search_lag_s=search_lag_s,
-                    on_outcome=lambda index, outcome: self.reported.append((index, outcome)),
+                    on_outcome=self._told,
                     daily_remaining=daily_remaining,
                     clock=clock or time.time,
                     sleep=clock.sleep if clock else None,
@@ -433,6 +434,12 @@ class Harness:
 
         told = len(self.reported)
         return asyncio.run(main())
+
+    def _told(self, index: int, outcome: Outcome) -> None:
+        self.reported.append((index, outcome))
+        refusal, self.refuse_outcomes = self.refuse_outcomes, None
+        if refusal is not None:
+            raise refusal  # a results checkpoint that failed (a full disk): the next one may not come
 
     def stop(self, reason: str) -> None:
         """Stop the sender as a signal would."""
@@ -1281,6 +1288,24 @@ def test_stop_cuts_retries_short_and_the_row_is_not_sent(
     assert len(harness.hubspot.creates) == 1
     assert harness.retry_sleeps == []
     assert harness.hubspot.meetings == []
+
+
+def test_an_outcome_that_cannot_be_recorded_stops_every_worker_and_leaves_no_create_unrecorded(
+    harness: Harness,
+) -> None:
+    """The results file cannot be written (a full disk, say) as one row finishes: the run stops with that
+    error. The other workers take no more rows and finish the creates they have in flight, so every
+    meeting HubSpot made is `created` in the ledger, and no row is sent after the stop."""
+    harness.refuse_outcomes = StopRun("cannot write the results file")
+    jobs = titled(*(f"Row {i}" for i in range(40)))
+    with pytest.raises(StopRun, match="cannot write the results file"):
+        harness.send(jobs, concurrency=4)
+    made = harness.hubspot.titles()
+    assert 1 <= len(made) <= 4  # the creates in flight when the first outcome failed, and no more
+    states = {job.request.title: harness.state(job.row_key) for job in jobs}
+    assert {title: state[0] for title, state in states.items() if state is not None} == {
+        title: "created" for title in made
+    }
 
 
 def test_first_stop_reason_wins(harness: Harness) -> None:
