@@ -318,10 +318,11 @@ class _Import:
                         self.plan,
                         headers=sheet.headers,
                     )
-                    try:
-                        await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
-                    finally:
-                        board.checkpoint(final=True)
+                    with _creates_told(results, ledger_path):
+                        try:
+                            await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
+                        finally:
+                            board.checkpoint(final=True)
         return _summary(
             self.input_path,
             self.results_path,
@@ -603,6 +604,25 @@ class _Import:
         finally:
             for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
+
+
+@contextmanager
+def _creates_told(results: RowResults, ledger_path: Path) -> Iterator[None]:
+    """A stop after meetings were created (a results file that cannot be written, say) says how many, and
+    that the ledger has them: the night's mail must not leave a rerun in doubt."""
+    try:
+        yield
+    except StopRun as stop:
+        created = int((results.columns()["status"] == str(RowStatus.CREATED)).sum())
+        if not created:
+            raise
+        told = messages.ngettext(
+            "{count} meeting was created before the stop; the ledger {path} has it, so the next run skips it",
+            "{count} meetings were created before the stop; the ledger {path} has them, so the next run"
+            " skips them",
+            created,
+        ).format(count=created, path=ledger_path)
+        raise StopRun(f"{stop}\n{told}") from None
 
 
 class _Stopped(Exception):

@@ -13,10 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from importer.config import Settings
 from importer.errors import InputError, LockHeld, StopRun
 from importer.ledger import Entry, Ledger, Run, TargetState, lock_path, open_ledger, read_state, state_lock
-from importer.pipeline import _Import
 
 TARGET = "https://api.hubapi.com"
 SANDBOX = "http://127.0.0.1:8787"
@@ -192,18 +190,6 @@ def test_an_unsynced_ledger_commits_every_move_all_the_same(tmp_path: Path) -> N
         ledger.mark_created("k1", "90001")
         send(ledger, "k2")
         assert states_on_disk(ledger) == {"k1": "created", "k2": "sending"}
-
-
-@pytest.mark.parametrize(("check_existing", "synchronous"), [(True, 1), (False, 2)])
-def test_a_run_syncs_its_ledger_only_when_no_search_would_find_what_a_power_cut_lost(
-    tmp_path: Path, check_existing: bool, synchronous: int
-) -> None:
-    sheet = tmp_path / "meetings.csv"
-    sheet.write_text("title\n")
-    settings = Settings(check_existing=check_existing)
-    run = _Import(sheet, settings, tmp_path / "meetings.results.csv", None, 0.0)
-    with run._ledger(tmp_path / "ledger.sqlite", "12345") as ledger:
-        assert ledger._db.execute("PRAGMA synchronous").fetchone() == (synchronous,)
 
 
 def test_a_created_mark_held_back_is_seen_by_every_read_and_written_at_close(tmp_path: Path) -> None:

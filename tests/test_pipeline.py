@@ -1,0 +1,44 @@
+"""The pipeline's own policies around its stages: how it opens the ledger, what a stop mid-run says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from importer.config import Settings
+from importer.errors import StopRun
+from importer.models import RowOutcome, RowResult, RowStatus
+from importer.pipeline import _creates_told, _Import
+from importer.reporter import RowResults
+
+
+@pytest.mark.parametrize(("check_existing", "synchronous"), [(True, 1), (False, 2)])
+def test_a_run_syncs_its_ledger_only_when_no_search_would_find_what_a_power_cut_lost(
+    tmp_path: Path, check_existing: bool, synchronous: int
+) -> None:
+    sheet = tmp_path / "meetings.csv"
+    sheet.write_text("title\n")
+    settings = Settings(check_existing=check_existing)
+    run = _Import(sheet, settings, tmp_path / "meetings.results.csv", None, 0.0)
+    with run._ledger(tmp_path / "ledger.sqlite", "12345") as ledger:
+        assert ledger._db.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+
+
+def test_a_stop_after_creates_says_how_many_and_that_the_ledger_has_them(tmp_path: Path) -> None:
+    ledger = tmp_path / "portal-1.sqlite"
+    statuses = [RowStatus.CREATED, RowStatus.CREATED, RowStatus.SKIPPED, RowStatus.NOT_SENT]
+    results = RowResults.of(RowResult(n, f"k{n}", RowOutcome(s)) for n, s in enumerate(statuses, 2))
+    with pytest.raises(StopRun) as stopped, _creates_told(results, ledger):
+        raise StopRun("cannot write the results file m.results.csv: No space left on device")
+    assert str(stopped.value) == (
+        "cannot write the results file m.results.csv: No space left on device\n"
+        f"2 meetings were created before the stop; the ledger {ledger} has them, so the next run skips them"
+    )
+
+
+def test_a_stop_before_any_create_is_left_as_it_is(tmp_path: Path) -> None:
+    results = RowResults.of([RowResult(2, "k2", RowOutcome(RowStatus.SKIPPED))])
+    with pytest.raises(StopRun) as stopped, _creates_told(results, tmp_path / "portal-1.sqlite"):
+        raise StopRun("no room")
+    assert str(stopped.value) == "no room"
