@@ -42,8 +42,8 @@ EXIT_CODES = N_(
     "  1  some rows were not: invalid, failed, in doubt or not sent\n"
     "     (see the results file)\n"
     "  2  usage, config, input, state or authentication error:\n"
-    "     one line on stderr, nothing sent (but for a results file that\n"
-    "     cannot be written mid-run: a second line counts the creates)\n"
+    "     one line on stderr, nothing sent (but for a results file or\n"
+    "     ledger unwritable mid-run: a second line counts the creates)\n"
     "  3  another run holds the lock on the ledger\n"
     "  4  an internal error (a bug): one line on stderr; the ledger stays right"
 )

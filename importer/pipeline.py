@@ -29,6 +29,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -304,11 +305,15 @@ class _Import:
                 )
                 self._phase(portal, portal=True)
                 ledger_path = settings.state_path or default_ledger_path(account.portal_id)
-                with self._ledger(ledger_path, str(account.portal_id)) as ledger:
+                with (
+                    _stop_told(ledger_path) as told,
+                    self._ledger(ledger_path, str(account.portal_id)) as ledger,
+                ):
                     previous = earlier_results(settings.only_failed, account)
                     zone = settings.default_timezone or account.time_zone or "UTC"
                     self._phase(messages._("reading {path}").format(path=self.input_path))
                     sheet, results, meetings = read_rows(self.input_path, settings, zone)
+                    told.append(results)
                     board = Board(
                         sheet.frame,
                         results,
@@ -318,11 +323,10 @@ class _Import:
                         self.plan,
                         headers=sheet.headers,
                     )
-                    with _creates_told(results, ledger_path):
-                        try:
-                            await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
-                        finally:
-                            board.checkpoint(final=True)
+                    try:
+                        await self._stages(client, pacer, ledger, sheet, board, meetings, previous)
+                    finally:
+                        board.checkpoint(final=True)
         return _summary(
             self.input_path,
             self.results_path,
@@ -606,23 +610,63 @@ class _Import:
                 loop.remove_signal_handler(signum)
 
 
+# SQLite's errors that come from where the ledger lives (a full disk, a read-only or vanished folder, another
+# process's lock, a damaged file), not from the importer: a stop with a message, as unusable state is.
+_LEDGER_TROUBLE = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+)
+
+
 @contextmanager
-def _creates_told(results: RowResults, ledger_path: Path) -> Iterator[None]:
-    """A stop after meetings were created (a results file that cannot be written, say) says how many, and
-    that the ledger has them: the night's mail must not leave a rerun in doubt."""
+def _stop_told(ledger_path: Path) -> Iterator[list[RowResults]]:
+    """Around a run's use of its ledger (the results go in the list yielded, once read). A ledger that
+    cannot be written mid-run stops the run with what went wrong, not as a bug; and a stop after meetings
+    were created says how many, and where they are recorded: the night's mail must leave no doubt about
+    a rerun."""
+    held: list[RowResults] = []
     try:
-        yield
-    except StopRun as stop:
-        created = int((results.columns()["status"] == str(RowStatus.CREATED)).sum())
-        if not created:
+        yield held
+    except sqlite3.Error as error:
+        name = getattr(error, "sqlite_errorname", None) or ""
+        if not name.startswith(_LEDGER_TROUBLE):
             raise
+        stop = StopRun(
+            messages._("cannot write the ledger {path}: {error}").format(path=ledger_path, error=error)
+        )
+        raise _counted(stop, held, ledger_path, recorded=False) from None
+    except StopRun as stop:
+        raise _counted(stop, held, ledger_path, recorded=True) from None
+
+
+def _counted(stop: StopRun, held: list[RowResults], ledger_path: Path, *, recorded: bool) -> StopRun:
+    """`stop`, with a second line counting the meetings created before it (none: `stop` as it is).
+    `recorded`: the ledger has them all (it is not the ledger that failed)."""
+    created = sum(int((results.columns()["status"] == str(RowStatus.CREATED)).sum()) for results in held)
+    if not created:
+        return stop
+    if recorded:
         told = messages.ngettext(
             "{count} meeting was created before the stop; the ledger {path} has it, so the next run skips it",
             "{count} meetings were created before the stop; the ledger {path} has them, so the next run"
             " skips them",
             created,
-        ).format(count=created, path=ledger_path)
-        raise StopRun(f"{stop}\n{told}") from None
+        )
+    else:
+        told = messages.ngettext(
+            "{count} meeting was created before the stop (the results file lists it); any the ledger could"
+            " not record is in doubt, and the next run searches HubSpot for it before sending",
+            "{count} meetings were created before the stop (the results file lists them); any the ledger"
+            " could not record are in doubt, and the next run searches HubSpot for them before sending",
+            created,
+        )
+    return StopRun(f"{stop}\n{told.format(count=created, path=ledger_path)}")
 
 
 class _Stopped(Exception):

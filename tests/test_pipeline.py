@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from importer.config import Settings
 from importer.errors import StopRun
 from importer.models import RowOutcome, RowResult, RowStatus
-from importer.pipeline import _creates_told, _Import
+from importer.pipeline import _Import, _stop_told
 from importer.reporter import RowResults
 
 
@@ -29,7 +30,8 @@ def test_a_stop_after_creates_says_how_many_and_that_the_ledger_has_them(tmp_pat
     ledger = tmp_path / "portal-1.sqlite"
     statuses = [RowStatus.CREATED, RowStatus.CREATED, RowStatus.SKIPPED, RowStatus.NOT_SENT]
     results = RowResults.of(RowResult(n, f"k{n}", RowOutcome(s)) for n, s in enumerate(statuses, 2))
-    with pytest.raises(StopRun) as stopped, _creates_told(results, ledger):
+    with pytest.raises(StopRun) as stopped, _stop_told(ledger) as told:
+        told.append(results)
         raise StopRun("cannot write the results file m.results.csv: No space left on device")
     assert str(stopped.value) == (
         "cannot write the results file m.results.csv: No space left on device\n"
@@ -39,6 +41,35 @@ def test_a_stop_after_creates_says_how_many_and_that_the_ledger_has_them(tmp_pat
 
 def test_a_stop_before_any_create_is_left_as_it_is(tmp_path: Path) -> None:
     results = RowResults.of([RowResult(2, "k2", RowOutcome(RowStatus.SKIPPED))])
-    with pytest.raises(StopRun) as stopped, _creates_told(results, tmp_path / "portal-1.sqlite"):
+    with pytest.raises(StopRun) as stopped, _stop_told(tmp_path / "portal-1.sqlite") as told:
+        told.append(results)
         raise StopRun("no room")
     assert str(stopped.value) == "no room"
+
+
+def full_database(path: Path) -> sqlite3.Connection:
+    """A database with no room left, as on a full disk: SQLite's own SQLITE_FULL on the next write."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE t (v TEXT)")
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    return db
+
+
+def test_a_ledger_that_cannot_be_written_mid_run_stops_the_run_saying_so_not_as_a_bug(tmp_path: Path) -> None:
+    ledger = tmp_path / "portal-1.sqlite"
+    results = RowResults.of([RowResult(2, "k2", RowOutcome(RowStatus.CREATED))])
+    db = full_database(ledger)
+    with pytest.raises(StopRun) as stopped, _stop_told(ledger) as told:
+        told.append(results)
+        db.execute("INSERT INTO t VALUES (?)", ["x" * 10_000])
+    assert str(stopped.value) == (
+        f"cannot write the ledger {ledger}: database or disk is full\n"
+        "1 meeting was created before the stop (the results file lists it); any the ledger could not"
+        " record is in doubt, and the next run searches HubSpot for it before sending"
+    )
+
+
+def test_an_error_of_the_importers_own_sql_stays_a_bug(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "portal-1.sqlite")
+    with pytest.raises(sqlite3.OperationalError, match="syntax error"), _stop_told(tmp_path / "x"):
+        db.execute("SELEC 1")
