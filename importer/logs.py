@@ -6,12 +6,15 @@ status, ...) in its `extra`, which both formats write out, so a cron log can be 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from importer.messages import _
 
 LogFormat = Literal["text", "json"]
 
@@ -58,10 +61,33 @@ def configure(*, quiet: bool, interactive: bool, log_file: Path | None, log_form
     root.addHandler(console)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = _LogFile(log_file)
         handler.setLevel(logging.INFO)
         handler.setFormatter(formatter)
         root.addHandler(handler)
+
+
+class _LogFile(logging.FileHandler):
+    """The log file, which a run may outlive: on a full disk (or a folder gone) one line on stderr says so,
+    and the run goes on without it, where logging's own handler printed a traceback for every line."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        self.failed = True
+        with contextlib.suppress(OSError, ValueError):
+            self.close()  # what it buffered cannot be written either
+        message = _("cannot write the log file {path}: {error}; the run goes on without it")
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        with contextlib.suppress(OSError, ValueError):
+            print(message.format(path=self.baseFilename, error=reason), file=sys.stderr)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -170,6 +170,24 @@ def test_log_file_gets_info_and_up_while_stderr_gets_warnings(
     assert messages(capsys.readouterr().err) == ["WARNING a warning line", "ERROR an error line"]
 
 
+@pytest.mark.skipif(
+    not Path("/dev/full").exists(), reason="needs /dev/full, whose writes fail as a full disk's"
+)
+def test_a_log_file_that_cannot_be_written_says_so_once_and_the_run_goes_on(
+    importer_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(quiet=True, interactive=False, log_file=Path("/dev/full"), log_format="text")
+    for row in range(50):
+        logging.getLogger("importer.board").info("row %d created", row)
+    logging.getLogger("importer.pipeline").error("an error line")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[0] == (
+        "cannot write the log file /dev/full: No space left on device; the run goes on without it"
+    )
+    assert messages("\n".join(err.splitlines()[1:])) == ["ERROR an error line"]  # stderr still has its lines
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_format_applies_to_stderr_and_file(
     importer_logger: logging.Logger, capsys: pytest.CaptureFixture[str], tmp_path: Path, log_format: LogFormat
