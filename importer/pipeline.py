@@ -648,7 +648,7 @@ def _stop_told(ledger_path: Path) -> Iterator[list[RowResults]]:
 def _counted(stop: StopRun, held: list[RowResults], ledger_path: Path, *, recorded: bool) -> StopRun:
     """`stop`, with a second line counting the meetings created before it (none: `stop` as it is).
     `recorded`: the ledger has them all (it is not the ledger that failed)."""
-    created = sum(int((results.columns()["status"] == str(RowStatus.CREATED)).sum()) for results in held)
+    created = sum(count_statuses(results)[str(RowStatus.CREATED)] for results in held)
     if not created:
         return stop
     if recorded:
