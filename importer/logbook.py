@@ -176,8 +176,10 @@ class BatchSender(Sender):
         except UNKNOWN_CREATE_ERRORS as error:
             why = f"HubSpot's answer was lost ({error})"
             self._set_aside(batch, why, str(error), surely_created=isinstance(error, CreatedWithoutId))
+            self._heard(error)
             return []
         except HubSpotError as error:
+            self._heard(error)
             if len(batch) > 1 and _refused_whole(error):
                 with self._ledger.transaction():
                     for job in batch:
@@ -187,6 +189,7 @@ class BatchSender(Sender):
             for job in batch:
                 self._fail(job, error)
             return []
+        self._heard()
         self._record(batch, answer)
         return []
 

@@ -389,5 +389,5 @@ FOUND_AFTER_LOST_ANSWER = _code(
 RUN_STOPPED = _code(
     "RUN_STOPPED",
     "{reason}",
-    "not sent: the run stopped first (a signal, the daily cap, a refused token); the next run sends it",
+    "not sent: the run stopped first (a signal, the daily cap, a refused token, HubSpot failing); the next run sends it",
 )

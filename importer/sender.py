@@ -35,12 +35,14 @@ from importer.hubspot import (
     DailyLimitReached,
     HubSpotClient,
     HubSpotError,
+    NoAnswer,
     NotSent,
     OutcomeUnknown,
     RateLimited,
     Rejected,
     ServerError,
     TryLater,
+    Unavailable,
 )
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
@@ -53,6 +55,17 @@ RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
 UNKNOWN_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (OutcomeUnknown, ServerError)
 """Errors after which HubSpot may have created the meeting: never resent before a search."""
+HUBSPOT_TROUBLE: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NoAnswer)
+"""Errors that are HubSpot's state, not the row's: unreachable, no answer, a 5xx, a 423, 429s through every
+retry."""
+FAILING_IN_A_ROW = 20
+"""Requests in a row (a create, a batch, an update) that ended in HUBSPOT_TROUBLE, none answered between
+them: HubSpot is down, and the run stops rather than spend every other row on it, each failed or in doubt
+(a search for the next run); the next run sends the rest. A short break is ridden out by each request's
+own retries; twenty in a row take some ten seconds of HubSpot unreachable, or twenty 5xx."""
+HUBSPOT_FAILING = N_(
+    "HubSpot failed {count} requests in a row (the last: {error}); the next run sends the rest"
+)
 RECHECKS = (1, 3, 10)
 """A row in doubt is searched for at these multiples of `search_lag_s` after its attempt (30 s, 90 s and
 300 s by default); it is sent again only when all of them found nothing."""
@@ -189,17 +202,29 @@ class Sender:
         self._unfinished_updates: dict[int, SendJob] = {}
         # Built with their chunk, warm, not each alone after its wait (see HubSpotClient.create_request).
         self._ready: dict[int, _Ready] = {}
+        self._failing = 0  # requests in a row that HubSpot failed (FAILING_IN_A_ROW)
         self.stop_reason: str | None = None
         self.auth_error: AuthFailed | None = None
 
     def stop(self, reason: str) -> None:
-        """Take no more rows (a signal, the daily cap, a refused token); rows in flight finish."""
+        """Take no more rows (a signal, the daily cap, a refused token, HubSpot failing); rows in flight
+        finish."""
         if self.stop_reason is None:
             self.stop_reason = reason
         if self._stopped is not None:
             self._stopped.set()
         for waker in self._wakers:
             waker.set()
+
+    def _heard(self, error: HubSpotError | None = None) -> None:
+        """What a request for a row came to: answered (None, or an error of the row's own, a 400 say) or
+        failed by HubSpot; FAILING_IN_A_ROW failed in a row stop the run."""
+        if not isinstance(error, HUBSPOT_TROUBLE):
+            self._failing = 0
+            return
+        self._failing += 1
+        if self._failing >= FAILING_IN_A_ROW:
+            self.stop(_(HUBSPOT_FAILING).format(count=self._failing, error=error))
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the run stops: waiting out the search lag is no work in flight."""
@@ -374,6 +399,7 @@ class Sender:
                 type_id = ASSOCIATION_TYPE_IDS[object_type]
                 await self._client.associate(object_type, [(meeting_id, i, type_id) for i in ids])
         except Rejected as error:
+            self._heard(error)
             if error.status == 404 and self._recreate_missing:
                 self._ledger.forget(job.row_key)
                 await self._send(job)
@@ -395,7 +421,9 @@ class Sender:
             return
         except HubSpotError as error:
             self._fail(job, error, mark=False)
+            self._heard(error)
             return
+        self._heard()
         self._ledger.mark_updated(job.row_key, job.content_key or "", snapshot(job.request))
         outcome = RowOutcome(RowStatus.UPDATED, meeting_id)
         self._finish(job, outcome.noted(*codes.rendered(update_notes(change))))
@@ -421,10 +449,13 @@ class Sender:
             created = isinstance(error, CreatedWithoutId)
             why = _("HubSpot's answer was lost ({detail})").format(detail=error)
             self._doubts.append(_Doubt(job, self._clock(), [why], surely_created=created))
+            self._heard(error)
             return
         except HubSpotError as error:
             self._fail(job, error)
+            self._heard(error)
             return
+        self._heard()
         sent = ready.snapshot if ready else snapshot(request)
         self._ledger.mark_created(job.row_key, created.id, content_key=job.content_key, sent=sent)
         self._created(job, created.id, created.status, created.correlation_id)

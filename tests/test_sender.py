@@ -31,7 +31,7 @@ from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.models import RowOutcome as Outcome
 from importer.models import RowStatus
 from importer.problems import ASSOCIATION_SKIPPED, Problem, Text
-from importer.sender import Jobs, Sender, SendJob
+from importer.sender import FAILING_IN_A_ROW, Jobs, Sender, SendJob
 
 TOKEN = "pat-na1-test-token"
 BASE_URL = "https://api.hubapi.test"
@@ -1306,6 +1306,58 @@ def test_an_outcome_that_cannot_be_recorded_stops_every_worker_and_leaves_no_cre
     assert {title: state[0] for title, state in states.items() if state is not None} == {
         title: "created" for title in made
     }
+
+
+def test_twenty_creates_in_a_row_that_hubspot_fails_stop_the_run(harness: Harness) -> None:
+    """HubSpot answers every create with a 502 (an incident): after twenty rows in doubt the run stops,
+    rather than send each other row into it (each in doubt, a search for the next run)."""
+    titles = [f"Row {i}" for i in range(30)]
+    for title in titles:
+        harness.hubspot.script(title, Reply(502))
+    outcomes = harness.send(titled(*titles))
+    assert harness.hubspot.titles() == titles[:FAILING_IN_A_ROW]
+    reason = harness.sender.stop_reason if harness.sender else None
+    assert reason is not None and reason.startswith(
+        "HubSpot failed 20 requests in a row (the last: HubSpot 502"
+    )
+    assert reason.endswith("; the next run sends the rest")
+    assert {outcomes[i].status for i in range(20)} == {RowStatus.IN_DOUBT}
+    assert (harness.state("key-19") or ("",))[0] == "in_doubt"
+    assert all(
+        outcomes[i] == Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=reason, attempts=0)
+        for i in range(20, 30)
+    )
+    assert harness.hubspot.searches == []  # stopped: the rows in doubt are left for the next run
+
+
+def test_hubspot_unreachable_through_every_retry_stops_the_run(harness: Harness) -> None:
+    titles = [f"Row {i}" for i in range(25)]
+    for title in titles:
+        harness.hubspot.script(title, *[Drop(httpx.ConnectError)] * 3)
+    outcomes = harness.send(titled(*titles))
+    assert len(harness.hubspot.creates) == FAILING_IN_A_ROW * 3  # each row's three attempts
+    assert {outcomes[i].error_code for i in range(20)} == {"HUBSPOT_UNAVAILABLE"}
+    assert {outcomes[i].error_code for i in range(20, 25)} == {"RUN_STOPPED"}
+    assert harness.sender is not None and "could not connect (ConnectError)" in (
+        harness.sender.stop_reason or ""
+    )
+    assert harness.hubspot.meetings == []
+
+
+def test_an_answer_between_failures_counts_them_anew(harness: Harness) -> None:
+    """A create made, or one refused for the row's own sake (a 400), proves HubSpot answers: the failures
+    before it do not add up with those after."""
+    failing = [f"Failing {i}" for i in range(3 * (FAILING_IN_A_ROW - 1))]
+    for title in failing:
+        harness.hubspot.script(title, Reply(503))
+    harness.hubspot.script(
+        "Refused", Reply(400, body={"status": "error", "message": "bad", "category": "VALIDATION_ERROR"})
+    )
+    titles = [*failing[:19], "Made", *failing[19:38], "Refused", *failing[38:], "Last"]
+    outcomes = harness.send(titled(*titles))
+    assert harness.sender is not None and harness.sender.stop_reason is None
+    assert harness.hubspot.titles()[: len(titles)] == titles  # every row sent, then searches settle doubts
+    assert outcomes[19].status == RowStatus.CREATED and outcomes[len(titles) - 1].status == RowStatus.CREATED
 
 
 def test_first_stop_reason_wins(harness: Harness) -> None:

@@ -110,23 +110,74 @@ def test_daily_cap_stops_sending_and_the_next_run_continues(
     assert len(created_second) + len(created_first) == 30
 
 
+def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """An incident: from some 30 meetings on, HubSpot answers every request with a 5xx. The run stops after
+    twenty in a row rather than put every other row in doubt; once HubSpot is back, the next run settles
+    those by search and sends the rest, each meeting created once."""
+    sandbox = start_sandbox(window_ms=1000, max_per_window=100, latency_ms=20)
+    sheet = write_meetings(tmp_path / "m.csv", 200)
+    process = _started(sandbox, sheet, 100, lambda: sandbox.stats()["meetings_created"] >= 30)
+    sandbox.set_faults(error_5xx=1.0, scope="all")
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 1, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    frame = read_results(tmp_path / "m.results.csv")
+    counts = dict(frame.group_by("status").len().iter_rows())
+    created = sandbox.stats()["meetings_created"]
+    assert counts["created"] == created and 20 <= counts["in_doubt"] <= 23  # twenty, and the 3 in flight
+    assert counts["not_sent"] == 200 - created - counts["in_doubt"] > 0
+    stopped = [line for line in stdout.splitlines() if line.startswith("stopped: ")]
+    assert len(stopped) == 1 and stopped[0].startswith(
+        "stopped: HubSpot failed 20 requests in a row (the last:"
+    )
+    assert "not_sent" not in stderr  # the stop is one line, not one per row left
+
+    sandbox.set_faults(error_5xx=0.0)
+    second = run_cli(["run", str(sheet), "--rate-limit", "100"], importer_env(sandbox))
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    stats = sandbox.stats()
+    assert stats["meetings_created"] == 200 and stats["duplicates"] == 0
+
+
 def _interrupted(
     start_sandbox: Callable[..., Sandbox], tmp_path: Path, signum: signal.Signals
 ) -> tuple[Sandbox, Path, subprocess.Popen[str]]:
     """An import of 120 rows, sent `signum` once 20 meetings and a results file exist."""
     sandbox = start_sandbox(window_ms=1000, max_per_window=200, latency_ms=80)
     sheet = write_meetings(tmp_path / "m.csv", 120)
-    args = [sys.executable, "-m", "importer", "run", str(sheet), "--rate-limit", "200", "--concurrency", "4"]
+    results = tmp_path / "m.results.csv"  # rewritten every 2 s while rows finish: wait for the first
+    process = _started(
+        sandbox, sheet, 200, lambda: sandbox.stats()["meetings_created"] >= 20 and results.exists()
+    )
+    process.send_signal(signum)
+    return sandbox, sheet, process
+
+
+def _started(sandbox: Sandbox, sheet: Path, rate: int, ready: Callable[[], bool]) -> subprocess.Popen[str]:
+    """An import of `sheet` at `rate` requests a window, 4 at a time, going on once `ready()` holds."""
+    args = [
+        sys.executable,
+        "-m",
+        "importer",
+        "run",
+        str(sheet),
+        "--rate-limit",
+        str(rate),
+        "--concurrency",
+        "4",
+    ]
     process = subprocess.Popen(
         args, env=importer_env(sandbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 30
-    results = tmp_path / "m.results.csv"  # rewritten every 2 s while rows finish: wait for the first
-    while sandbox.stats()["meetings_created"] < 20 or not results.exists():
+    while not ready():
         assert time.monotonic() < deadline, "the import did not get going"
-        time.sleep(0.05)
-    process.send_signal(signum)
-    return sandbox, sheet, process
+        time.sleep(0.02)
+    return process
 
 
 def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(
