@@ -57,6 +57,7 @@ class Settings(BaseModel):
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_cap_s: float = Field(default=30.0, gt=0)
     search_lag_s: float = Field(default=30.0, ge=0)
+    outage_s: float = Field(default=300.0, gt=0)
     check_existing: bool = True
     # identity and edits
     key_column: str | None = None

@@ -485,6 +485,7 @@ class _Import:
             "concurrency": self.settings.concurrency,
             "max_attempts": self.settings.max_attempts,
             "search_lag_s": self.settings.search_lag_s,
+            "outage_s": self.settings.outage_s,
             "on_outcome": board.record,
             "daily_remaining": lambda: pacer.daily_remaining,
             "recreate_missing": self.settings.recreate_missing,

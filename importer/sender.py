@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -49,6 +51,8 @@ from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.messages import N_, _, ngettext
 from importer.models import RowOutcome, RowStatus
 
+log = logging.getLogger(__name__)
+
 DAILY_LIMIT_REACHED = N_("HubSpot's daily request limit is reached; the next run sends the rest")
 TOKEN_REFUSED = N_("HubSpot refused the access token")
 RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater, NotSent)
@@ -60,11 +64,17 @@ HUBSPOT_TROUBLE: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NoA
 retry."""
 FAILING_IN_A_ROW = 20
 """Requests in a row (a create, a batch, an update) that ended in HUBSPOT_TROUBLE, none answered between
-them: HubSpot is down, and the run stops rather than spend every other row on it, each failed or in doubt
-(a search for the next run); the next run sends the rest. A short break is ridden out by each request's
-own retries; twenty in a row take some ten seconds of HubSpot unreachable, or twenty 5xx."""
+them: HubSpot is down. Sending then pauses, a thirtieth of `outage_s` at first and twice as long after
+each next failure (at most a fifth), and goes on one request at a time, a probe after each pause, until
+one is answered: a break costs a pause, not a row for every request sent into it (each failed, or in
+doubt: a search). Once every request has failed for `outage_s`, the run stops; the next run sends the
+rest."""
 HUBSPOT_FAILING = N_(
-    "HubSpot failed {count} requests in a row (the last: {error}); the next run sends the rest"
+    "HubSpot failed every request for {seconds} s ({count} in a row; the last: {error});"
+    " the next run sends the rest"
+)
+HUBSPOT_PAUSE = N_(
+    "HubSpot failed {count} requests in a row (the last: {error}); sending again in {seconds} s"
 )
 RECHECKS = (1, 3, 10)
 """A row in doubt is searched for at these multiples of `search_lag_s` after its attempt (30 s, 90 s and
@@ -179,6 +189,7 @@ class Sender:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         recreate_missing: bool = False,
         on_phase: Callable[[str], None] = lambda text: None,
+        outage_s: float = 300.0,
     ) -> None:
         self._recreate_missing = recreate_missing
         self._on_phase = on_phase
@@ -202,7 +213,12 @@ class Sender:
         self._unfinished_updates: dict[int, SendJob] = {}
         # Built with their chunk, warm, not each alone after its wait (see HubSpotClient.create_request).
         self._ready: dict[int, _Ready] = {}
-        self._failing = 0  # requests in a row that HubSpot failed (FAILING_IN_A_ROW)
+        self._outage_s = outage_s
+        self._failing = 0  # requests in a row that HubSpot failed (FAILING_IN_A_ROW), and since when
+        self._failing_since = 0.0
+        self._pauses = 0
+        self._paused_until = -math.inf
+        self._one_at_a_time = asyncio.Lock()
         self.stop_reason: str | None = None
         self.auth_error: AuthFailed | None = None
 
@@ -218,13 +234,25 @@ class Sender:
 
     def _heard(self, error: HubSpotError | None = None) -> None:
         """What a request for a row came to: answered (None, or an error of the row's own, a 400 say) or
-        failed by HubSpot; FAILING_IN_A_ROW failed in a row stop the run."""
+        failed by HubSpot. FAILING_IN_A_ROW failed in a row pause the sending; failing on, the run stops."""
         if not isinstance(error, HUBSPOT_TROUBLE):
-            self._failing = 0
+            self._failing = self._pauses = 0
             return
+        now = self._clock()
+        if self._failing == 0:
+            self._failing_since = now
         self._failing += 1
-        if self._failing >= FAILING_IN_A_ROW:
-            self.stop(_(HUBSPOT_FAILING).format(count=self._failing, error=error))
+        if self._failing < FAILING_IN_A_ROW or now < self._paused_until:
+            return  # too few yet, or a request sent before the pause
+        if now - self._failing_since >= self._outage_s:
+            seconds = f"{now - self._failing_since:.0f}"
+            self.stop(_(HUBSPOT_FAILING).format(seconds=seconds, count=self._failing, error=error))
+            return
+        pause = min(self._outage_s / 30 * 2**self._pauses, self._outage_s / 5)
+        self._pauses += 1
+        self._paused_until = now + pause
+        text = _(HUBSPOT_PAUSE).format(count=self._failing, error=error, seconds=f"{pause:.0f}")
+        log.warning("%s", text)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the run stops: waiting out the search lag is no work in flight."""
@@ -361,7 +389,7 @@ class Sender:
                     room.set()
                 state["busy"] += 1
                 try:
-                    queue.extend(await handle(item) or ())
+                    queue.extend(await self._handled(item, handle) or ())
                 except Exception as error:
                     # A failure no row's outcome covers (a results checkpoint on a full disk, say): the
                     # other workers take no more rows, and finish the ones in flight, recorded.
@@ -384,6 +412,18 @@ class Sender:
             if not feeding.done():
                 feeding.cancel()  # stopped: a feed waiting for look-ups has nothing more to give
             await asyncio.gather(feeding, return_exceptions=True)
+
+    async def _handled(self, item: Any, handle: Callable[[Any], Awaitable[Iterable[Any] | None]]) -> Any:
+        """`handle(item)`; while HubSpot is failing (FAILING_IN_A_ROW), one item at a time, after the pause:
+        each a probe whether HubSpot is back. One the run stopped meanwhile is left unsent."""
+        if self._failing < FAILING_IN_A_ROW:
+            return await handle(item)
+        async with self._one_at_a_time:
+            if (pause := self._paused_until - self._clock()) > 0:
+                await self._sleep(pause)  # a stop wakes it
+            if self.stop_reason is not None:
+                return None
+            return await handle(item)
 
     async def _update(self, update: UpdateJob) -> None:
         """PATCH the properties, then remove and add associations. Each step is safe to repeat, so the

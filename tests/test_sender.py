@@ -1308,39 +1308,65 @@ def test_an_outcome_that_cannot_be_recorded_stops_every_worker_and_leaves_no_cre
     }
 
 
-def test_twenty_creates_in_a_row_that_hubspot_fails_stop_the_run(harness: Harness) -> None:
-    """HubSpot answers every create with a 502 (an incident): after twenty rows in doubt the run stops,
-    rather than send each other row into it (each in doubt, a search for the next run)."""
-    titles = [f"Row {i}" for i in range(30)]
+PAUSES = [10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 60.0]  # of the default outage_s, 300 s: then it is over
+
+
+def test_hubspot_failing_every_create_pauses_the_sending_then_stops_the_run(harness: Harness) -> None:
+    """HubSpot answers every create with a 502 (an incident): after twenty rows in doubt the sending pauses,
+    ever longer while the next create fails too, and once every create has failed for five minutes the run
+    stops, rather than send each other row into it (each in doubt, a search for the next run)."""
+    titles = [f"Row {i}" for i in range(40)]
     for title in titles:
         harness.hubspot.script(title, Reply(502))
-    outcomes = harness.send(titled(*titles))
-    assert harness.hubspot.titles() == titles[:FAILING_IN_A_ROW]
+    clock = FakeClock(1_000.0)
+    outcomes = harness.send(titled(*titles), clock=clock, concurrency=4)
+    sent = len(harness.hubspot.creates)
+    # Twenty, the three in flight then, and one create after each pause, to see whether HubSpot is back.
+    assert FAILING_IN_A_ROW + len(PAUSES) <= sent <= FAILING_IN_A_ROW + 3 + len(PAUSES)
+    assert harness.hubspot.most_in_flight == 4
+    assert clock.waits == PAUSES and clock.now == 1_000.0 + sum(PAUSES)
     reason = harness.sender.stop_reason if harness.sender else None
     assert reason is not None and reason.startswith(
-        "HubSpot failed 20 requests in a row (the last: HubSpot 502"
+        f"HubSpot failed every request for 310 s ({sent} in a row; the last: HubSpot 502"
     )
     assert reason.endswith("; the next run sends the rest")
-    assert {outcomes[i].status for i in range(20)} == {RowStatus.IN_DOUBT}
-    assert (harness.state("key-19") or ("",))[0] == "in_doubt"
+    made = set(harness.hubspot.titles())
+    assert {outcomes[i].status for i, title in enumerate(titles) if title in made} == {RowStatus.IN_DOUBT}
+    assert {(harness.state(f"key-{i}") or ("",))[0] for i, t in enumerate(titles) if t in made} == {
+        "in_doubt"
+    }
     assert all(
         outcomes[i] == Outcome(RowStatus.NOT_SENT, error_code="RUN_STOPPED", error=reason, attempts=0)
-        for i in range(20, 30)
+        for i, title in enumerate(titles)
+        if title not in made
     )
     assert harness.hubspot.searches == []  # stopped: the rows in doubt are left for the next run
 
 
-def test_hubspot_unreachable_through_every_retry_stops_the_run(harness: Harness) -> None:
-    titles = [f"Row {i}" for i in range(25)]
+def test_a_short_break_costs_one_pause_and_the_run_goes_on(harness: Harness) -> None:
+    titles = [f"Row {i}" for i in range(30)]
+    for title in titles[:FAILING_IN_A_ROW]:
+        harness.hubspot.script(title, Reply(503))
+    clock = FakeClock(1_000.0)
+    outcomes = harness.send(titled(*titles), clock=clock)
+    assert harness.sender is not None and harness.sender.stop_reason is None
+    assert clock.waits[0] == PAUSES[0]  # then the search lag's waits, for the rows in doubt
+    assert harness.hubspot.titles()[:30] == titles  # each row once, then the rows in doubt again
+    assert {o.status for o in outcomes.values()} == {RowStatus.CREATED}
+
+
+def test_hubspot_unreachable_through_every_retry_pauses_then_stops_the_run(harness: Harness) -> None:
+    titles = [f"Row {i}" for i in range(40)]
     for title in titles:
         harness.hubspot.script(title, *[Drop(httpx.ConnectError)] * 3)
-    outcomes = harness.send(titled(*titles))
-    assert len(harness.hubspot.creates) == FAILING_IN_A_ROW * 3  # each row's three attempts
-    assert {outcomes[i].error_code for i in range(20)} == {"HUBSPOT_UNAVAILABLE"}
-    assert {outcomes[i].error_code for i in range(20, 25)} == {"RUN_STOPPED"}
-    assert harness.sender is not None and "could not connect (ConnectError)" in (
-        harness.sender.stop_reason or ""
-    )
+    clock = FakeClock(1_000.0)
+    outcomes = harness.send(titled(*titles), clock=clock)
+    sent = FAILING_IN_A_ROW + len(PAUSES)
+    assert len(harness.hubspot.creates) == sent * 3  # each row's three attempts
+    assert {outcomes[i].error_code for i in range(sent)} == {"HUBSPOT_UNAVAILABLE"}
+    assert {outcomes[i].error_code for i in range(sent, 40)} == {"RUN_STOPPED"}
+    reason = harness.sender.stop_reason if harness.sender else None
+    assert reason is not None and "could not connect (ConnectError)" in reason
     assert harness.hubspot.meetings == []
 
 

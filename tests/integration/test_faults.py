@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -113,12 +114,14 @@ def test_daily_cap_stops_sending_and_the_next_run_continues(
 def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once(
     start_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    """An incident: from some 30 meetings on, HubSpot answers every request with a 5xx. The run stops after
-    twenty in a row rather than put every other row in doubt; once HubSpot is back, the next run settles
-    those by search and sends the rest, each meeting created once."""
+    """An incident: from some 30 meetings on, HubSpot answers every request with a 5xx. After twenty in a
+    row the sending pauses, and once every request has failed for `outage_s` the run stops, rather than put
+    every other row in doubt; once HubSpot is back, the next run settles those by search and sends the
+    rest, each meeting created once."""
     sandbox = start_sandbox(window_ms=1000, max_per_window=100, latency_ms=20)
     sheet = write_meetings(tmp_path / "m.csv", 200)
-    process = _started(sandbox, sheet, 100, lambda: sandbox.stats()["meetings_created"] >= 30)
+    env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="1.5")  # pauses of 0.05 s, 0.1 s, ... 0.3 s
+    process = _started(sheet, env, 100, lambda: sandbox.stats()["meetings_created"] >= 30)
     sandbox.set_faults(error_5xx=1.0, scope="all")
     stdout, stderr = process.communicate(timeout=60)
 
@@ -127,12 +130,15 @@ def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once
     frame = read_results(tmp_path / "m.results.csv")
     counts = dict(frame.group_by("status").len().iter_rows())
     created = sandbox.stats()["meetings_created"]
-    assert counts["created"] == created and 20 <= counts["in_doubt"] <= 23  # twenty, and the 3 in flight
+    # Twenty, the 3 in flight then, and one create after each of the 7 pauses.
+    assert counts["created"] == created and 20 + 7 <= counts["in_doubt"] <= 20 + 3 + 7
     assert counts["not_sent"] == 200 - created - counts["in_doubt"] > 0
     stopped = [line for line in stdout.splitlines() if line.startswith("stopped: ")]
-    assert len(stopped) == 1 and stopped[0].startswith(
-        "stopped: HubSpot failed 20 requests in a row (the last:"
+    assert len(stopped) == 1
+    assert re.match(
+        r"stopped: HubSpot failed every request for \d+ s \(\d+ in a row; the last: HubSpot 50", stopped[0]
     )
+    assert "HubSpot failed 20 requests in a row (the last: HubSpot 50" in stderr  # the first pause
     assert "not_sent" not in stderr  # the stop is one line, not one per row left
 
     sandbox.set_faults(error_5xx=0.0)
@@ -151,13 +157,16 @@ def _interrupted(
     sheet = write_meetings(tmp_path / "m.csv", 120)
     results = tmp_path / "m.results.csv"  # rewritten every 2 s while rows finish: wait for the first
     process = _started(
-        sandbox, sheet, 200, lambda: sandbox.stats()["meetings_created"] >= 20 and results.exists()
+        sheet,
+        importer_env(sandbox),
+        200,
+        lambda: sandbox.stats()["meetings_created"] >= 20 and results.exists(),
     )
     process.send_signal(signum)
     return sandbox, sheet, process
 
 
-def _started(sandbox: Sandbox, sheet: Path, rate: int, ready: Callable[[], bool]) -> subprocess.Popen[str]:
+def _started(sheet: Path, env: dict[str, str], rate: int, ready: Callable[[], bool]) -> subprocess.Popen[str]:
     """An import of `sheet` at `rate` requests a window, 4 at a time, going on once `ready()` holds."""
     args = [
         sys.executable,
@@ -170,9 +179,7 @@ def _started(sandbox: Sandbox, sheet: Path, rate: int, ready: Callable[[], bool]
         "--concurrency",
         "4",
     ]
-    process = subprocess.Popen(
-        args, env=importer_env(sandbox), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not ready():
         assert time.monotonic() < deadline, "the import did not get going"
