@@ -53,7 +53,7 @@ from importer.models import DONE_STATUSES, RowStatus
 from importer.pacing import Pacer
 from importer.reader import Sheet, require_file
 from importer.reporter import EarlierResult, RowResults, count_statuses, default_results_path
-from importer.sender import Feed, Sender, SendJob, UpdateJob
+from importer.sender import Feed, Sender, SendJob, StopKind, UpdateJob
 from importer.stages import (
     Edited,
     Known,
@@ -93,6 +93,7 @@ class RunSummary:
     searches: int = 0
     rate_limited: int = 0
     stop_reason: str | None = None
+    stop_kind: StopKind | None = None
     top_errors: list[TopError] = field(default_factory=list)
     portal_id: int | None = None
     sheet: SheetNote | None = None
@@ -118,6 +119,7 @@ class RunSummary:
             "requests_per_s": round(self.requests / self.send_s, 3) if self.send_s else 0.0,
             "rate_limited_429s": self.rate_limited,
             "stop_reason": self.stop_reason,
+            "stop_kind": self.stop_kind,
             "routing": self.routing.to_json() if self.routing else None,
             "top_errors": [
                 {"error": top.error, "code": top.code, "rows": top.count, "first_rows": top.first_rows}
@@ -269,6 +271,7 @@ class _Import:
         self.started = started
         self.run_id = uuid.uuid4().hex
         self.stop_reason: str | None = None
+        self.stop_kind: StopKind | None = None
         self.sender: Sender | None = None
         self.logbook: BatchSender | None = None
         self.routing: Routing | None = None
@@ -335,6 +338,7 @@ class _Import:
             client,
             send_s=self.send_s,
             stop_reason=self.stop_reason,
+            stop_kind=self.stop_kind,
             portal_id=account.portal_id,
             sheet=_note(
                 sheet,
@@ -538,7 +542,9 @@ class _Import:
                 raise failure
         finally:
             self.routing = _routing(routings, self.settings.mode)
-            self.stop_reason = self.stop_reason or sender.stop_reason or logbook.stop_reason
+            if self.stop_reason is None:
+                first = sender if sender.stop_reason is not None else logbook
+                self.stop_reason, self.stop_kind = first.stop_reason, first.stop_kind
 
     def _stopping(self) -> bool:
         """Whether a signal, a sender or a failed look-up stopped the run: no more rows are prepared."""
@@ -550,10 +556,11 @@ class _Import:
         self.stop_reason = messages._("looking up owners, associations and meetings failed: {error}").format(
             error=error
         )
+        self.stop_kind = "lookups_failed"
         log.error(self.stop_reason)
         for sender in (self.sender, self.logbook):
             if sender is not None:
-                sender.stop(self.stop_reason)
+                sender.stop(self.stop_reason, "lookups_failed")
 
     def _phase(self, text: str, *, portal: bool = False) -> None:
         log.info("%s", text)
@@ -595,7 +602,7 @@ class _Import:
                 if self._producer is not None:
                     self._producer.cancel()  # look-ups send nothing: rows not yet prepared stay unsent
             elif self.stop_reason is None and task is not None:
-                self.stop_reason = reason
+                self.stop_reason, self.stop_kind = reason, "signal"
                 task.cancel()
 
         for signum in _SIGNALS:

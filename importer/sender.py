@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
@@ -53,6 +53,9 @@ from importer.models import RowOutcome, RowStatus
 
 log = logging.getLogger(__name__)
 
+StopKind = Literal["signal", "daily_limit", "token_refused", "lookups_failed", "hubspot_failing", "error"]
+"""Why a run stopped, for monitoring (`--summary-json`'s `stop_kind`): the reason itself is in the run's
+language."""
 DAILY_LIMIT_REACHED = N_("HubSpot's daily request limit is reached; the next run sends the rest")
 TOKEN_REFUSED = N_("HubSpot refused the access token")
 RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater, NotSent)
@@ -220,13 +223,14 @@ class Sender:
         self._paused_until = -math.inf
         self._one_at_a_time = asyncio.Lock()
         self.stop_reason: str | None = None
+        self.stop_kind: StopKind | None = None
         self.auth_error: AuthFailed | None = None
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, kind: StopKind = "signal") -> None:
         """Take no more rows (a signal, the daily cap, a refused token, HubSpot failing); rows in flight
-        finish."""
+        finish. The first reason, and its kind, stay."""
         if self.stop_reason is None:
-            self.stop_reason = reason
+            self.stop_reason, self.stop_kind = reason, kind
         if self._stopped is not None:
             self._stopped.set()
         for waker in self._wakers:
@@ -246,7 +250,8 @@ class Sender:
             return  # too few yet, or a request sent before the pause
         if now - self._failing_since >= self._outage_s:
             seconds = f"{now - self._failing_since:.0f}"
-            self.stop(_(HUBSPOT_FAILING).format(seconds=seconds, count=self._failing, error=error))
+            text = _(HUBSPOT_FAILING).format(seconds=seconds, count=self._failing, error=error)
+            self.stop(text, "hubspot_failing")
             return
         pause = min(self._outage_s / 30 * 2**self._pauses, self._outage_s / 5)
         self._pauses += 1
@@ -376,7 +381,7 @@ class Sender:
         async def worker() -> None:
             while self.stop_reason is None:
                 if self._daily_remaining() == 0:
-                    self.stop(_(DAILY_LIMIT_REACHED))
+                    self.stop(_(DAILY_LIMIT_REACHED), "daily_limit")
                     return
                 if not queue:
                     if not state["feeding"] and not state["busy"]:
@@ -393,7 +398,7 @@ class Sender:
                 except Exception as error:
                     # A failure no row's outcome covers (a results checkpoint on a full disk, say): the
                     # other workers take no more rows, and finish the ones in flight, recorded.
-                    self.stop(str(error))
+                    self.stop(str(error), "error")
                     raise
                 finally:
                     state["busy"] -= 1
@@ -518,14 +523,14 @@ class Sender:
             self._ledger.mark_failed(job.row_key, str(error))
         status = RowStatus.FAILED
         if isinstance(error, DailyLimitReached):
-            self.stop(_(DAILY_LIMIT_REACHED))
+            self.stop(_(DAILY_LIMIT_REACHED), "daily_limit")
             status = RowStatus.NOT_SENT
         elif isinstance(error, RETRIABLE_CREATE_ERRORS) and self.stop_reason is not None:
             status = RowStatus.NOT_SENT  # retries cut short by the stop; HubSpot did not create it
         elif isinstance(error, AuthFailed) and error.status == 401:
             # A 403 on one create (a scope an association needs) is that row's; a 401 is every row's.
             self.auth_error = self.auth_error or error
-            self.stop(_(TOKEN_REFUSED))
+            self.stop(_(TOKEN_REFUSED), "token_refused")
             status = RowStatus.NOT_SENT
         api = error if isinstance(error, ApiError) else None
         if status is RowStatus.FAILED:
@@ -597,9 +602,9 @@ class Sender:
         if isinstance(finding, BaseException):
             if isinstance(finding, AuthFailed) and finding.status == 401:
                 self.auth_error = self.auth_error or finding
-                self.stop(_(TOKEN_REFUSED))
+                self.stop(_(TOKEN_REFUSED), "token_refused")
             elif isinstance(finding, DailyLimitReached):
-                self.stop(_(DAILY_LIMIT_REACHED))
+                self.stop(_(DAILY_LIMIT_REACHED), "daily_limit")
             self._keep_or_give_up(doubt)  # could not look now: a later check, or the next run
             return False
         ours = [i for i in finding.same if not (taken.get(i, set()) - {job.row_key})]

@@ -1172,6 +1172,7 @@ def test_daily_cap_stops_the_run_and_leaves_every_unsent_row_not_sent(harness: H
     assert harness.hubspot.titles() == ["First", "Second"]
     assert harness.retry_sleeps == []
     assert harness.sender is not None and harness.sender.stop_reason == DAILY_STOP
+    assert harness.sender.stop_kind == "daily_limit"
     assert harness.state("key-1") == ("failed", None, 1, daily)  # certainly not created: next run sends it
     assert (harness.state("key-2"), harness.state("key-3")) == (None, None)
 
@@ -1223,6 +1224,7 @@ def test_refused_token_during_the_search_stops_and_raises_auth_error(harness: Ha
     assert len(harness.hubspot.searches) == 1  # no retry of a 401, no later check
     assert len(harness.hubspot.creates) == 2
     assert harness.sender is not None and harness.sender.stop_reason == REFUSED
+    assert harness.sender.stop_kind == "token_refused"
     assert harness.state("key-0") == ("in_doubt", None, 1, TIMED_OUT)
 
 
@@ -1330,6 +1332,7 @@ def test_hubspot_failing_every_create_pauses_the_sending_then_stops_the_run(harn
         f"HubSpot failed every request for 310 s ({sent} in a row; the last: HubSpot 502"
     )
     assert reason.endswith("; the next run sends the rest")
+    assert harness.sender is not None and harness.sender.stop_kind == "hubspot_failing"
     made = set(harness.hubspot.titles())
     assert {outcomes[i].status for i, title in enumerate(titles) if title in made} == {RowStatus.IN_DOUBT}
     assert {(harness.state(f"key-{i}") or ("",))[0] for i, t in enumerate(titles) if t in made} == {
@@ -1391,6 +1394,7 @@ def test_first_stop_reason_wins(harness: Harness) -> None:
     harness.hubspot.script("First", rate_limited("DAILY"))
     outcomes = harness.send(titled("First", "Second"))
     assert harness.sender is not None and harness.sender.stop_reason == "stopped by SIGINT"
+    assert harness.sender.stop_kind == "signal"  # the first reason's kind, with it
     assert outcomes[1] == Outcome(
         RowStatus.NOT_SENT, error_code="RUN_STOPPED", error="stopped by SIGINT", attempts=0
     )

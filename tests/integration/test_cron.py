@@ -147,6 +147,7 @@ def test_cron_output_is_plain_and_the_summary_json_complete(
     assert data["complete"] is False and data["results"] == str(tmp_path / "r.csv")
     assert data["requests"] == sandbox.stats()["requests_total"]
     assert data["rate_limited_429s"] == 0 and data["requests_per_s"] > 0
+    assert data["stop_reason"] is None and data["stop_kind"] is None
     assert {
         "error": "owner not found: no HubSpot owner has the e-mail nobody@example.com",
         "code": "COULD_NOT_FIND_OWNER",

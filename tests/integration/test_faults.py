@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -121,7 +122,10 @@ def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once
     sandbox = start_sandbox(window_ms=1000, max_per_window=100, latency_ms=20)
     sheet = write_meetings(tmp_path / "m.csv", 200)
     env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="1.5")  # pauses of 0.05 s, 0.1 s, ... 0.3 s
-    process = _started(sheet, env, 100, lambda: sandbox.stats()["meetings_created"] >= 30)
+    summary = tmp_path / "summary.json"
+    process = _started(
+        sheet, env, 100, lambda: sandbox.stats()["meetings_created"] >= 30, "--summary-json", str(summary)
+    )
     sandbox.set_faults(error_5xx=1.0, scope="all")
     stdout, stderr = process.communicate(timeout=60)
 
@@ -140,6 +144,7 @@ def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once
     )
     assert "HubSpot failed 20 requests in a row (the last: HubSpot 50" in stderr  # the first pause
     assert "not_sent" not in stderr  # the stop is one line, not one per row left
+    assert json.loads(summary.read_text())["stop_kind"] == "hubspot_failing"
 
     sandbox.set_faults(error_5xx=0.0)
     second = run_cli(["run", str(sheet), "--rate-limit", "100"], importer_env(sandbox))
@@ -166,19 +171,12 @@ def _interrupted(
     return sandbox, sheet, process
 
 
-def _started(sheet: Path, env: dict[str, str], rate: int, ready: Callable[[], bool]) -> subprocess.Popen[str]:
+def _started(
+    sheet: Path, env: dict[str, str], rate: int, ready: Callable[[], bool], *extra: str
+) -> subprocess.Popen[str]:
     """An import of `sheet` at `rate` requests a window, 4 at a time, going on once `ready()` holds."""
-    args = [
-        sys.executable,
-        "-m",
-        "importer",
-        "run",
-        str(sheet),
-        "--rate-limit",
-        str(rate),
-        "--concurrency",
-        "4",
-    ]
+    command = [sys.executable, "-m", "importer", "run", str(sheet)]
+    args = [*command, "--rate-limit", str(rate), "--concurrency", "4", *extra]
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not ready():

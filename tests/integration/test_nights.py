@@ -179,8 +179,9 @@ def test_a_night_without_meetings_is_exit_0(start_sandbox: Callable[..., Sandbox
 def test_a_stop_is_one_line_with_the_rows_left(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
     sandbox = start_sandbox(daily_limit=10)
     sheet = write_meetings(tmp_path / "m.csv", 40)
+    summary = tmp_path / "summary.json"
 
-    proc = run_cli(["run", str(sheet)], importer_env(sandbox))
+    proc = run_cli(["run", str(sheet), "--summary-json", str(summary)], importer_env(sandbox))
 
     assert proc.returncode == 1
     stopped = [line for line in proc.stdout.splitlines() if line.startswith("stopped: ")]
@@ -190,6 +191,9 @@ def test_a_stop_is_one_line_with_the_rows_left(start_sandbox: Callable[..., Sand
         f" {40 - created} rows not sent (the next run sends them)"
     ]
     assert "not_sent" not in proc.stderr  # not one line per unsent row
+    data = json.loads(summary.read_text())
+    assert data["stop_kind"] == "daily_limit"
+    assert data["stop_reason"] == "HubSpot's daily request limit is reached; the next run sends the rest"
 
 
 def test_a_proxy_that_refuses_is_one_line(night: tuple[Sandbox, Path, Path]) -> None:
