@@ -9,6 +9,7 @@ import pytest
 
 from importer.config import Settings
 from importer.errors import StopRun
+from importer.hubspot import NotSent
 from importer.models import RowOutcome, RowResult, RowStatus
 from importer.pipeline import _Import, _stop_told
 from importer.reporter import RowResults
@@ -24,6 +25,16 @@ def test_a_run_syncs_its_ledger_only_when_no_search_would_find_what_a_power_cut_
     run = _Import(sheet, settings, tmp_path / "meetings.results.csv", None, 0.0)
     with run._ledger(tmp_path / "ledger.sqlite", "12345") as ledger:
         assert ledger._db.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+
+
+def test_look_ups_whose_retries_ran_out_stop_the_run_as_lookups_failed(tmp_path: Path) -> None:
+    sheet = tmp_path / "meetings.csv"
+    run = _Import(sheet, Settings(), tmp_path / "meetings.results.csv", None, 0.0)
+    run._lookups_failed(NotSent("GET /crm/v3/owners: could not connect (ConnectError)"))
+    assert run.stop_kind == "lookups_failed"
+    assert run.stop_reason == (
+        "looking up owners, associations and meetings failed: GET /crm/v3/owners: could not connect (ConnectError)"
+    )
 
 
 def test_a_stop_after_creates_says_how_many_and_that_the_ledger_has_them(tmp_path: Path) -> None:
