@@ -256,7 +256,8 @@ class Sender:
         pause = min(self._outage_s / 30 * 2**self._pauses, self._outage_s / 5)
         self._pauses += 1
         self._paused_until = now + pause
-        text = _(HUBSPOT_PAUSE).format(count=self._failing, error=error, seconds=f"{pause:.0f}")
+        seconds = f"{pause:.0f}" if pause >= 10 else f"{pause:.1f}"  # a short outage_s: no "0 s"
+        text = _(HUBSPOT_PAUSE).format(count=self._failing, error=error, seconds=seconds)
         log.warning("%s", text)
 
     async def _pause(self, seconds: float) -> None:

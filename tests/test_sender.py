@@ -1313,7 +1313,9 @@ def test_an_outcome_that_cannot_be_recorded_stops_every_worker_and_leaves_no_cre
 PAUSES = [10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 60.0]  # of the default outage_s, 300 s: then it is over
 
 
-def test_hubspot_failing_every_create_pauses_the_sending_then_stops_the_run(harness: Harness) -> None:
+def test_hubspot_failing_every_create_pauses_the_sending_then_stops_the_run(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     """HubSpot answers every create with a 502 (an incident): after twenty rows in doubt the sending pauses,
     ever longer while the next create fails too, and once every create has failed for five minutes the run
     stops, rather than send each other row into it (each in doubt, a search for the next run)."""
@@ -1327,6 +1329,9 @@ def test_hubspot_failing_every_create_pauses_the_sending_then_stops_the_run(harn
     assert FAILING_IN_A_ROW + len(PAUSES) <= sent <= FAILING_IN_A_ROW + 3 + len(PAUSES)
     assert harness.hubspot.most_in_flight == 4
     assert clock.waits == PAUSES and clock.now == 1_000.0 + sum(PAUSES)
+    pauses = [r.getMessage() for r in caplog.records if "sending again in" in r.getMessage()]
+    assert [p.rsplit(" in ", 1)[1] for p in pauses] == [f"{w:.0f} s" for w in PAUSES]
+    assert pauses[0].startswith("HubSpot failed 20 requests in a row (the last: HubSpot 502")
     reason = harness.sender.stop_reason if harness.sender else None
     assert reason is not None and reason.startswith(
         f"HubSpot failed every request for 310 s ({sent} in a row; the last: HubSpot 502"
