@@ -31,20 +31,19 @@ from importer.changes import Change, snapshot
 from importer.errors import AuthError
 from importer.existing import Finding, find_exact, narrow
 from importer.hubspot import (
+    RETRIABLE_READ_ERRORS,
     ApiError,
     AuthFailed,
     CreatedWithoutId,
     DailyLimitReached,
     HubSpotClient,
     HubSpotError,
-    NoAnswer,
     NotSent,
     OutcomeUnknown,
     RateLimited,
     Rejected,
     ServerError,
     TryLater,
-    Unavailable,
 )
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
@@ -62,9 +61,9 @@ RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
 UNKNOWN_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (OutcomeUnknown, ServerError)
 """Errors after which HubSpot may have created the meeting: never resent before a search."""
-HUBSPOT_TROUBLE: tuple[type[HubSpotError], ...] = (RateLimited, Unavailable, NoAnswer)
-"""Errors that are HubSpot's state, not the row's: unreachable, no answer, a 5xx, a 423, 429s through every
-retry."""
+HUBSPOT_TROUBLE = RETRIABLE_READ_ERRORS
+"""Errors that are HubSpot's state, not the row's (the ones a read retries): unreachable, no answer, a 5xx,
+a 423, 429s through every retry."""
 FAILING_IN_A_ROW = 20
 """Requests in a row (a create, a batch, an update) that ended in HUBSPOT_TROUBLE, none answered between
 them: HubSpot is down. Sending then pauses, a thirtieth of `outage_s` at first and twice as long after
