@@ -445,6 +445,29 @@ def _portal_of(target: str) -> str | None:
     return match.group(1) if match else None
 
 
+# SQLite's errors that come from where the ledger lives (a full disk, a read-only or vanished folder, another
+# process's lock, a damaged file), not from the importer's SQL.
+_WHERE_IT_LIVES = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+)
+
+
+def unwritable(path: Path, error: sqlite3.Error) -> StopRun | None:
+    """The stop for a ledger that cannot be written mid-run (what went wrong, not a bug report); None
+    for an error of the importer's own SQL, which is a bug."""
+    name = getattr(error, "sqlite_errorname", None) or ""
+    if not name.startswith(_WHERE_IT_LIVES):
+        return None
+    return StopRun(_("cannot write the ledger {path}: {error}").format(path=path, error=error))
+
+
 def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StopRun:
     if "readonly" in str(exc) or "read-only" in str(exc):
         return StopRun(

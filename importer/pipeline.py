@@ -46,7 +46,7 @@ from importer.board import Board, Progress
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError, StopRun
 from importer.hubspot import AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
-from importer.ledger import LEGACY_PLACE, Ledger, default_ledger_path, open_ledger, state_lock
+from importer.ledger import LEGACY_PLACE, Ledger, default_ledger_path, open_ledger, state_lock, unwritable
 from importer.logbook import BatchSender, Mode, Routing, route
 from importer.mapper import Lookups
 from importer.models import DONE_STATUSES, RowStatus
@@ -618,20 +618,6 @@ class _Import:
                 loop.remove_signal_handler(signum)
 
 
-# SQLite's errors that come from where the ledger lives (a full disk, a read-only or vanished folder, another
-# process's lock, a damaged file), not from the importer: a stop with a message, as unusable state is.
-_LEDGER_TROUBLE = (
-    "SQLITE_FULL",
-    "SQLITE_IOERR",
-    "SQLITE_READONLY",
-    "SQLITE_CANTOPEN",
-    "SQLITE_BUSY",
-    "SQLITE_LOCKED",
-    "SQLITE_CORRUPT",
-    "SQLITE_NOTADB",
-)
-
-
 @contextmanager
 def _stop_told(ledger_path: Path) -> Iterator[list[RowResults]]:
     """Around a run's use of its ledger (the results go in the list yielded, once read). A ledger that
@@ -642,12 +628,9 @@ def _stop_told(ledger_path: Path) -> Iterator[list[RowResults]]:
     try:
         yield held
     except sqlite3.Error as error:
-        name = getattr(error, "sqlite_errorname", None) or ""
-        if not name.startswith(_LEDGER_TROUBLE):
+        stop = unwritable(ledger_path, error)
+        if stop is None:
             raise
-        stop = StopRun(
-            messages._("cannot write the ledger {path}: {error}").format(path=ledger_path, error=error)
-        )
         raise _counted(stop, held, ledger_path, recorded=False) from None
     except StopRun as stop:
         raise _counted(stop, held, ledger_path, recorded=True) from None
