@@ -66,9 +66,17 @@ async def test_faults_roll_in_their_documented_order() -> None:
     [
         ("create", {"create_meeting", "batch_create_meetings"}),
         ("writes", {"create_meeting", "batch_create_meetings", "update_meeting", "association_create"}),
+        ("reads", {"owners", "search"}),
         (
             "all",
-            {"create_meeting", "batch_create_meetings", "update_meeting", "association_create", "owners"},
+            {
+                "create_meeting",
+                "batch_create_meetings",
+                "update_meeting",
+                "association_create",
+                "owners",
+                "search",
+            },
         ),
     ],
 )
@@ -86,6 +94,7 @@ async def test_fault_scopes(scope: str, faulted: set[str]) -> None:
                 f"/crm/v4/objects/meetings/{created['id']}/associations/contacts/7100002", json=TYPE_200
             ),
             "owners": await api.get("/crm/v3/owners"),
+            "search": await api.post(f"{MEETINGS}/search", json={"limit": 1}),
         }
     assert {name for name, answer in answers.items() if answer.status_code >= 500} == faulted
 
@@ -176,7 +185,7 @@ async def test_a_refused_title_fails_its_batch_input_alone_in_a_207() -> None:
             "search_lag_extra_share must be a probability between 0 and 1, got -0.1.",
         ),
         ({"search_lag_extra_ms": -1}, "search_lag_extra_ms must be a non-negative integer, got -1."),
-        ({"scope": "reads"}, "scope must be one of create, writes, all, got 'reads'."),
+        ({"scope": "search"}, "scope must be one of create, writes, reads, all, got 'search'."),
     ],
 )
 async def test_new_fault_settings_are_checked(changes: dict[str, Any], message: str) -> None:

@@ -206,7 +206,7 @@ def _time_zone(value: str) -> str:
     type=click.Choice(FAULT_SCOPES),
     default=_FAULT_DEFAULTS.scope,
     show_default=True,
-    help="Inject faults on the meeting create routes, on every route that writes, or on every API route.",
+    help="Inject faults on the meeting create routes, on every route that writes, on every route that only reads, or on every API route.",
 )
 @click.option(
     "--fault-seed",

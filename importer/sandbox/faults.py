@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
-# "create": routes that make meetings; "writes": every route that changes data; "all": every API route.
-FaultScope = Literal["create", "writes", "all"]
-FAULT_SCOPES: tuple[FaultScope, ...] = ("create", "writes", "all")
+# "create": routes that make meetings; "writes": every route that changes data; "reads": every API route
+# that changes nothing (owners, batch reads, searches: an incident of HubSpot's CRM search, say); "all":
+# every API route.
+FaultScope = Literal["create", "writes", "reads", "all"]
+FAULT_SCOPES: tuple[FaultScope, ...] = ("create", "writes", "reads", "all")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 # What a gateway answers when the backend committed but the answer did not come back in time (no 503:
 # that one says the service refused the request).
@@ -128,6 +130,8 @@ class FaultDice:
         if faults.scope == "create" and not on_create_route:
             return None
         if faults.scope == "writes" and not (on_create_route or on_write_route):
+            return None
+        if faults.scope == "reads" and (on_create_route or on_write_route):
             return None
         # One draw per kind on every request keeps the sequence independent of which kinds are on.
         draws = [(kind, self._rng.random()) for kind in _ROLL_ORDER]
