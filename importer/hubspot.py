@@ -61,6 +61,8 @@ T = TypeVar("T")
 class HubSpotError(Exception):
     """Base of everything the client raises."""
 
+    attempts = 1  # the requests that ended so: `retrying` counts its own
+
 
 class ApiError(HubSpotError):
     """HubSpot answered with an error status; its JSON (every field optional) is kept."""
@@ -584,6 +586,7 @@ class HubSpotClient:
             except retriable as error:
                 delay = self._retry.delay(attempt, error)
                 if attempt >= self._retry.max_attempts or loop.time() + delay > deadline or not keep_going():
+                    error.attempts = attempt
                     raise
                 log.info("attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
                 attempt += 1

@@ -32,11 +32,12 @@ import signal
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -53,7 +54,7 @@ from importer.models import DONE_STATUSES, RowStatus
 from importer.pacing import Pacer
 from importer.reader import Sheet, require_file
 from importer.reporter import EarlierResult, RowResults, count_statuses, default_results_path
-from importer.sender import Feed, Sender, SendJob, StopKind, UpdateJob
+from importer.sender import HUBSPOT_TROUBLE, Feed, OutageWatch, Sender, SendJob, StopKind, UpdateJob
 from importer.stages import (
     Edited,
     Known,
@@ -77,6 +78,7 @@ from importer.stages import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -277,6 +279,9 @@ class _Import:
         self.routing: Routing | None = None
         self.started_ms = round(time.time() * 1000)  # `auto` logs the meetings that ended before this
         self._producer: asyncio.Future[None] | None = None  # the look-ups, chunk by chunk, while sending
+        # Whether HubSpot is down, told by the senders and the look-ups: all pause, and stop, together.
+        self.watch = OutageWatch(settings.outage_s)
+        self.watch.on_verdict(self._hubspot_down)
         self.send_s = 0.0
 
     async def run(self, token: str) -> RunSummary:
@@ -456,7 +461,7 @@ class _Import:
             chunk, upcoming = upcoming, unpacked(chunks[at + 1]) if at + 1 < len(chunks) else []
             chunks[at] = []  # its rows' meetings are in `chunk`, and go with it
             later = (meeting for _, meeting in upcoming)
-            jobs = await self._stage(map_rows(lookups, chunk, keys, settings, board, later))
+            jobs = await self._looked_up(partial(map_rows, lookups, chunk, keys, settings, board, later))
             updates = plan_updates([j for j in jobs if j.index in edits], edits, ledger, board)
             jobs = [j for j in jobs if j.index not in edits]
             # Without the check, rows an earlier results file left unsent or in doubt are still looked for.
@@ -466,8 +471,8 @@ class _Import:
                 checkable if settings.check_existing else [j for j in checkable if j.index in known.suspect]
             )
             if checked:
-                sent = await self._stage(
-                    check_existing(client, ledger, checked, run_keys, self.run_id, board)
+                sent = await self._looked_up(
+                    partial(check_existing, client, ledger, checked, run_keys, self.run_id, board)
                 )
                 looked_for = {j.index for j in checked}  # by index: comparing whole jobs is quadratic
                 jobs = [j for j in jobs if j.index not in looked_for] + sent
@@ -489,7 +494,7 @@ class _Import:
             "concurrency": self.settings.concurrency,
             "max_attempts": self.settings.max_attempts,
             "search_lag_s": self.settings.search_lag_s,
-            "outage_s": self.settings.outage_s,
+            "watch": self.watch,
             "on_outcome": board.record,
             "daily_remaining": lambda: pacer.daily_remaining,
             "recreate_missing": self.settings.recreate_missing,
@@ -561,6 +566,30 @@ class _Import:
         for sender in (self.sender, self.logbook):
             if sender is not None:
                 sender.stop(self.stop_reason, "lookups_failed")
+
+    async def _looked_up(self, stage: Callable[[], Awaitable[T]]) -> T:
+        """A look-up stage. They only read until every read is done, so one that HubSpot failed through
+        the client's retries runs again, after the wait the run's outage watch says, until it stops the
+        run; the senders go on meanwhile with the rows already looked up."""
+        failed = False
+        while True:
+            try:
+                result: T = await self._stage(stage())
+            except HUBSPOT_TROUBLE as error:
+                wait = self.watch.lookup_failed(error)
+                if wait is not None:
+                    await self._stage(self.watch.wait(wait))  # a signal ends it; so does a stop
+                if wait is None or self._stopping():
+                    raise _Stopped from None
+                failed = True
+                continue
+            if failed:
+                self.watch.heard()  # asked again, and answered: HubSpot is back
+            return result
+
+    def _hubspot_down(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason, self.stop_kind = reason, "hubspot_failing"
 
     def _phase(self, text: str, *, portal: bool = False) -> None:
         log.info("%s", text)

@@ -65,12 +65,12 @@ HUBSPOT_TROUBLE = RETRIABLE_READ_ERRORS
 """Errors that are HubSpot's state, not the row's (the ones a read retries): unreachable, no answer, a 5xx,
 a 423, 429s through every retry."""
 FAILING_IN_A_ROW = 20
-"""Requests in a row (a create, a batch, an update) that ended in HUBSPOT_TROUBLE, none answered between
-them: HubSpot is down. Sending then pauses, a thirtieth of `outage_s` at first and twice as long after
-each next failure (at most a fifth), and goes on one request at a time, a probe after each pause, until
-one is answered: a break costs a pause, not a row for every request sent into it (each failed, or in
-doubt: a search). Once every request has failed for `outage_s`, the run stops; the next run sends the
-rest."""
+"""Requests in a row (a create, a batch, an update; each attempt of a look-up whose retries ran out) that
+ended in HUBSPOT_TROUBLE, none answered between them: HubSpot is down. Sending then pauses, a thirtieth
+of `outage_s` at first and twice as long after each next failure (at most a fifth), and goes on one
+request at a time, a probe after each pause, until one is answered: a break costs a pause, not a row for
+every request sent into it (each failed, or in doubt: a search). Look-ups that fail wait as long, on
+their own. Once every request has failed for `outage_s`, the run stops; the next run sends the rest."""
 HUBSPOT_FAILING = N_(
     "HubSpot failed every request for {seconds} s ({count} in a row; the last: {error});"
     " the next run sends the rest"
@@ -78,6 +78,102 @@ HUBSPOT_FAILING = N_(
 HUBSPOT_PAUSE = N_(
     "HubSpot failed {count} requests in a row (the last: {error}); sending again in {seconds} s"
 )
+LOOKUPS_PAUSE = N_(
+    "HubSpot failed the look-ups through every retry (the last: {error}); looking up again in {seconds} s"
+)
+
+
+class OutageWatch:
+    """Whether HubSpot is down, from what the run's requests for rows came to: each sender's creates,
+    batches and updates, and the look-ups'. One for the whole run: the run stops once, when every request
+    of every stage has failed for `outage_s`, and not while any stage is still answered (HubSpot's
+    search down, say, while its creates work)."""
+
+    def __init__(self, outage_s: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+        self.outage_s = outage_s
+        self._clock = clock
+        self.failing = 0  # requests in a row that HubSpot failed, and since when
+        self._since = 0.0
+        self._pauses = 0  # the senders' since the last answer
+        self._lookup_pauses = 0
+        self.paused_until = -math.inf
+        self.down = False  # the senders paused: until a request is answered they go one at a time
+        self.one_at_a_time = asyncio.Lock()  # the senders' probes after a pause
+        self.verdict: str | None = None  # the stop's reason, once HubSpot is down for good
+        self._on_verdict: list[Callable[[str], None]] = []
+        self._woken: asyncio.Event | None = None
+
+    def on_verdict(self, stop: Callable[[str], None]) -> None:
+        """Call `stop(reason)` once HubSpot has failed every request for `outage_s`."""
+        self._on_verdict.append(stop)
+
+    def heard(self, error: HubSpotError | None = None) -> None:
+        """What a sender's request came to: answered (None, or an error of the row's own, a 400 say) or
+        failed by HubSpot. FAILING_IN_A_ROW failed in a row pause the senders."""
+        if not isinstance(error, HUBSPOT_TROUBLE):
+            self.failing = self._pauses = self._lookup_pauses = 0
+            self.down = False
+            return
+        now = self._failed()
+        if self.failing < FAILING_IN_A_ROW or now < self.paused_until or self._over(now, error):
+            return  # too few yet, a request sent before the pause, or the run stops
+        pause = self._length(self._pauses)
+        self._pauses += 1
+        self.paused_until, self.down = now + pause, True
+        log.warning("%s", _(HUBSPOT_PAUSE).format(count=self.failing, error=error, seconds=_told(pause)))
+
+    def lookup_failed(self, error: HubSpotError) -> float | None:
+        """A look-up whose retries all ended in HUBSPOT_TROUBLE, each counted as a failure in a row: the
+        seconds the look-ups wait before they ask again, or None once the run stops. The pauses are the
+        senders' lengths, but the look-ups' own: creates HubSpot answers meanwhile go on."""
+        now = self._failed(error.attempts)
+        if self._over(now, error):
+            return None
+        pause = self._length(self._lookup_pauses)
+        self._lookup_pauses += 1
+        log.warning("%s", _(LOOKUPS_PAUSE).format(error=error, seconds=_told(pause)))
+        return pause
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep `seconds`; a stop of the run (see `wake`) ends it at once."""
+        if self._woken is None:
+            self._woken = asyncio.Event()
+        if not self._woken.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), seconds)
+
+    def wake(self) -> None:
+        """The run is stopping: no look-up waits any more."""
+        if self._woken is None:
+            self._woken = asyncio.Event()
+        self._woken.set()
+
+    def _failed(self, requests: int = 1) -> float:
+        now = self._clock()
+        if self.failing == 0:
+            self._since = now
+        self.failing += requests
+        return now
+
+    def _over(self, now: float, error: HubSpotError) -> bool:
+        """Whether the run stops: it does (told once) when every request has failed for `outage_s`."""
+        if self.verdict is None and now - self._since >= self.outage_s:
+            seconds = _told(now - self._since)
+            self.verdict = _(HUBSPOT_FAILING).format(seconds=seconds, count=self.failing, error=error)
+            for stop in self._on_verdict:
+                stop(self.verdict)
+            self.wake()
+        return self.verdict is not None
+
+    def _length(self, pauses: int) -> float:
+        """A thirtieth of `outage_s` at first, twice as long after each next failure, at most a fifth."""
+        return min(self.outage_s / 30 * 2.0**pauses, self.outage_s / 5)
+
+
+def _told(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"  # a short outage_s: no "0 s"
+
+
 RECHECKS = (1, 3, 10)
 """A row in doubt is searched for at these multiples of `search_lag_s` after its attempt (30 s, 90 s and
 300 s by default); it is sent again only when all of them found nothing."""
@@ -191,7 +287,7 @@ class Sender:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         recreate_missing: bool = False,
         on_phase: Callable[[str], None] = lambda text: None,
-        outage_s: float = 300.0,
+        watch: OutageWatch | None = None,
     ) -> None:
         self._recreate_missing = recreate_missing
         self._on_phase = on_phase
@@ -215,12 +311,8 @@ class Sender:
         self._unfinished_updates: dict[int, SendJob] = {}
         # Built with their chunk, warm, not each alone after its wait (see HubSpotClient.create_request).
         self._ready: dict[int, _Ready] = {}
-        self._outage_s = outage_s
-        self._failing = 0  # requests in a row that HubSpot failed (FAILING_IN_A_ROW), and since when
-        self._failing_since = 0.0
-        self._pauses = 0
-        self._paused_until = -math.inf
-        self._one_at_a_time = asyncio.Lock()
+        self._watch = watch or OutageWatch(clock=clock)  # the run's, shared with its other stages
+        self._watch.on_verdict(lambda reason: self.stop(reason, "hubspot_failing"))
         self.stop_reason: str | None = None
         self.stop_kind: StopKind | None = None
         self.auth_error: AuthFailed | None = None
@@ -234,30 +326,11 @@ class Sender:
             self._stopped.set()
         for waker in self._wakers:
             waker.set()
+        self._watch.wake()  # the look-ups' pause too: the run takes no more rows
 
     def _heard(self, error: HubSpotError | None = None) -> None:
-        """What a request for a row came to: answered (None, or an error of the row's own, a 400 say) or
-        failed by HubSpot. FAILING_IN_A_ROW failed in a row pause the sending; failing on, the run stops."""
-        if not isinstance(error, HUBSPOT_TROUBLE):
-            self._failing = self._pauses = 0
-            return
-        now = self._clock()
-        if self._failing == 0:
-            self._failing_since = now
-        self._failing += 1
-        if self._failing < FAILING_IN_A_ROW or now < self._paused_until:
-            return  # too few yet, or a request sent before the pause
-        if now - self._failing_since >= self._outage_s:
-            seconds = f"{now - self._failing_since:.0f}"
-            text = _(HUBSPOT_FAILING).format(seconds=seconds, count=self._failing, error=error)
-            self.stop(text, "hubspot_failing")
-            return
-        pause = min(self._outage_s / 30 * 2**self._pauses, self._outage_s / 5)
-        self._pauses += 1
-        self._paused_until = now + pause
-        seconds = f"{pause:.0f}" if pause >= 10 else f"{pause:.1f}"  # a short outage_s: no "0 s"
-        text = _(HUBSPOT_PAUSE).format(count=self._failing, error=error, seconds=seconds)
-        log.warning("%s", text)
+        """What a request for a row came to, told to the run's outage watch."""
+        self._watch.heard(error)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the run stops: waiting out the search lag is no work in flight."""
@@ -421,10 +494,10 @@ class Sender:
     async def _handled(self, item: Any, handle: Callable[[Any], Awaitable[Iterable[Any] | None]]) -> Any:
         """`handle(item)`; while HubSpot is failing (FAILING_IN_A_ROW), one item at a time, after the pause:
         each a probe whether HubSpot is back. One the run stopped meanwhile is left unsent."""
-        if self._failing < FAILING_IN_A_ROW:
+        if not self._watch.down:
             return await handle(item)
-        async with self._one_at_a_time:
-            if (pause := self._paused_until - self._clock()) > 0:
+        async with self._watch.one_at_a_time:
+            if (pause := self._watch.paused_until - self._clock()) > 0:
                 await self._sleep(pause)  # a stop wakes it
             if self.stop_reason is not None:
                 return None

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from importer.config import Settings
 from importer.errors import StopRun
-from importer.hubspot import NotSent
+from importer.hubspot import HubSpotError, NotSent, Rejected, ServerError
 from importer.models import RowOutcome, RowResult, RowStatus
-from importer.pipeline import _Import, _stop_told
+from importer.pipeline import _Import, _stop_told, _Stopped
 from importer.reporter import RowResults
 
 
@@ -35,6 +37,45 @@ def test_look_ups_whose_retries_ran_out_stop_the_run_as_lookups_failed(tmp_path:
     assert run.stop_reason == (
         "looking up owners, associations and meetings failed: GET /crm/v3/owners: could not connect (ConnectError)"
     )
+
+
+def _failing_stage(*errors: HubSpotError) -> tuple[list[int], Callable[[], Awaitable[str]]]:
+    """A look-up stage that raises `errors` in turn, then returns "done"; and the list of its calls."""
+    calls: list[int] = []
+
+    async def stage() -> str:
+        calls.append(len(calls))
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return "done"
+
+    return calls, stage
+
+
+def test_a_look_up_that_hubspot_fails_runs_again_after_a_wait(tmp_path: Path) -> None:
+    run = _Import(tmp_path / "m.csv", Settings(outage_s=3.0), tmp_path / "m.results.csv", None, 0.0)
+    calls, stage = _failing_stage(ServerError(503, "down"), NotSent("could not connect (ConnectError)"))
+    assert asyncio.run(run._looked_up(stage)) == "done"
+    assert len(calls) == 3 and run.stop_reason is None
+    assert run.watch.failing == 0  # answered at last: the next failure starts a streak of its own
+
+
+def test_a_look_up_that_hubspot_fails_for_outage_s_stops_the_run(tmp_path: Path) -> None:
+    run = _Import(tmp_path / "m.csv", Settings(outage_s=0.3), tmp_path / "m.results.csv", None, 0.0)
+    calls, stage = _failing_stage(*[ServerError(502, "bad gateway")] * 100)
+    with pytest.raises(_Stopped):
+        asyncio.run(run._looked_up(stage))
+    assert 2 <= len(calls) < 100  # waits of 0.01, 0.02, 0.04, 0.06 s, ... for 0.3 s
+    assert run.stop_kind == "hubspot_failing"
+    assert run.stop_reason is not None and run.stop_reason.startswith("HubSpot failed every request for 0.")
+
+
+def test_a_look_up_refused_for_its_own_sake_is_not_run_again(tmp_path: Path) -> None:
+    run = _Import(tmp_path / "m.csv", Settings(), tmp_path / "m.results.csv", None, 0.0)
+    calls, stage = _failing_stage(Rejected(400, "bad search"))
+    with pytest.raises(Rejected):
+        asyncio.run(run._looked_up(stage))
+    assert len(calls) == 1 and run.watch.failing == 0
 
 
 def test_a_stop_after_creates_says_how_many_and_that_the_ledger_has_them(tmp_path: Path) -> None:

@@ -25,13 +25,13 @@ import httpx
 import pytest
 
 from importer.errors import AuthError, StopRun
-from importer.hubspot import CREATE_MEETING_PATH, HubSpotClient, RetryPolicy
+from importer.hubspot import CREATE_MEETING_PATH, HubSpotClient, RetryPolicy, ServerError
 from importer.ledger import Ledger
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.models import RowOutcome as Outcome
 from importer.models import RowStatus
 from importer.problems import ASSOCIATION_SKIPPED, Problem, Text
-from importer.sender import FAILING_IN_A_ROW, Jobs, Sender, SendJob
+from importer.sender import FAILING_IN_A_ROW, Jobs, OutageWatch, Sender, SendJob
 
 TOKEN = "pat-na1-test-token"
 BASE_URL = "https://api.hubapi.test"
@@ -1392,6 +1392,76 @@ def test_an_answer_between_failures_counts_them_anew(harness: Harness) -> None:
     assert harness.sender is not None and harness.sender.stop_reason is None
     assert harness.hubspot.titles()[: len(titles)] == titles  # every row sent, then searches settle doubts
     assert outcomes[19].status == RowStatus.CREATED and outcomes[len(titles) - 1].status == RowStatus.CREATED
+
+
+def _spent(status: int, attempts: int = 5) -> ServerError:
+    """A look-up's last error once its retries ran out."""
+    error = ServerError(status, "HubSpot is down")
+    error.attempts = attempts
+    return error
+
+
+def test_look_ups_that_hubspot_fails_wait_ever_longer_then_stop_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock(1_000.0)
+    watch = OutageWatch(clock=clock)
+    stops: list[str] = []
+    watch.on_verdict(stops.append)
+    waits = []
+    while (wait := watch.lookup_failed(_spent(503))) is not None:
+        waits.append(wait)
+        clock.now += wait + 2.0  # the wait, then the look-up's retries
+    assert waits == PAUSES
+    assert not watch.down  # the senders are not paused by it: creates HubSpot answers go on
+    assert watch.verdict is not None and stops == [watch.verdict]
+    assert watch.verdict.startswith(
+        "HubSpot failed every request for 324 s (40 in a row; the last: HubSpot 503"
+    )
+    assert watch.lookup_failed(_spent(503)) is None and len(stops) == 1  # told once
+    told = [r.getMessage() for r in caplog.records]
+    assert told[0] == (
+        "HubSpot failed the look-ups through every retry (the last: HubSpot 503: HubSpot is down);"
+        " looking up again in 10 s"
+    )
+
+
+def test_a_create_answered_between_failed_look_ups_keeps_the_run_going() -> None:
+    """HubSpot's search is down, its creates work: the run goes on as long as anything is answered."""
+    clock = FakeClock(1_000.0)
+    watch = OutageWatch(clock=clock)
+    for _ in range(20):
+        assert watch.lookup_failed(_spent(502)) == PAUSES[0]  # counted anew after each answer
+        clock.now += 30.0
+        watch.heard()  # a create made
+    assert watch.verdict is None and watch.failing == 0
+
+
+def test_failed_look_ups_count_towards_the_senders_pause() -> None:
+    clock = FakeClock(1_000.0)
+    watch = OutageWatch(clock=clock)
+    watch.lookup_failed(_spent(504, attempts=FAILING_IN_A_ROW - 1))
+    assert not watch.down
+    watch.heard(ServerError(504, "timeout"))  # the twentieth in a row: the senders pause
+    assert watch.down and watch.paused_until == 1_000.0 + PAUSES[0]
+
+
+def test_a_stop_of_a_sender_ends_the_look_ups_wait_at_once(harness: Harness) -> None:
+    watch = OutageWatch()
+
+    async def waited() -> float:
+        client = HubSpotClient(BASE_URL, TOKEN, transport=httpx.MockTransport(harness.hubspot.handle))
+        options: dict[str, Any] = {"run_id": "r", "concurrency": 1, "max_attempts": 1, "search_lag_s": 0}
+        async with client:
+            sender = Sender(client, harness.ledger, watch=watch, **options)
+            started = time.monotonic()
+            waiting = asyncio.ensure_future(watch.wait(60.0))
+            await asyncio.sleep(0.01)
+            sender.stop("stopped by SIGTERM")  # a daily cap, a refused token...: the run takes no more rows
+            await waiting
+            return time.monotonic() - started
+
+    assert asyncio.run(waited()) < 30.0  # not the minute asked for
 
 
 def test_first_stop_reason_wins(harness: Harness) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.integration.conftest import Sandbox, importer_env, read_results, run_cli, write_meetings
 
@@ -122,17 +123,7 @@ def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once
     sandbox = start_sandbox(window_ms=1000, max_per_window=100, latency_ms=20)
     sheet = write_meetings(tmp_path / "m.csv", 200)
     env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="1.5")  # pauses of 0.05 s, 0.1 s, ... 0.3 s
-    summary = tmp_path / "summary.json"
-    process = _started(
-        sheet, env, 100, lambda: sandbox.stats()["meetings_created"] >= 30, "--summary-json", str(summary)
-    )
-    sandbox.set_faults(error_5xx=1.0, scope="all")
-    stdout, stderr = process.communicate(timeout=60)
-
-    assert process.returncode == 1, stdout + stderr
-    assert "Traceback" not in stdout + stderr
-    frame = read_results(tmp_path / "m.results.csv")
-    counts = dict(frame.group_by("status").len().iter_rows())
+    stdout, stderr, counts, summary = _stopped_by(sandbox, sheet, env, 100, 30, scope="all")
     created = sandbox.stats()["meetings_created"]
     # Twenty, the 3 in flight then, and one create after each of the 7 pauses.
     assert counts["created"] == created and 20 + 7 <= counts["in_doubt"] <= 20 + 3 + 7
@@ -140,11 +131,11 @@ def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once
     stopped = [line for line in stdout.splitlines() if line.startswith("stopped: ")]
     assert len(stopped) == 1
     assert re.match(
-        r"stopped: HubSpot failed every request for \d+ s \(\d+ in a row; the last: HubSpot 50", stopped[0]
+        r"stopped: HubSpot failed every request for [\d.]+ s \(\d+ in a row; the last: HubSpot 50", stopped[0]
     )
     assert "HubSpot failed 20 requests in a row (the last: HubSpot 50" in stderr  # the first pause
     assert "not_sent" not in stderr  # the stop is one line, not one per row left
-    assert json.loads(summary.read_text())["stop_kind"] == "hubspot_failing"
+    assert summary["stop_kind"] == "hubspot_failing"
 
     sandbox.set_faults(error_5xx=0.0)
     second = run_cli(["run", str(sheet), "--rate-limit", "100"], importer_env(sandbox))
@@ -152,6 +143,81 @@ def test_hubspot_failing_mid_run_stops_it_and_the_next_run_creates_each_row_once
     assert second.returncode == 0, second.stdout + second.stderr
     stats = sandbox.stats()
     assert stats["meetings_created"] == 200 and stats["duplicates"] == 0
+
+
+# In chunks of 50, 200, 800, 1,000 and 950 rows (whole slots of 50 rows with one owner and start). The first
+# four are looked up at the start; the fifth only once the sender takes the second, some 45 meetings in:
+# its look-ups are sure to meet a fault turned on at the 10th.
+LOOKED_UP_LATER = 3_000
+
+
+def test_lookups_that_hubspot_fails_mid_run_wait_and_the_run_goes_on(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """An incident of HubSpot's reads alone (its search, say) from the 10th meeting on, for a second: the
+    look-ups of a later chunk fail through their retries, wait, and ask again; the creates go on meanwhile,
+    and every row is created once."""
+    sandbox = start_sandbox(window_ms=1000, max_per_window=400)
+    sheet = write_meetings(tmp_path / "m.csv", LOOKED_UP_LATER)
+    # Retries spent in about 0.1 s: without waiting, the look-ups would fail the run well inside the break.
+    env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="6", MEETING_IMPORTER_MAX_ATTEMPTS="2")
+    process = _started(sheet, env, 400, lambda: sandbox.stats()["meetings_created"] >= 10)
+    sandbox.set_faults(error_5xx=1.0, scope="reads")
+    time.sleep(1.0)
+    sandbox.set_faults(error_5xx=0.0)
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 0, stdout + stderr
+    assert "HubSpot failed the look-ups through every retry (the last: HubSpot 50" in stderr
+    stats = sandbox.stats()
+    assert stats["meetings_created"] == LOOKED_UP_LATER and stats["duplicates"] == 0
+    assert (
+        stats["faults_injected"]["error_5xx"] > 0
+        and stats["requests_by_route"]["create_meeting"] == LOOKED_UP_LATER
+    )
+
+
+def test_lookups_that_hubspot_fails_for_outage_s_stop_the_run_once_the_rows_looked_up_are_sent(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(window_ms=1000, max_per_window=400)
+    sheet = write_meetings(tmp_path / "m.csv", LOOKED_UP_LATER)
+    env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="1.5", MEETING_IMPORTER_MAX_ATTEMPTS="2")
+    stdout, _, counts, summary = _stopped_by(sandbox, sheet, env, 400, 10, scope="reads")
+    created = sandbox.stats()["meetings_created"]
+    # The rows looked up before the incident are all sent, HubSpot answering their creates; the rest wait.
+    assert counts == {"created": created, "not_sent": LOOKED_UP_LATER - created} and created >= 50
+    stopped = [line for line in stdout.splitlines() if line.startswith("stopped: ")]
+    assert len(stopped) == 1 and stopped[0].startswith("stopped: HubSpot failed every request for ")
+    assert summary["stop_kind"] == "hubspot_failing"
+
+    sandbox.set_faults(error_5xx=0.0)
+    second = run_cli(["run", str(sheet), "--rate-limit", "400"], importer_env(sandbox))
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    stats = sandbox.stats()
+    assert stats["meetings_created"] == LOOKED_UP_LATER and stats["duplicates"] == 0
+
+
+def _stopped_by(
+    sandbox: Sandbox, sheet: Path, env: dict[str, str], rate: int, meetings: int, *, scope: str
+) -> tuple[str, str, dict[str, int], dict[str, Any]]:
+    """An import of `sheet` that HubSpot fails (a 5xx on every request in `scope`) once `meetings` are
+    created, and that stops, exit 1, without a traceback: its stdout, stderr, counts by status and summary."""
+    summary = sheet.with_name("summary.json")
+
+    def ready() -> bool:
+        created: int = sandbox.stats()["meetings_created"]
+        return created >= meetings
+
+    process = _started(sheet, env, rate, ready, "--summary-json", str(summary))
+    sandbox.set_faults(error_5xx=1.0, scope=scope)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    frame = read_results(sheet.with_name(f"{sheet.stem}.results.csv"))
+    counts = dict(frame.group_by("status").len().iter_rows())
+    return stdout, stderr, counts, json.loads(summary.read_text())
 
 
 def _interrupted(
