@@ -520,6 +520,8 @@ class _Import:
                     await scheduled.put(chunk_scheduled)
             except HubSpotError as error:  # rows already handed to the senders are still sent
                 self._lookups_failed(error)
+            except _Stopped:
+                pass  # a look-up that waited for HubSpot found the run stopping: the senders' errors count
             finally:
                 for feed in (updates, logged, scheduled):
                     feed.close()
@@ -690,7 +692,7 @@ def _counted(stop: StopRun, held: list[RowResults], ledger_path: Path, *, record
 
 
 class _Stopped(Exception):
-    """A signal stopped the run during a lookup stage."""
+    """A signal stopped the run during a lookup stage, or the run stopped while one waited for HubSpot."""
 
 
 def _routing(parts: list[Routing], mode: Mode) -> Routing:
