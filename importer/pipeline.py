@@ -391,8 +391,8 @@ class _Import:
         started = time.monotonic()
         try:
             known = settle_known(unique, keys, ledger, sheet.evidence, previous, board, settings.on_change)
-            edited = known.edited + await self._stage(
-                confirm_vouched(client, ledger, known.vouched, keys, self.run_id, board)
+            edited = known.edited + await self._looked_up(
+                partial(confirm_vouched, client, ledger, known.vouched, keys, self.run_id, board)
             )
             edits = {edit.index: edit for edit in edited}
             rows = known.pending + [(edit.index, edit.meeting) for edit in edited]
