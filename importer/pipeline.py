@@ -279,7 +279,7 @@ class _Import:
         self.routing: Routing | None = None
         self.started_ms = round(time.time() * 1000)  # `auto` logs the meetings that ended before this
         self._producer: asyncio.Future[None] | None = None  # the look-ups, chunk by chunk, while sending
-        # Whether HubSpot is down, told by the senders and the look-ups: all pause, and stop, together.
+        # Whether HubSpot is down, told by the senders and the look-ups: the run stops once, for all.
         self.watch = OutageWatch(settings.outage_s)
         self.watch.on_verdict(self._hubspot_down)
         self.send_s = 0.0
