@@ -1446,6 +1446,25 @@ def test_failed_look_ups_count_towards_the_senders_pause() -> None:
     assert watch.down and watch.paused_until == 1_000.0 + PAUSES[0]
 
 
+def test_the_senders_of_one_run_share_its_watch_and_stop_together(harness: Harness) -> None:
+    """`--mode auto` sends with two senders (creates, and batches of logged meetings): HubSpot failing the
+    one stops the other as well, with the same reason, and once."""
+    clock = FakeClock(1_000.0)
+    watch = OutageWatch(clock=clock)
+
+    async def stopped() -> list[tuple[str | None, str | None]]:
+        client = HubSpotClient(BASE_URL, TOKEN, transport=httpx.MockTransport(harness.hubspot.handle))
+        options: dict[str, Any] = {"run_id": "r", "concurrency": 1, "max_attempts": 1, "search_lag_s": 0}
+        async with client:
+            senders = [Sender(client, harness.ledger, watch=watch, clock=clock, **options) for _ in "ab"]
+            while watch.verdict is None:
+                watch.heard(ServerError(502, "bad gateway"))  # as one sender's requests would tell it
+                clock.now += 1.0
+            return [(sender.stop_reason, sender.stop_kind) for sender in senders]
+
+    assert asyncio.run(stopped()) == [(watch.verdict, "hubspot_failing")] * 2
+
+
 def test_a_stop_of_a_sender_ends_the_look_ups_wait_at_once(harness: Harness) -> None:
     watch = OutageWatch()
 
