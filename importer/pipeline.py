@@ -46,7 +46,7 @@ from importer import problems as codes
 from importer.board import Board, Progress
 from importer.config import Settings
 from importer.errors import AuthError, ConfigError, StopRun
-from importer.hubspot import AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
+from importer.hubspot import Account, AuthFailed, HubSpotClient, HubSpotError, RetryPolicy
 from importer.ledger import LEGACY_PLACE, Ledger, default_ledger_path, open_ledger, state_lock, unwritable
 from importer.logbook import BatchSender, Mode, Routing, route
 from importer.mapper import Lookups
@@ -75,6 +75,7 @@ from importer.stages import (
     split_twins,
     twin_outcome,
     unpacked,
+    unreachable,
 )
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,7 @@ class _Import:
         )
         async with client:
             with self._signals():
-                account = await self._stage(connect(client, settings.base_url))
+                account = await self._connected(client)
                 portal = messages._(
                     "writing to HubSpot portal {portal} ({account_type}, {ui_domain})"
                 ).format(
@@ -588,6 +589,17 @@ class _Import:
             if failed:
                 self.watch.heard()  # asked again, and answered: HubSpot is back
             return result
+
+    async def _connected(self, client: HubSpotClient) -> Account:
+        """The account, once HubSpot answers: its trouble is waited for as the look-ups' is, up to
+        `outage_s`, so that an incident at the start of a night does not end it."""
+        try:
+            account: Account = await self._looked_up(partial(connect, client, self.settings.base_url))
+        except _Stopped:
+            if self.stop_kind != "hubspot_failing" or self.stop_reason is None:
+                raise
+            raise unreachable(self.settings.base_url, self.stop_reason) from None
+        return account
 
     def _hubspot_down(self, reason: str) -> None:
         if self.stop_reason is None:

@@ -22,7 +22,7 @@ from importer.changes import diff, named, snapshot
 from importer.config import Settings
 from importer.errors import InputError, StopRun
 from importer.existing import find_in_ranges, narrow
-from importer.hubspot import Account, AuthFailed, HubSpotClient, HubSpotError
+from importer.hubspot import RETRIABLE_READ_ERRORS, Account, AuthFailed, HubSpotClient, HubSpotError, NotSent
 from importer.ledger import IN_DOUBT, Ledger
 from importer.mapper import Lookups, map_meeting
 from importer.models import DONE_STATUSES, Meeting, RowOutcome, RowResult, RowStatus
@@ -148,15 +148,25 @@ def _read_results(frames: list[pl.DataFrame], meetings: Pending) -> RowResults:
 
 async def connect(client: HubSpotClient, base_url: str) -> Account:
     """Stage: the account the token belongs to. One request, which also checks the token; the ledger is
-    the portal's, however the API's URL is spelt."""
+    the portal's, however the API's URL is spelt. HubSpot that answers with its trouble (a 5xx, 429s, no
+    answer in time) is raised as it is, for the run to wait for; one that cannot be reached at all (a URL
+    or network wrong more often than HubSpot down) stops the run at once."""
     try:
         return await client.account()
     except AuthFailed:
         raise
+    except RETRIABLE_READ_ERRORS as error:
+        if isinstance(error, NotSent):
+            raise unreachable(base_url, error) from None
+        raise
     except HubSpotError as error:
-        host = urlsplit(base_url).hostname or base_url
-        message = messages._("cannot reach HubSpot at {host} ({url}): {error}")
-        raise StopRun(message.format(host=host, url=base_url, error=error)) from None
+        raise unreachable(base_url, error) from None
+
+
+def unreachable(base_url: str, why: HubSpotError | str) -> StopRun:
+    host = urlsplit(base_url).hostname or base_url
+    message = messages._("cannot reach HubSpot at {host} ({url}): {error}")
+    return StopRun(message.format(host=host, url=base_url, error=why))
 
 
 def merge_legacy_ledger(ledger: Ledger, legacy: Path) -> None:

@@ -7,6 +7,8 @@ import json
 import os
 import stat
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -145,6 +147,47 @@ def test_an_unreachable_hubspot_names_the_host(night: tuple[Sandbox, Path, Path]
     )
     assert "Traceback" not in proc.stderr
     assert results.read_bytes() == LAST_NIGHT
+
+
+def test_hubspot_failing_at_the_start_of_a_night_is_waited_for(night: tuple[Sandbox, Path, Path]) -> None:
+    """An incident at 2 a.m.: the account's details come back 5xx for a while. The run waits, as it waits
+    for any look-up, and imports the sheet once HubSpot answers, rather than give up the night."""
+    sandbox, sheet, _ = night
+    sandbox.set_faults(error_5xx=1.0, scope="all")
+    env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="15", MEETING_IMPORTER_MAX_ATTEMPTS="2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", "run", str(sheet)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["requests_by_route"].get("account_details", 0) < 4:  # a wait, and a try after
+        assert time.monotonic() < deadline and process.poll() is None, "the run did not wait"
+        time.sleep(0.05)
+    sandbox.set_faults(error_5xx=0.0)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 0, stdout + stderr
+    assert "HubSpot failed the look-ups through every retry (the last: HubSpot 50" in stderr
+    assert sandbox.stats()["meetings_created"] == 5
+
+
+def test_hubspot_failing_for_outage_s_at_the_start_stops_the_night_as_unreachable(
+    night: tuple[Sandbox, Path, Path],
+) -> None:
+    sandbox, sheet, results = night
+    sandbox.set_faults(error_5xx=1.0, scope="all")
+    env = importer_env(sandbox, MEETING_IMPORTER_OUTAGE_S="1", MEETING_IMPORTER_MAX_ATTEMPTS="2")
+
+    proc = run_cli(["run", str(sheet)], env)
+
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"Error: cannot reach HubSpot at 127.0.0.1 ({sandbox.url}): HubSpot failed every request for "
+    )
+    assert results.read_bytes() == LAST_NIGHT  # nothing was read or sent: last night's results stay
 
 
 def test_a_config_saved_as_shift_jis_is_one_line_and_one_with_a_bom_works(
