@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 StopKind = Literal["signal", "daily_limit", "token_refused", "lookups_failed", "hubspot_failing", "error"]
 """Why a run stopped, for monitoring (`--summary-json`'s `stop_kind`): the reason itself is in the run's
 language."""
-DAILY_LIMIT_REACHED = N_("HubSpot's daily request limit is reached; the next run sends the rest")
+DAILY_LIMIT_REACHED = N_("HubSpot's daily request limit is reached")
 TOKEN_REFUSED = N_("HubSpot refused the access token")
 RETRIABLE_CREATE_ERRORS: tuple[type[HubSpotError], ...] = (RateLimited, TryLater, NotSent)
 """Errors after which HubSpot certainly did not create the meeting, and may on another try."""
@@ -71,10 +71,7 @@ of `outage_s` at first and twice as long after each next failure (at most a fift
 request at a time, a probe after each pause, until one is answered: a break costs a pause, not a row for
 every request sent into it (each failed, or in doubt: a search). Look-ups that fail wait as long, on
 their own. Once every request has failed for `outage_s`, the run stops; the next run sends the rest."""
-HUBSPOT_FAILING = N_(
-    "HubSpot failed every request for {seconds} s ({count} in a row; the last: {error});"
-    " the next run sends the rest"
-)
+HUBSPOT_FAILING = N_("HubSpot failed every request for {seconds} s ({count} in a row; the last: {error})")
 HUBSPOT_PAUSE = N_(
     "HubSpot failed {count} requests in a row (the last: {error}); sending again in {seconds} s"
 )

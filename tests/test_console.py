@@ -14,7 +14,7 @@ from importer.console import ProgressLine, summary_lines
 from importer.logbook import Routing
 from importer.pipeline import RunSummary, TopError
 
-DAILY_STOP = "HubSpot's daily request limit is reached; the next run sends the rest"
+DAILY_STOP = "HubSpot's daily request limit is reached"
 
 
 class FakeStream(io.StringIO):

@@ -249,9 +249,8 @@ STOPPED: Expected = {
             "not_sent",
             "RUN_STOPPED",
             None,
-            "HubSpot's daily request limit is reached; the next run sends the rest",
-            "HubSpotの1日あたりのリクエスト上限に達しました。残りは次回の実行で送信します（この行は未送信です。"
-            "次回の実行で送信します）",
+            "HubSpot's daily request limit is reached",
+            "HubSpotの1日あたりのリクエスト上限に達しました（この行は未送信です。次回の実行で送信します）",
         )
         for row in (3, 4, 5)
     },

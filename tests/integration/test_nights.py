@@ -230,13 +230,13 @@ def test_a_stop_is_one_line_with_the_rows_left(start_sandbox: Callable[..., Sand
     stopped = [line for line in proc.stdout.splitlines() if line.startswith("stopped: ")]
     created = sandbox.stats()["meetings_created"]
     assert stopped == [
-        "stopped: HubSpot's daily request limit is reached; the next run sends the rest;"
+        "stopped: HubSpot's daily request limit is reached;"
         f" {40 - created} rows not sent (the next run sends them)"
     ]
     assert "not_sent" not in proc.stderr  # not one line per unsent row
     data = json.loads(summary.read_text())
     assert data["stop_kind"] == "daily_limit"
-    assert data["stop_reason"] == "HubSpot's daily request limit is reached; the next run sends the rest"
+    assert data["stop_reason"] == "HubSpot's daily request limit is reached"
 
 
 def test_a_proxy_that_refuses_is_one_line(night: tuple[Sandbox, Path, Path]) -> None:
