@@ -98,7 +98,7 @@ class OutageWatch:
         self.one_at_a_time = asyncio.Lock()  # the senders' probes after a pause
         self.verdict: str | None = None  # the stop's reason, once HubSpot is down for good
         self._on_verdict: list[Callable[[str], None]] = []
-        self._woken: asyncio.Event | None = None
+        self._woken = asyncio.Event()  # bound to the run's loop on first use, as the lock is
 
     def on_verdict(self, stop: Callable[[str], None]) -> None:
         """Call `stop(reason)` once HubSpot has failed every request for `outage_s`."""
@@ -133,16 +133,12 @@ class OutageWatch:
 
     async def wait(self, seconds: float) -> None:
         """Sleep `seconds`; a stop of the run (see `wake`) ends it at once."""
-        if self._woken is None:
-            self._woken = asyncio.Event()
         if not self._woken.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), seconds)
 
     def wake(self) -> None:
         """The run is stopping: no look-up waits any more."""
-        if self._woken is None:
-            self._woken = asyncio.Event()
         self._woken.set()
 
     def _failed(self, requests: int = 1) -> float:

@@ -155,15 +155,16 @@ async def connect(client: HubSpotClient, base_url: str) -> Account:
         return await client.account()
     except AuthFailed:
         raise
-    except RETRIABLE_READ_ERRORS as error:
-        if isinstance(error, NotSent):
-            raise unreachable(base_url, error) from None
+    except NotSent as error:  # before RETRIABLE_READ_ERRORS, which holds it
+        raise unreachable(base_url, error) from None
+    except RETRIABLE_READ_ERRORS:
         raise
     except HubSpotError as error:
         raise unreachable(base_url, error) from None
 
 
 def unreachable(base_url: str, why: HubSpotError | str) -> StopRun:
+    """The stop for a HubSpot the run could not get an account's details from."""
     host = urlsplit(base_url).hostname or base_url
     message = messages._("cannot reach HubSpot at {host} ({url}): {error}")
     return StopRun(message.format(host=host, url=base_url, error=why))
