@@ -14,9 +14,11 @@ A row key is the row's identity (its key column, the results file's row_key, or 
 created row the ledger keeps the content key and a snapshot of what was last sent, so a later run can
 tell an edited row and send only what changed.
 
-`sending` is written before the request goes out, so a run killed at any moment leaves either `created`
-or a row that a later run treats as in doubt: it searches HubSpot for the meeting before sending again.
-(A `created` mark still held back when the run is killed leaves its row so: found by that search.)
+`sending` is written before the request goes out (the sender writes a chunk's rows in one commit, before
+the chunk's first request), so a run killed at any moment leaves either `created` or a row that a later
+run treats as in doubt: it searches HubSpot for the meeting before sending again. (A `created` mark still
+held back when the run is killed leaves its row so: found by that search.) A run that stops before
+sending a row it marked puts the row back as it was (`unmark`).
 Rows are scoped by HubSpot portal id, never by how the API's URL was spelt. The ledger is a cache of what
 HubSpot has: losing it costs searches (the existing-meeting check), not duplicates.
 """
@@ -40,6 +42,9 @@ from importer.messages import _
 State = Literal["sending", "created", "in_doubt", "failed"]
 IN_DOUBT: tuple[State, ...] = ("sending", "in_doubt")
 APP_NAME = "meeting-importer"
+HOLD_S = 2.0
+"""Created marks are held back (see `mark_created`) for this long at most: a killed run leaves no more
+than these seconds of creates for the next run to find again by search."""
 LEGACY_PLACE = Path(".meeting-importer") / "state.sqlite"  # beside the results, before ledgers moved
 # Targets of earlier versions: "<base URL> portal <id>". The portal id alone is what identifies rows.
 _LEGACY_TARGET = re.compile(r"^.* portal (\d+)$")
@@ -273,16 +278,19 @@ class Ledger:
         """HubSpot has the meeting: no run sends this row again (unless it changes: see mark_updated).
         A row created already keeps its id and its time; only what was sent is remembered.
 
-        Held back, and written in the next commit: the next `sending` mark's, which is synced anyway (one
-        commit and one sync for both: each costs the CPU a third of a millisecond), or before this
-        ledger is next read, written or closed. A run killed before that leaves the row `sending`, in
+        Held back, and written in the next commit: the next `sending` marks', which are synced anyway
+        (one commit and one sync for all: each costs a paced create a third of a millisecond of CPU),
+        before this ledger is next read, written or closed, or with the mark that finds the first held
+        HOLD_S old. A run killed before that leaves the row `sending`, in
         doubt, and the next run finds its meeting by search: a search, never a duplicate. Inside a
         transaction (the logbook's batches) it is written at once, in it."""
         values = [meeting_id, time.time(), content_key, sent, self.target, row_key]
         if self._connection.in_transaction:
             self._connection.execute(_MARK_CREATED, values)
-        else:
-            self._held.append(values)
+            return
+        self._held.append(values)
+        if values[1] - self._held[0][1] >= HOLD_S:
+            self._commit_held()
 
     def record_created(
         self,
@@ -312,6 +320,22 @@ class Ledger:
             [time.time(), self.target, row_key],
         )
         self._remember(row_key, content_key, sent)
+
+    def unmark(self, row_key: str, before: Entry | None) -> None:
+        """A row marked `sending` whose request never went out (the run stopped first): back to what
+        it was `before` (absent: a new row). Only a row still `sending` moves."""
+        where = "WHERE target = ? AND row_key = ? AND state = 'sending'"
+        if before is None:
+            self._db.execute(f"DELETE FROM rows {where}", [self.target, row_key])
+            return
+        self._db.execute(
+            f"""UPDATE rows SET state = ?, attempts = ?, error = ?, updated_at = ?, owner_id = ?,
+                   start_ms = ?, title = ? {where}""",
+            [
+                *(before.state, before.attempts, before.error, before.updated_at),
+                *(before.owner_id, before.start_ms, before.title, self.target, row_key),
+            ],
+        )
 
     def forget(self, row_key: str) -> None:
         """The row's meeting is gone from HubSpot and the user asked for it anew: the row is new again."""

@@ -26,7 +26,7 @@ rows an earlier run left and the rules for rows in doubt are the Sender's own, a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -43,6 +43,7 @@ from importer.hubspot import (
     Record,
     Rejected,
 )
+from importer.ledger import Entry
 from importer.mapper import CreateRequest, crm_input
 from importer.sender import (
     RETRIABLE_CREATE_ERRORS,
@@ -149,8 +150,8 @@ class BatchSender(Sender):
             return
         await self._work(in_chunks(jobs), batches, self._send_batch)
 
-    def _prepare(self, jobs: Sequence[SendJob]) -> None:
-        """Nothing ahead: a batch's one request is built with the batch."""
+    def _prepare(self, jobs: Sequence[SendJob], before: Mapping[str, Entry]) -> None:
+        """Nothing ahead: a batch's one request is built, and its rows marked, with the batch."""
 
     async def _send_batch(self, batch: list[SendJob]) -> list[list[SendJob]]:
         """One batch create, and every row's outcome; returns the halves of a batch HubSpot refused whole."""

@@ -1,7 +1,8 @@
 """Sender: creates the meetings concurrently, as fast as HubSpot allows and never twice.
 
 Workers take rows from a queue; every request waits for its turn at the run's pacer (importer.pacing).
-Around each create the ledger records `sending` before and `created` after. Only an answer that proves
+Around each create the ledger records `sending` before (a chunk's rows in one commit, as the chunk comes)
+and `created` after. Only an answer that proves
 nothing was created allows an immediate resend: a 429, a 423/477, a connection that never opened. Every
 other failure after the request went out (a 5xx, a timeout, a reset, a 2xx without an id) leaves the
 outcome unknown: the row is set aside in doubt and searched for, at RECHECKS times HubSpot's search lag
@@ -18,9 +19,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -45,7 +47,7 @@ from importer.hubspot import (
     ServerError,
     TryLater,
 )
-from importer.ledger import IN_DOUBT, Ledger
+from importer.ledger import IN_DOUBT, Entry, Ledger
 from importer.mapper import ASSOCIATION_TYPE_IDS, CreateRequest
 from importer.messages import N_, _, ngettext
 from importer.models import RowOutcome, RowStatus
@@ -193,10 +195,12 @@ class UpdateJob:
 
 @dataclass(frozen=True, slots=True)
 class _Ready:
-    """A create's request and the ledger's snapshot of it, made before its turn."""
+    """A create's request and the ledger's snapshot of it, made before its turn. Its row is marked
+    `sending` already; `before`, its entry until then (None: a new row)."""
 
     request: httpx.Request
     snapshot: str
+    before: Entry | None
 
 
 @dataclass
@@ -344,8 +348,14 @@ class Sender:
                 given.update((job.index, job) for job in chunk)
                 yield self._fresh(chunk)
 
-        await self._run_queue(fresh())
-        await self._settle_doubts()
+        try:
+            await self._run_queue(fresh())
+            await self._settle_doubts()
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # else they stay `sending`: searched, never resent blind
+                self._unmark_unsent()
+            raise
+        self._unmark_unsent()
         for doubt in self._doubts:
             self._finish(doubt.job, self._unsettled(doubt))
         for job in list(given.values()):
@@ -366,15 +376,36 @@ class Sender:
                 self._doubts.append(_Doubt(job, self._started, [why], earlier_run=True))
             else:
                 fresh.append(job)
-        self._prepare(fresh)
+        self._prepare(fresh, ledger)
         return fresh
 
-    def _prepare(self, jobs: Sequence[SendJob]) -> None:
-        """Each job's create request and snapshot, made with its chunk's (the send takes them)."""
+    def _prepare(self, jobs: Sequence[SendJob], before: Mapping[str, Entry]) -> None:
+        """Each job's create request and snapshot, made with its chunk's (the send takes them), and its
+        `sending` mark: the chunk's in one commit. A paced create wakes on cold caches, where a commit
+        of its own cost it a tenth of its CPU; a run stopped before sending a row takes its mark back
+        (_unmark_unsent), and a killed one leaves it in doubt: searched for, never sent blind."""
+        if not jobs:
+            return
+        with self._ledger.transaction():
+            for job in jobs:
+                request = job.request
+                self._ledger.mark_sending(
+                    job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
+                )
         for job in jobs:
             request = job.request
             made = self._client.create_request(request.organizer_user_id, request.body)
-            self._ready[job.index] = _Ready(made, snapshot(request))
+            self._ready[job.index] = _Ready(made, snapshot(request), before.get(job.row_key))
+
+    def _unmark_unsent(self) -> None:
+        """The rows marked with their chunk that the run stopped before sending, as they were: the next
+        run sends them without a search."""
+        unsent, self._ready = self._ready, {}
+        if not unsent:
+            return
+        with self._ledger.transaction():
+            for index, ready in unsent.items():
+                self._ledger.unmark(self._unfinished_creates[index].row_key, ready.before)
 
     def _not_sent(self, detail: HubSpotError | None = None, attempts: int = 0) -> RowOutcome:
         """A row the run stopped before sending (or while retrying it): the next run sends it."""
@@ -542,9 +573,10 @@ class Sender:
     async def _send(self, job: SendJob) -> None:
         request = job.request
         ready = self._ready.pop(job.index, None)
-        self._ledger.mark_sending(
-            job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
-        )
+        if ready is None:  # not marked with its chunk: a resend after its searches, say
+            self._ledger.mark_sending(
+                job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
+            )
 
         async def attempt() -> Any:
             self._attempts[job.index] = self._tries(job) + 1

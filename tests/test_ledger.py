@@ -127,6 +127,29 @@ def test_sending_again_after_failed_counts_the_attempt_and_clears_the_error(ledg
     assert (found.state, found.attempts) == ("sending", 3)
 
 
+def test_unmark_takes_a_new_rows_sending_mark_back(ledger: Ledger) -> None:
+    send(ledger)
+    ledger.unmark("k1", None)
+    assert entry(ledger) is None
+
+
+def test_unmark_puts_a_failed_row_back_as_it_was(ledger: Ledger) -> None:
+    send(ledger, run_id="run-1")
+    ledger.mark_failed("k1", "HubSpot 400 VALIDATION_ERROR: bad")
+    before = entry(ledger)
+    ledger.mark_sending("k1", "8100006", 1_796_209_200_000, "Renamed review", "run-2")
+    ledger.unmark("k1", before)
+    assert entry(ledger) == before
+
+
+def test_unmark_moves_only_a_row_still_sending(ledger: Ledger) -> None:
+    send(ledger)
+    ledger.mark_created("k1", "90001")
+    created = entry(ledger)
+    ledger.unmark("k1", None)
+    assert entry(ledger) == created
+
+
 def test_created_is_final_for_mark_sending(ledger: Ledger) -> None:
     send(ledger)
     ledger.mark_created("k1", "90001")
@@ -178,6 +201,18 @@ def test_a_created_mark_rides_in_the_next_sending_marks_commit(ledger: Ledger) -
     assert states_on_disk(ledger) == {"k1": "created", "k2": "sending"}
     # 2 is FULL: that commit, like every other transition's, is synced.
     assert ledger._db.execute("PRAGMA synchronous").fetchone() == (2,)
+
+
+def test_created_marks_are_held_back_two_seconds_at_most(ledger: Ledger) -> None:
+    """With no other commit to ride in (a chunk's rows are marked `sending` together), the mark that
+    finds the first held one HOLD_S old writes them all: the fake clock moves a second a call."""
+    for key in ("k1", "k2", "k3"):
+        send(ledger, key)
+    ledger.mark_created("k1", "90001")
+    ledger.mark_created("k2", "90002")
+    assert states_on_disk(ledger) == {"k1": "sending", "k2": "sending", "k3": "sending"}
+    ledger.mark_created("k3", "90003")
+    assert states_on_disk(ledger) == {"k1": "created", "k2": "created", "k3": "created"}
 
 
 def test_an_unsynced_ledger_commits_every_move_all_the_same(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1239,6 +1241,38 @@ def test_stop_lets_the_row_in_flight_finish_and_sends_no_more(harness: Harness) 
     }
     assert harness.hubspot.titles() == ["First", "Second"]
     assert harness.state("key-2") is None
+
+
+def test_a_chunks_rows_are_all_marked_sending_before_its_first_create_goes_out(harness: Harness) -> None:
+    """One commit for the chunk's marks, made before any of its requests: read through a connection of
+    its own, the ledger file has every row `sending` when HubSpot sees the first create."""
+    seen: list[set[str]] = []
+
+    def look(title: str) -> None:
+        with closing(sqlite3.connect(harness.ledger.path)) as other:
+            seen.append({key for (key,) in other.execute("SELECT row_key FROM rows WHERE state = 'sending'")})
+
+    harness.hubspot.on_create = look
+    harness.send(titled("First", "Second", "Third"))
+    assert seen[0] == {"key-0", "key-1", "key-2"}
+    assert [harness.state(f"key-{i}") for i in range(3)] == [
+        ("created", meeting_id(i), 1, None) for i in range(3)
+    ]
+
+
+def test_a_row_that_failed_earlier_and_the_stop_left_unsent_is_failed_as_before(harness: Harness) -> None:
+    """Marked `sending` with its chunk, never sent: the stop puts its entry back, attempts and error
+    too, so the next run sends it at once, without a search."""
+    third = make_job(2, "Third")
+    harness.ledger.mark_sending("key-2", OWNER_ID, third.request.start_ms, "Third", "run-1")
+    harness.ledger.mark_failed("key-2", "HubSpot 400: bad")
+    harness.stop_on_create("Second", "stopped by SIGTERM")
+    outcomes = harness.send(titled("First", "Second", "Third", "Fourth"))
+    assert outcomes[2] == Outcome(
+        RowStatus.NOT_SENT, error_code="RUN_STOPPED", error="stopped by SIGTERM", attempts=0
+    )
+    assert harness.state("key-2") == ("failed", None, 1, "HubSpot 400: bad")
+    assert harness.state("key-3") is None
 
 
 @pytest.mark.parametrize(
