@@ -471,6 +471,10 @@ class Sender:
                         await room.wait()
                     if self.stop_reason is not None:
                         return
+            except Exception as error:
+                # A chunk that could not be taken (its ledger marks on a full disk): as a worker's failure.
+                self.stop(str(error), "error")
+                raise
             finally:
                 state["feeding"] = False
                 changed.set()
@@ -514,6 +518,8 @@ class Sender:
             if not feeding.done():
                 feeding.cancel()  # stopped: a feed waiting for look-ups has nothing more to give
             await asyncio.gather(feeding, return_exceptions=True)
+        if not feeding.cancelled() and (failure := feeding.exception()) is not None:
+            raise failure
 
     async def _handled(self, item: Any, handle: Callable[[Any], Awaitable[Iterable[Any] | None]]) -> Any:
         """`handle(item)`; while HubSpot is failing (FAILING_IN_A_ROW), one item at a time, after the pause:

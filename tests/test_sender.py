@@ -1684,3 +1684,34 @@ def test_a_2xx_without_an_id_is_never_sent_again_even_when_search_misses_it(harn
     assert outcomes[0].status is RowStatus.IN_DOUBT
     assert outcomes[0].error is not None
     assert "HubSpot said it created the meeting but search has not shown it yet" in outcomes[0].error
+
+
+def test_a_ledger_that_fails_at_a_chunks_marks_stops_the_run_with_that_error(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk as the second chunk is marked `sending` (taken once the first is down to a row a
+    worker): the run stops with the ledger's error (the pipeline tells the user which file), not as if
+    every row had been sent. The row in flight finishes, recorded; nothing else goes out, and the first
+    chunk's last row, marked and never sent, is new again."""
+    chunks = [[make_job(10 * n + i, f"Meeting {n}-{i}") for i in range(3)] for n in range(2)]
+    mark = harness.ledger.mark_sending
+
+    def full_for_the_second_chunk(row_key: str, *args: Any) -> None:
+        if row_key in {"key-10", "key-11", "key-12"}:
+            raise sqlite3.OperationalError("database or disk is full")
+        mark(row_key, *args)
+
+    monkeypatch.setattr(harness.ledger, "mark_sending", full_for_the_second_chunk)
+
+    async def feed() -> AsyncIterator[list[SendJob]]:
+        for chunk in chunks:
+            yield chunk
+
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        harness.send(feed())
+    assert harness.hubspot.titles() == ["Meeting 0-0", "Meeting 0-1"]
+    assert [harness.state(f"key-{i}") for i in (0, 1)] == [
+        ("created", meeting_id(i), 1, None) for i in (0, 1)
+    ]
+    assert [harness.state(f"key-{i}") for i in (2, 10, 11, 12)] == [None, None, None, None]
+    assert harness.sender is not None and harness.sender.stop_kind == "error"
