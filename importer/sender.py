@@ -371,8 +371,11 @@ class Sender:
             if entry is not None and entry.state == "created":
                 self._finish(job, RowOutcome(RowStatus.SKIPPED, entry.meeting_id))
             elif entry is not None and entry.state in IN_DOUBT:
-                detail = entry.error or _("the run ended mid-request")
-                why = _("an earlier run lost HubSpot's answer ({detail})").format(detail=detail)
+                why = (
+                    _("an earlier run lost HubSpot's answer ({detail})").format(detail=entry.error)
+                    if entry.error
+                    else _("an earlier run ended before HubSpot's answer came, maybe before sending it")
+                )
                 self._doubts.append(_Doubt(job, self._started, [why], earlier_run=True))
             else:
                 fresh.append(job)

@@ -1108,7 +1108,7 @@ def test_row_in_doubt_from_an_earlier_run_not_in_hubspot_is_searched_then_sent(
 @pytest.mark.parametrize(
     ("left", "why"),
     [
-        ("sending", "an earlier run lost HubSpot's answer (the run ended mid-request)"),
+        ("sending", "an earlier run ended before HubSpot's answer came, maybe before sending it"),
         ("in_doubt", f"an earlier run lost HubSpot's answer ({TIMED_OUT})"),
     ],
 )
@@ -1592,7 +1592,7 @@ def test_earlier_runs_rows_in_doubt_are_not_searched_when_the_run_stops(harness:
     harness.leave_in_doubt(job, "sending")
     harness.hubspot.seed(TITLE, job.request.start_ms)
     outcomes = harness.send([job], daily_remaining=lambda: 0)
-    why = "an earlier run lost HubSpot's answer (the run ended mid-request)"
+    why = "an earlier run ended before HubSpot's answer came, maybe before sending it"
     assert outcomes == {
         0: Outcome(RowStatus.IN_DOUBT, error_code="OUTCOME_UNKNOWN", error=unsettled(why, STOPPED))
     }
