@@ -281,9 +281,9 @@ class Ledger:
         Held back, and written in the next commit: the next `sending` marks', which are synced anyway
         (one commit and one sync for all: each costs a paced create a third of a millisecond of CPU),
         before this ledger is next read, written or closed, or with the mark that finds the first held
-        HOLD_S old. A run killed before that leaves the row `sending`, in
-        doubt, and the next run finds its meeting by search: a search, never a duplicate. Inside a
-        transaction (the logbook's batches) it is written at once, in it."""
+        HOLD_S old. A run killed before that leaves the row `sending`, in doubt, and the next run finds
+        its meeting by search: a search, never a duplicate. Inside a transaction (the logbook's batches)
+        it is written at once, in it."""
         values = [meeting_id, time.time(), content_key, sent, self.target, row_key]
         if self._connection.in_transaction:
             self._connection.execute(_MARK_CREATED, values)

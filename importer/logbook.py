@@ -157,12 +157,7 @@ class BatchSender(Sender):
         """One batch create, and every row's outcome; returns the halves of a batch HubSpot refused whole."""
         # The ledger's own transaction: every row still moves by its transition, but the batch's marks are
         # one commit (and sync) instead of a hundred, each batch's before its request goes out.
-        with self._ledger.transaction():
-            for job in batch:
-                request = job.request
-                self._ledger.mark_sending(
-                    job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
-                )
+        self._mark_sending(batch)
         inputs = [crm_input(job.request, job.row_key) for job in batch]
 
         async def attempt() -> BatchCreated:

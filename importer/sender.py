@@ -2,9 +2,8 @@
 
 Workers take rows from a queue; every request waits for its turn at the run's pacer (importer.pacing).
 Around each create the ledger records `sending` before (a chunk's rows in one commit, as the chunk comes)
-and `created` after. Only an answer that proves
-nothing was created allows an immediate resend: a 429, a 423/477, a connection that never opened. Every
-other failure after the request went out (a 5xx, a timeout, a reset, a 2xx without an id) leaves the
+and `created` after. Only an answer that proves nothing was created allows an immediate resend: a 429, a
+423/477, a connection that never opened. Every other failure after the request went out (a 5xx, a timeout, a reset, a 2xx without an id) leaves the
 outcome unknown: the row is set aside in doubt and searched for, at RECHECKS times HubSpot's search lag
 after the attempt, because a negative search may only mean the index has not caught up. A meeting the
 search finds is adopted only when it is surely this row's (importer.existing.match, and no other row
@@ -389,16 +388,20 @@ class Sender:
         (_unmark_unsent), and a killed one leaves it in doubt: searched for, never sent blind."""
         if not jobs:
             return
+        self._mark_sending(jobs)
+        for job in jobs:
+            request = job.request
+            made = self._client.create_request(request.organizer_user_id, request.body)
+            self._ready[job.index] = _Ready(made, snapshot(request), before.get(job.row_key))
+
+    def _mark_sending(self, jobs: Iterable[SendJob]) -> None:
+        """Each job's row `sending`, all in one commit (and one sync)."""
         with self._ledger.transaction():
             for job in jobs:
                 request = job.request
                 self._ledger.mark_sending(
                     job.row_key, request.owner_id, request.start_ms, request.title, self._run_id
                 )
-        for job in jobs:
-            request = job.request
-            made = self._client.create_request(request.organizer_user_id, request.body)
-            self._ready[job.index] = _Ready(made, snapshot(request), before.get(job.row_key))
 
     def _unmark_unsent(self) -> None:
         """The rows marked with their chunk that the run stopped before sending, as they were: the next
